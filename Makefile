@@ -1,0 +1,95 @@
+# anetrain — plain Makefile.
+#   make            build ./anetrain
+#   make test       build and run the test runner (ends with "N passed, N failed")
+#   make bench      benchmarks (long; needs python3-torch for the peer)
+#   make BLAS=none  use the in-tree GEMM instead of OpenBLAS/Accelerate
+#   make SAN=1      build with AddressSanitizer + UBSan
+#   make BUILD=dir  put objects elsewhere (lets several builds share one tree)
+
+BUILD ?= build
+BIN   ?= anetrain
+CC    ?= cc
+UNAME := $(shell uname -s)
+
+CFLAGS  ?= -O3 -g
+CFLAGS  += -std=c11 -Wall -Wextra -pedantic -D_GNU_SOURCE -Isrc -MMD -MP
+LDLIBS  += -lm -lpthread
+
+# --- platform / CPU features -------------------------------------------------
+ifeq ($(UNAME),Darwin)
+  BLAS ?= accelerate
+else
+  CFLAGS += -march=native
+endif
+
+# --- BLAS autodetect ----------------------------------------------------------
+ifeq ($(BLAS),)
+  ifneq ($(wildcard /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/openblas/cblas.h),)
+    BLAS := openblas
+  else
+    BLAS := none
+  endif
+endif
+ifeq ($(BLAS),openblas)
+  CFLAGS += -DUSE_CBLAS
+  LDLIBS += -lopenblas
+  ifneq ($(wildcard /usr/include/openblas/cblas.h),)
+    CFLAGS += -I/usr/include/openblas
+  endif
+endif
+ifeq ($(BLAS),accelerate)
+  CFLAGS += -DUSE_CBLAS -DUSE_ACCELERATE -DACCELERATE_NEW_LAPACK
+  LDLIBS += -framework Accelerate
+endif
+
+# --- cJSON (Hugging Face config.json) ------------------------------------------
+CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
+CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
+CFLAGS += $(CJSON_CFLAGS)
+LDLIBS += $(CJSON_LIBS)
+
+ifeq ($(SAN),1)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Portable library code: every .c under src/ except the CLI entry point and the
+# macOS-only Objective-C device.
+LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+CLI_MAIN := src/cli/main.c
+TEST_SRC := $(wildcard tests/*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all test bench clean info
+all: $(BIN)
+
+$(BIN): $(BUILD)/$(CLI_MAIN:.c=.o) $(BUILD)/libanetrain.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libanetrain.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libanetrain.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Tests run from the project root; data files come from ../shared/data.
+test: $(BIN) $(BUILD)/test_runner
+	ANETRAIN_BIN=$(abspath $(BIN)) $(BUILD)/test_runner
+
+bench: $(BIN)
+	bash bench/run.sh
+
+info:
+	@echo "CC=$(CC) BLAS=$(BLAS) UNAME=$(UNAME)"
+
+clean:
+	rm -rf $(BUILD) $(BIN)
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/$(CLI_MAIN:.c=.d)

@@ -1,0 +1,6 @@
+// commands: one function per subcommand of `anetrain`. Each takes argv with
+// argv[0] = the subcommand name, prints its own errors, and returns the exit code.
+#pragma once
+
+int cmd_info(int argc, char **argv);
+int cmd_sample(int argc, char **argv);

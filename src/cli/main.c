@@ -1,0 +1,34 @@
+// anetrain: train Llama / Qwen3 transformers on the CPU or Apple's Neural Engine.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *about;
+} Command;
+
+static const Command COMMANDS[] = {
+    {"info", cmd_info, "print what a model file holds"},
+    {"sample", cmd_sample, "generate text from a model"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: anetrain COMMAND [flags]   (anetrain COMMAND --help for its flags)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].about);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "anetrain: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

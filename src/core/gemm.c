@@ -1,0 +1,115 @@
+#include "core/gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef USE_CBLAS
+#ifdef USE_ACCELERATE
+#include <Accelerate/Accelerate.h>
+#else
+#include <cblas.h>
+#endif
+static GemmBackend g_backend = GEMM_BLAS;
+#else
+static GemmBackend g_backend = GEMM_BLOCKED;
+#endif
+
+int gemm_have_blas(void) {
+#ifdef USE_CBLAS
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void gemm_set_backend(GemmBackend b) { g_backend = gemm_have_blas() ? b : GEMM_BLOCKED; }
+GemmBackend gemm_get_backend(void) { return g_backend; }
+
+const char *gemm_backend_name(void) {
+#if defined(USE_ACCELERATE)
+    if (g_backend == GEMM_BLAS) return "Accelerate";
+#elif defined(USE_CBLAS)
+    if (g_backend == GEMM_BLAS) return "OpenBLAS";
+#endif
+    return "blocked (in-tree)";
+}
+
+#if defined(USE_CBLAS) && !defined(USE_ACCELERATE)
+void openblas_set_num_threads(int);
+#endif
+void gemm_set_threads(int n) {
+#if defined(USE_CBLAS) && !defined(USE_ACCELERATE)
+    if (n > 0) openblas_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+// element (i,j) of op(X) where X is row-major with stride ld
+#define OP(X, t, i, j, ld) ((t) ? (X)[(size_t)(j) * (ld) + (i)] : (X)[(size_t)(i) * (ld) + (j)])
+
+void gemm_naive(int transA, int transB, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) acc += (double)OP(A, transA, i, k, lda) * OP(B, transB, k, j, ldb);
+            float *c = &C[(size_t)i * ldc + j];
+            *c = (float)(alpha * acc + (beta == 0.0f ? 0.0 : (double)beta * *c));
+        }
+}
+
+// Blocked GEMM: pack an MC×KC block of op(A) and a KC×NC block of op(B) into
+// contiguous row-major tiles, then run an i-k-j inner loop the compiler
+// vectorizes along j. Not BLAS speed, but within a small factor, and it makes
+// `make` work with only a C compiler.
+enum { MC = 64, KC = 256, NC = 1024 };
+
+void gemm_blocked(int transA, int transB, int M, int N, int K, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = &C[(size_t)i * ldc];
+        if (beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)N);
+        else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+    if (K == 0 || alpha == 0.0f) return;
+    float *pa = malloc(sizeof(float) * MC * KC);
+    float *pb = malloc(sizeof(float) * KC * NC);
+    if (!pa || !pb) { free(pa); free(pb); gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc); return; }
+    for (int j0 = 0; j0 < N; j0 += NC) {
+        int nb = N - j0 < NC ? N - j0 : NC;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kb = K - k0 < KC ? K - k0 : KC;
+            for (int k = 0; k < kb; k++)
+                for (int j = 0; j < nb; j++) pb[k * nb + j] = OP(B, transB, k0 + k, j0 + j, ldb);
+            for (int i0 = 0; i0 < M; i0 += MC) {
+                int mb = M - i0 < MC ? M - i0 : MC;
+                for (int i = 0; i < mb; i++)
+                    for (int k = 0; k < kb; k++) pa[i * kb + k] = alpha * OP(A, transA, i0 + i, k0 + k, lda);
+                for (int i = 0; i < mb; i++) {
+                    float *restrict c = &C[(size_t)(i0 + i) * ldc + j0];
+                    for (int k = 0; k < kb; k++) {
+                        const float a = pa[i * kb + k];
+                        const float *restrict b = &pb[k * nb];
+                        for (int j = 0; j < nb; j++) c[j] += a * b[j];
+                    }
+                }
+            }
+        }
+    }
+    free(pa);
+    free(pb);
+}
+
+void gemm(int transA, int transB, int M, int N, int K, float alpha,
+          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef USE_CBLAS
+    if (g_backend == GEMM_BLAS) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
+    gemm_blocked(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
