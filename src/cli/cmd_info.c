@@ -1,4 +1,91 @@
-// placeholder until the real command lands
+// anetrain info: what a model file, a preset name or an HF config.json describes.
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/args.h"
 #include "cli/commands.h"
-int cmd_info(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "anetrain info: not built yet\n"); return 2; }
+#include "core/err.h"
+#include "model/config.h"
+#include "model/llama2c.h"
+#include "model/params.h"
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+// One row per tensor family: per-layer shape and total elements.
+static void print_tensors(const Config *c) {
+    TensorDesc t[PARAMS_MAX_TENSORS];
+    size_t total;
+    int n = params_layout(c, t, &total);
+    printf("\n%-10s %6s  %-14s %14s\n", "tensor", "layers", "shape", "numel");
+    for (int i = 0; i < n; i++) {
+        char shape[32], layers[16];
+        if (t[i].rows == 1) snprintf(shape, sizeof shape, "%d", t[i].cols);
+        else snprintf(shape, sizeof shape, "%d x %d", t[i].rows, t[i].cols);
+        if (t[i].per_layer) snprintf(layers, sizeof layers, "%d", c->n_layers);
+        else snprintf(layers, sizeof layers, "-");
+        printf("%-10s %6s  %-14s %14zu\n", t[i].name, layers, shape, t[i].numel);
+    }
+    if (c->tied) printf("%-10s %6s  %-14s %14s\n", "wcls", "-", "(= embed)", "tied");
+    printf("%-10s %6s  %-14s %14zu\n", "total", "", "", total);
+}
+
+static void print_model(const char *what, const Config *c) {
+    printf("format:  %s\n", what);
+    config_print(c, stdout);
+    size_t np = config_num_params(c);
+    printf("params:  %zu (%.2fM), %.1f MB as fp32\n", np, np / 1e6, np * 4.0 / 1e6);
+    print_tensors(c);
+}
+
+int cmd_info(int argc, char **argv) {
+    Flag flags[] = {{0}};
+    const char *pos[1];
+    int n_pos = 0;
+    int rc = args_parse(argc, argv, flags, "info FILE|PRESET|config.json",
+                        "Prints what a model describes: format, architecture, parameter count and tensor table.\n"
+                        "FILE is a llama2.c model (.bin, v0 or v1); PRESET one of the built-in model names;\n"
+                        "config.json a Hugging Face config (llama or qwen3).",
+                        pos, 1, &n_pos);
+    if (rc > 0) return 0;
+    if (rc < 0) return 2;
+    if (n_pos != 1) {
+        fprintf(stderr, "anetrain info: expected one FILE, PRESET or config.json; see --help\n");
+        return 2;
+    }
+    const char *path = pos[0];
+    Config cfg;
+
+    if (ends_with(path, ".json")) {
+        if (config_from_hf_json(&cfg, path) != 0) goto fail;
+        printf("file:    %s\n", path);
+        print_model("Hugging Face config.json", &cfg);
+        return 0;
+    }
+
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        // not a file: maybe a preset name
+        if (config_preset(&cfg, path) == 0) {
+            print_model("built-in preset", &cfg);
+            return 0;
+        }
+        fprintf(stderr, "anetrain info: %s: no such file, and not a preset (presets: %s)\n", path,
+                config_preset_names());
+        return 1;
+    }
+
+    // anetrain checkpoints: detect them here once the format exists (as model_load does).
+    int version = 0;
+    if (llama2c_read_header(&cfg, &version, path) != 0) goto fail;
+    printf("file:    %s (%lld bytes, %.2f MB)\n", path, (long long)st.st_size, st.st_size / 1e6);
+    print_model(version == 0 ? "llama2.c v0 (legacy export, fp32)" : "llama2.c v1 (fp32)", &cfg);
+    return 0;
+
+fail:
+    fprintf(stderr, "anetrain info: %s\n", err_msg());
+    return 1;
+}

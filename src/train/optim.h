@@ -1,0 +1,31 @@
+// optim: learning-rate schedule, gradient norm and clipping, AdamW, loss scaling.
+//
+// Recipe (the original's dynamic pipeline, ane-spec 1.8, counted in optimizer
+// updates rather than micro-steps): linear warmup over `warmup` updates, then
+// cosine from lr to min_lr_frac*lr at total_steps; AdamW with decoupled,
+// lr-scaled weight decay on matrices and the embedding, none on norm weights.
+#pragma once
+#include <stddef.h>
+
+#include "model/params.h"
+#include "train/state.h"
+
+// Fills st with the recipe defaults (lr 3e-4, betas 0.9/0.95, eps 1e-8, wd 0.1,
+// clip 1, warmup 10, accum 10, min lr 0.1*lr, loss scale 1 static).
+void optim_defaults(TrainState *st);
+// Learning rate for optimizer update `step` (0-based).
+float optim_lr(const TrainState *st, long long step);
+// Sum of squares of g[0..n) in double (threaded over 2+ cores in the fast path).
+double optim_sumsq(const float *g, size_t n);
+// One fused pass over every tensor: g *= grad_mul (unscale + clip factor), then
+//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+//   w -= lr * (m̂ / (sqrt(v̂) + eps) + wd * w)     (wd = 0 for norm weights)
+// with bias correction from st->adam_t (already incremented for this update).
+void optim_adamw(Params *p, const float *g, float *m, float *v, const TrainState *st, float lr, float grad_mul);
+
+// Decides what to do with the accumulated (still scaled) gradients of one
+// update. Returns 1 if they are finite and the update should happen, 0 if it
+// must be skipped (and lowers a dynamic loss scale). grad_mul receives the
+// factor that unscales, averages over accum micro-steps and applies clipping;
+// *norm the unclipped global gradient norm.
+int optim_prepare(TrainState *st, const float *g, size_t n, float *grad_mul, double *norm);

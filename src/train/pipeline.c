@@ -1,0 +1,58 @@
+#include "train/pipeline.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "cpu/model.h"
+
+static float cpu_step(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *grads, float scale) {
+    CpuModel *m = pl->impl;
+    float loss = cpu_model_forward(m, p, tok, tgt);
+    cpu_model_backward(m, p, grads, scale);
+    pl->times.forward += m->ms_forward;
+    pl->times.backward += m->ms_backward;
+    return loss;
+}
+
+static float cpu_eval(Pipeline *pl, const Params *p, const int *tok, const int *tgt) {
+    CpuModel *m = pl->impl;
+    return cpu_model_forward(m, p, tok, tgt);
+}
+
+static int cpu_params_changed(Pipeline *pl, const Params *p) {
+    (void)pl, (void)p;  // the cpu pipeline reads the master weights directly
+    return 0;
+}
+
+static void cpu_free(Pipeline *pl) {
+    cpu_model_free(pl->impl);
+    free(pl->impl);
+}
+
+int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq) {
+    memset(pl, 0, sizeof *pl);
+    CpuModel *m = malloc(sizeof *m);
+    if (!m) return err_set("out of memory");
+    if (cpu_model_init(m, cfg, seq) != 0) {
+        free(m);
+        return -1;
+    }
+    pl->name = "cpu";
+    pl->impl = m;
+    pl->step = cpu_step;
+    pl->eval = cpu_eval;
+    pl->params_changed = cpu_params_changed;
+    pl->free = cpu_free;
+    return 0;
+}
+
+int pipeline_init(Pipeline *pl, const char *name, const Config *cfg, int seq) {
+    if (!strcmp(name, "cpu")) return pipeline_cpu_init(pl, cfg, seq);
+    return err_set("unknown pipeline '%s' (available: cpu)", name);
+}
+
+void pipeline_free(Pipeline *pl) {
+    if (pl->free) pl->free(pl);
+    memset(pl, 0, sizeof *pl);
+}

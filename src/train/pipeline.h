@@ -1,0 +1,34 @@
+// pipeline: one training step, whatever runs it.
+//
+// A pipeline computes the loss of a window and accumulates the gradients of
+// that loss (times loss_scale) into a block laid out like the params. The
+// trainer owns everything else (data, optimizer, checkpoints), so every
+// pipeline — cpu, dynamic on a device, static — shares one loop.
+#pragma once
+#include "model/params.h"
+
+typedef struct {
+    double forward, backward, device, staging, cpu_ops, dw_wait, compile;  // ms, cumulative
+    long long device_evals, kernels_compiled;
+} PhaseTimes;
+
+typedef struct Pipeline Pipeline;
+struct Pipeline {
+    const char *name;
+    void *impl;
+    // loss of tokens -> targets; grads += loss_scale * d loss / d params
+    float (*step)(Pipeline *pl, const Params *p, const int *tokens, const int *targets, float *grads,
+                  float loss_scale);
+    // forward only (evaluation)
+    float (*eval)(Pipeline *pl, const Params *p, const int *tokens, const int *targets);
+    // the weights changed (after an optimizer update): restage device copies
+    int (*params_changed)(Pipeline *pl, const Params *p);
+    void (*free)(Pipeline *pl);
+    PhaseTimes times;
+};
+
+// The reference pipeline: src/cpu ops and BLAS. seq = window length.
+int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq);
+// By name ("cpu", ...); -1 with a message listing the known names.
+int pipeline_init(Pipeline *pl, const char *name, const Config *cfg, int seq);
+void pipeline_free(Pipeline *pl);

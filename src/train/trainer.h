@@ -1,0 +1,29 @@
+// trainer: the training loop shared by every pipeline.
+//
+// data order, gradient accumulation, clipping, LR schedule, loss scaling,
+// evaluation, checkpoints (latest + best, atomic), SIGINT/SIGTERM handling,
+// step lines, a JSON-lines metrics log and the Efficiency Report.
+#pragma once
+#include <stdint.h>
+
+typedef struct {
+    const char *model;      // preset name, llama2.c .bin, or anetrain checkpoint (NULL: stories260k)
+    const char *data;       // token file; NULL = built-in story corpus
+    const char *val_data;   // token file for evaluation; NULL = held-out tail of data
+    const char *ckpt;       // checkpoint path (latest); best goes to <ckpt minus .bin>.best.bin
+    const char *log_path;   // JSON lines; NULL = none
+    const char *pipeline;   // "cpu", ...
+    const char *out_dir;    // where built-in data and its tokenizer are written
+    int resume, scratch, sequential;
+    long long steps;        // optimizer updates
+    int accum, warmup, seq, threads;
+    int eval_every, eval_windows, save_every, print_every, max_skips;
+    float lr, clip, val_frac, res_scale;
+    long long seed;
+    int quiet;
+} TrainOptions;
+
+void trainer_defaults(TrainOptions *o);
+// Runs training to completion (or until SIGINT/SIGTERM, after which it saves
+// and returns 0). Returns 0 on success, -1 with err_msg() on failure.
+int trainer_run(const TrainOptions *o);
