@@ -9,6 +9,7 @@
 #include "model/config.h"
 #include "model/llama2c.h"
 #include "model/params.h"
+#include "train/checkpoint.h"
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -79,6 +80,21 @@ int cmd_info(int argc, char **argv) {
     }
 
     // anetrain checkpoints: detect them here once the format exists (as model_load does).
+    if (ckpt_is_checkpoint(path) || ckpt_is_original(path)) {
+        TrainState ts;
+        int has_m = 1, over = 0;
+        int ours = ckpt_is_checkpoint(path);
+        if ((ours ? ckpt_read_header(path, &cfg, &ts, &has_m) : ckpt_read_original_header(path, &cfg, &ts, &over)) != 0)
+            goto fail;
+        printf("file:    %s (%lld bytes, %.2f MB)\n", path, (long long)st.st_size, st.st_size / 1e6);
+        char what[96];
+        if (ours) snprintf(what, sizeof what, "anetrain checkpoint v1 (%s)", has_m ? "weights + Adam m, v" : "weights");
+        else snprintf(what, sizeof what, "original ANE-training checkpoint v%d (weights + Adam m, v)", over);
+        print_model(what, &cfg);
+        printf("\nstate:   step %lld of %lld, adam_t %lld, tokens %lld, lr %g, last loss %.4f\n", (long long)ts.step,
+               (long long)ts.total_steps, (long long)ts.adam_t, (long long)ts.tokens_seen, ts.lr, ts.last_loss);
+        return 0;
+    }
     int version = 0;
     if (llama2c_read_header(&cfg, &version, path) != 0) goto fail;
     printf("file:    %s (%lld bytes, %.2f MB)\n", path, (long long)st.st_size, st.st_size / 1e6);

@@ -13,6 +13,7 @@ typedef struct {
 static const Command COMMANDS[] = {
     {"info", cmd_info, "print what a model file holds"},
     {"sample", cmd_sample, "generate text from a model"},
+    {"export", cmd_export, "write a model or checkpoint as a llama2.c .bin"},
 };
 
 static void usage(FILE *f) {

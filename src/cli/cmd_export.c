@@ -1,0 +1,90 @@
+// anetrain export: write a model or checkpoint as a llama2.c .bin, so that
+// llama2.c's run.c (and anything else that reads that format) can use it.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/err.h"
+#include "model/llama2c.h"
+#include "model/params.h"
+#include "train/checkpoint.h"
+
+// llama2.c has no residual scale; x += a*(W y) is x += (a*W) y, so a scale is
+// folded into the two branch output projections (wo, w2). Exact up to fp32
+// rounding of the products.
+static void fold_res_scale(Params *p) {
+    float a = p->cfg.res_scale;
+    const char *names[2] = {"wo", "w2"};
+    for (int i = 0; i < 2; i++) {
+        const TensorDesc *d = params_find(p, names[i]);
+        float *w = p->data + d->offset;
+        for (size_t j = 0; j < d->numel; j++) w[j] *= a;
+    }
+    p->cfg.res_scale = 1.0f;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *model = NULL, *out = NULL;
+    int version = 0;
+    Flag flags[] = {
+        {"--model", "-m", FLAG_STR, &model, "anetrain checkpoint, original (maderix/ANE) checkpoint, or llama2.c .bin"},
+        {"--out", "-o", FLAG_STR, &out, "llama2.c file to write (atomically)"},
+        {"--version", NULL, FLAG_INT, &version, "llama2.c format: 0 = legacy (what run.c reads), 1 = \"ak42\" header"},
+        {0},
+    };
+    int rc = args_parse(argc, argv, flags, "export --model FILE -o OUT.bin [--version 0|1]",
+                        "Writes the weights of FILE as a llama2.c model. FILE is detected by its first bytes: an\n"
+                        "anetrain checkpoint (\"ANETCKPT\"), an original ANE-training checkpoint (magic 0x424C5A54,\n"
+                        "v2 or v4), or a llama2.c .bin (v0 or v1). Optimizer state is not exported. A residual scale\n"
+                        "(v4 checkpoints) is folded into wo and w2, since llama2.c has none.",
+                        NULL, 0, NULL);
+    if (rc > 0) return 0;
+    if (rc < 0) return 2;
+    if (!model || !out) {
+        fprintf(stderr, "anetrain export: expected --model FILE and -o OUT.bin; see --help\n");
+        return 2;
+    }
+    if (version != 0 && version != 1) {
+        fprintf(stderr, "anetrain export: --version must be 0 or 1, found %d\n", version);
+        return 2;
+    }
+
+    Params p;
+    TrainState st;
+    const char *kind;
+    int orig_version = 0;
+    if (ckpt_is_checkpoint(model)) {
+        kind = "anetrain checkpoint";
+        rc = ckpt_load(model, &p, NULL, NULL, &st);
+    } else if (ckpt_is_original(model)) {
+        kind = "original ANE-training checkpoint";
+        rc = ckpt_read_original_header(model, &p.cfg, NULL, &orig_version);
+        if (rc == 0) rc = ckpt_import_original(model, &p, NULL, NULL, &st);
+    } else {
+        kind = "llama2.c model";
+        rc = llama2c_load(&p, model);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "anetrain export: %s\n", err_msg());
+        return 1;
+    }
+    if (orig_version == 2)
+        fprintf(stderr,
+                "anetrain export: note: %s is a static-pipeline (v2) checkpoint, trained without RoPE; llama2.c "
+                "applies RoPE, so the exported model computes a different function\n",
+                model);
+    if (p.cfg.res_scale != 1.0f) {
+        fprintf(stderr, "anetrain export: note: folding residual scale %g into wo and w2\n", p.cfg.res_scale);
+        fold_res_scale(&p);
+    }
+    if (llama2c_save(&p, out, version) != 0) {
+        fprintf(stderr, "anetrain export: %s\n", err_msg());
+        params_free(&p);
+        return 1;
+    }
+    printf("wrote %s (llama2.c v%d, %zu params, %.1f MB) from %s (%s)\n", out, version, p.n, p.n * 4.0 / 1e6, model,
+           kind);
+    params_free(&p);
+    return 0;
+}
