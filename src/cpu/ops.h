@@ -70,8 +70,9 @@ void swiglu_backward(float *dh1, float *dh3, const float *dg, const float *h1, c
 // --- classifier + mean cross-entropy ------------------------------------------------------
 // logits[S,V] = (W[V,D] x[D,S])^T  — row per position, so softmax runs on contiguous rows.
 // Returns the mean over the S positions of -log softmax(logits[t])[target[t]].
-// If dlogits is non-NULL, writes dlogits[S,V] = scale * (softmax - onehot) / S
-// (may alias logits: the probabilities overwrite the logits in place).
+// If dlogits is non-NULL, writes dlogits[S,V] = scale * (softmax - onehot) / n_valid, where n_valid
+// is the number of targets >= 0 (rows with ignored targets are zero; all zero if n_valid == 0).
+// dlogits may alias logits: the probabilities overwrite the logits in place.
 // Targets < 0 are ignored (no loss, no gradient) and excluded from the mean.
 float crossentropy_forward_backward(float *dlogits, const float *logits, const int *target, int S, int V,
                                     float scale);
