@@ -1,0 +1,32 @@
+// fp16: IEEE binary16 and bfloat16 conversion (portable, no _Float16 needed).
+//
+// fp32 -> fp16 rounds to nearest, ties to even (RNE): values at or above 65520
+// become inf, values below 2^-25 become (signed) zero, values in between 2^-25
+// and 2^-14 become subnormals. NaN stays NaN: the result is a quiet NaN that
+// keeps the sign and the top 10 payload bits (what F16C and NEON produce).
+// fp16 -> fp32 is exact for every non-NaN half; a signalling NaN comes back
+// quiet (again what the hardware converters do), so the scalar reference and
+// the vector versions agree bit for bit on all 65536 inputs.
+//
+// The *_array functions use F16C (x86, when __F16C__ is defined, e.g. by
+// -march=native) or NEON (__aarch64__) and fall back to the scalar functions.
+// bfloat16 is the top half of an fp32, rounded to nearest even; NaN stays NaN.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+uint16_t fp16_from_f32(float f);
+float fp16_to_f32(uint16_t h);
+uint16_t bf16_from_f32(float f);
+float bf16_to_f32(uint16_t h);
+
+// n elements; src and dst must not overlap (except fp16_round_array, which may work in place).
+void fp16_from_f32_array(uint16_t *dst, const float *src, size_t n);
+void fp16_to_f32_array(float *dst, const uint16_t *src, size_t n);
+// dst[i] = fp16_to_f32(fp16_from_f32(src[i])): the value an fp16 store would keep.
+void fp16_round_array(float *dst, const float *src, size_t n);
+void bf16_from_f32_array(uint16_t *dst, const float *src, size_t n);
+void bf16_to_f32_array(float *dst, const uint16_t *src, size_t n);
+
+// "f16c", "neon" or "scalar": which path the *_array functions take.
+const char *fp16_simd_name(void);

@@ -1,0 +1,471 @@
+// mil_exec: evaluation of a compiled MilProgram on the CPU. Every op computes
+// in fp32 (reductions and softmax sums in double), matmul and conv go through
+// gemm(), and in MIL_PREC_FP16 every fp16-typed result is rounded to fp16 (RNE)
+// before anything reads it.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/fp16.h"
+#include "core/gemm.h"
+#include "mil/mil_interp.h"
+#include "mil/mil_prog.h"
+
+typedef struct {
+    MilProgram *p;
+    float **buf;  // per value: runtime buffer (NULL for constants and not-yet-computed values)
+    int fp16;     // MIL_PREC_FP16
+} Run;
+
+static const float *data_of(const Run *r, int vid) {
+    const MilSlot *v = &r->p->vals[vid];
+    if (v->is_const) return r->fp16 ? v->c16 : v->c32;
+    return r->buf[vid];
+}
+
+// Row-major strides of operand type t, right-aligned to the dims of `out`;
+// broadcast (size-1 or missing) dims get stride 0.
+static void bcast_strides(const MilType *t, const MilType *out, int64_t *st) {
+    int64_t s = 1;
+    for (int i = out->rank - 1; i >= 0; i--) {
+        int j = i - (out->rank - t->rank);
+        int64_t d = j >= 0 ? t->dims[j] : 1;
+        st[i] = d == 1 ? 0 : s;
+        s *= d;
+    }
+}
+
+static inline float bin_apply(int op, float x, float y) {
+    switch (op) {
+    case MB_ADD: return x + y;
+    case MB_SUB: return x - y;
+    case MB_MUL: return x * y;
+    case MB_DIV: return x / y;
+    case MB_POW: return powf(x, y);
+    case MB_MAX: return x > y || isnan(x) ? x : y;
+    default: return x < y || isnan(x) ? x : y;
+    }
+}
+
+#define BIN_LOOP(EXPR)                                                       \
+    for (int64_t i = 0; i < n; i++) {                                        \
+        float x = X[i * sx], y = Y[i * sy];                                  \
+        Z[i] = (EXPR);                                                       \
+    }
+
+// One innermost row: n outputs, operand strides sx, sy in {0, 1, ...}.
+static void bin_row(int op, float *Z, const float *X, int64_t sx, const float *Y, int64_t sy, int64_t n) {
+    switch (op) {
+    case MB_ADD: BIN_LOOP(x + y) break;
+    case MB_SUB: BIN_LOOP(x - y) break;
+    case MB_MUL: BIN_LOOP(x * y) break;
+    case MB_DIV: BIN_LOOP(x / y) break;
+    default: BIN_LOOP(bin_apply(op, x, y)) break;
+    }
+}
+
+// Walks all but the last dim of `dims` (rank >= 1) like an odometer, keeping the
+// offset of the current row in up to 3 operands (each with its own strides per dim).
+typedef struct {
+    int rank;
+    const int64_t *dims;
+    const int64_t *st[3];
+    int n;
+    int64_t idx[MIL_TYPE_MAX_RANK];
+    int64_t off[3];
+} Odo;
+
+static void odo_init(Odo *o, int rank, const int64_t *dims, int n, const int64_t *s0, const int64_t *s1,
+                     const int64_t *s2) {
+    memset(o, 0, sizeof *o);
+    o->rank = rank, o->dims = dims, o->n = n;
+    o->st[0] = s0, o->st[1] = s1, o->st[2] = s2;
+}
+
+// Advances to the next row; returns 0 after the last one.
+static int odo_next(Odo *o) {
+    for (int d = o->rank - 2; d >= 0; d--) {
+        o->idx[d]++;
+        for (int k = 0; k < o->n; k++) o->off[k] += o->st[k][d];
+        if (o->idx[d] < o->dims[d]) return 1;
+        for (int k = 0; k < o->n; k++) o->off[k] -= o->st[k][d] * o->dims[d];
+        o->idx[d] = 0;
+    }
+    return 0;
+}
+
+static void exec_binary(const Run *r, const MilStep *s) {
+    const MilSlot *vo = &r->p->vals[s->out], *va = &r->p->vals[s->a], *vb = &r->p->vals[s->b];
+    const float *X = data_of(r, s->a), *Y = data_of(r, s->b);
+    float *Z = r->buf[s->out];
+    if (va->numel == vo->numel && vb->numel == vo->numel) {
+        bin_row(s->sub, Z, X, 1, Y, 1, (int64_t)vo->numel);
+        return;
+    }
+    if (va->numel == vo->numel && vb->numel == 1) {
+        bin_row(s->sub, Z, X, 1, Y, 0, (int64_t)vo->numel);
+        return;
+    }
+    if (va->numel == 1 && vb->numel == vo->numel) {
+        bin_row(s->sub, Z, X, 0, Y, 1, (int64_t)vo->numel);
+        return;
+    }
+    const MilType *to = &vo->type;
+    if (to->rank == 0) {
+        Z[0] = bin_apply(s->sub, X[0], Y[0]);
+        return;
+    }
+    int64_t sa[MIL_TYPE_MAX_RANK], sb[MIL_TYPE_MAX_RANK];
+    bcast_strides(&va->type, to, sa);
+    bcast_strides(&vb->type, to, sb);
+    int last = to->rank - 1;
+    int64_t n = to->dims[last];
+    Odo o;
+    odo_init(&o, to->rank, to->dims, 2, sa, sb, NULL);
+    int64_t zrow = 0;
+    do {
+        bin_row(s->sub, Z + zrow, X + o.off[0], sa[last], Y + o.off[1], sb[last], n);
+        zrow += n;
+    } while (odo_next(&o));
+}
+
+static void exec_unary(const Run *r, const MilStep *s) {
+    size_t n = r->p->vals[s->out].numel;
+    const float *X = data_of(r, s->a);
+    float *Z = r->buf[s->out];
+    switch (s->sub) {
+    case MU_SIGMOID: for (size_t i = 0; i < n; i++) Z[i] = 1.0f / (1.0f + expf(-X[i])); break;
+    case MU_EXP: for (size_t i = 0; i < n; i++) Z[i] = expf(X[i]); break;
+    case MU_SQRT: for (size_t i = 0; i < n; i++) Z[i] = sqrtf(X[i]); break;
+    default: for (size_t i = 0; i < n; i++) Z[i] = tanhf(X[i]); break;
+    }
+}
+
+// Splits a shape around `axis` into outer x axis x inner.
+static void split_axis(const MilType *t, int axis, size_t *outer, size_t *len, size_t *inner) {
+    *outer = *inner = 1;
+    for (int i = 0; i < axis; i++) *outer *= (size_t)t->dims[i];
+    *len = (size_t)t->dims[axis];
+    for (int i = axis + 1; i < t->rank; i++) *inner *= (size_t)t->dims[i];
+}
+
+// Numerically stable softmax over `len` elements spaced `stride` apart.
+static void softmax_strided(float *z, const float *x, size_t len, size_t stride) {
+    float mx = -INFINITY;
+    for (size_t a = 0; a < len; a++) mx = x[a * stride] > mx ? x[a * stride] : mx;
+    double sum = 0;
+    for (size_t a = 0; a < len; a++) {
+        float e = expf(x[a * stride] - mx);
+        z[a * stride] = e;
+        sum += e;
+    }
+    float inv = (float)(1.0 / sum);
+    for (size_t a = 0; a < len; a++) z[a * stride] *= inv;
+}
+
+static void exec_softmax(const Run *r, const MilStep *s) {
+    size_t outer, len, inner;
+    split_axis(&r->p->vals[s->a].type, s->axis, &outer, &len, &inner);
+    const float *X = data_of(r, s->a);
+    float *Z = r->buf[s->out];
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) softmax_strided(Z + o * len * inner + i, X + o * len * inner + i, len, inner);
+}
+
+static int exec_reduce(const Run *r, const MilStep *s) {
+    const MilSlot *vi = &r->p->vals[s->a], *vo = &r->p->vals[s->out];
+    const MilType *t = &vi->type;
+    const float *X = data_of(r, s->a);
+    float *Z = r->buf[s->out];
+    if (t->rank == 0) {
+        Z[0] = X[0];
+        return 0;
+    }
+    double *acc = malloc(sizeof(double) * vo->numel);
+    if (!acc) return err_set("mil: out of memory");
+    for (size_t i = 0; i < vo->numel; i++) acc[i] = s->sub == MR_SUM ? 0.0 : -INFINITY;
+    // output strides over the input's dims (0 for reduced dims)
+    int64_t so[MIL_TYPE_MAX_RANK], st = 1;
+    for (int i = t->rank - 1; i >= 0; i--) {
+        so[i] = (s->red_mask & (1 << i)) ? 0 : st;
+        if (!(s->red_mask & (1 << i))) st *= t->dims[i];
+    }
+    int last = t->rank - 1;
+    int64_t n = t->dims[last];
+    Odo o;
+    odo_init(&o, t->rank, t->dims, 1, so, NULL, NULL);
+    const float *row = X;
+    do {
+        double *a = acc + o.off[0];
+        if (s->sub == MR_SUM) {
+            if (so[last] == 0) {
+                double sum = 0;
+                for (int64_t i = 0; i < n; i++) sum += row[i];
+                a[0] += sum;
+            } else {
+                for (int64_t i = 0; i < n; i++) a[i] += row[i];
+            }
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                double *d = a + i * so[last];
+                if (row[i] > *d || isnan(row[i])) *d = row[i];
+            }
+        }
+        row += n;
+    } while (odo_next(&o));
+    for (size_t i = 0; i < vo->numel; i++) Z[i] = (float)acc[i];
+    free(acc);
+    return 0;
+}
+
+static void exec_matmul(const Run *r, const MilStep *s) {
+    const MilSlot *va = &r->p->vals[s->a], *vb = &r->p->vals[s->b], *vo = &r->p->vals[s->out];
+    const MilType *to = &vo->type;
+    int ra = va->type.rank, ro = to->rank;
+    int M = (int)to->dims[ro - 2], N = (int)to->dims[ro - 1];
+    int K = (int)(s->tx ? va->type.dims[ra - 2] : va->type.dims[ra - 1]);
+    const float *X = data_of(r, s->a), *Y = data_of(r, s->b);
+    float *Z = r->buf[s->out];
+    // batch strides (in matrices) of x and y over the output's batch dims
+    MilType bo = *to, ba = va->type, bb = vb->type;
+    bo.rank -= 2, ba.rank -= 2, bb.rank -= 2;
+    int64_t sa[MIL_TYPE_MAX_RANK], sb[MIL_TYPE_MAX_RANK], idx[MIL_TYPE_MAX_RANK] = {0};
+    bcast_strides(&ba, &bo, sa);
+    bcast_strides(&bb, &bo, sb);
+    size_t nbatch = mil_type_numel(&bo), ma = (size_t)M * K, mb = (size_t)K * N;
+    int64_t oa = 0, ob = 0;
+    for (size_t bi = 0; bi < nbatch; bi++) {
+        gemm(s->tx, s->ty, M, N, K, 1.0f, X + oa * (int64_t)ma, s->tx ? M : K, Y + ob * (int64_t)mb, s->ty ? K : N,
+             0.0f, Z + bi * (size_t)M * N, N);
+        for (int d = bo.rank - 1; d >= 0; d--) {  // odometer over batch dims
+            idx[d]++, oa += sa[d], ob += sb[d];
+            if (idx[d] < bo.dims[d]) break;
+            oa -= sa[d] * bo.dims[d], ob -= sb[d] * bo.dims[d], idx[d] = 0;
+        }
+    }
+}
+
+static void exec_conv(const Run *r, const MilStep *s) {
+    const MilType *tx = &r->p->vals[s->a].type, *tw = &r->p->vals[s->b].type;
+    int N = (int)tx->dims[0], C = (int)tx->dims[1], HW = (int)(tx->dims[2] * tx->dims[3]);
+    int OC = (int)tw->dims[0], G = s->groups, ICg = C / G, OCg = OC / G;
+    const float *X = data_of(r, s->a), *W = data_of(r, s->b), *B = s->c >= 0 ? data_of(r, s->c) : NULL;
+    float *Z = r->buf[s->out];
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++) {
+            // Z[n, g-block] [OCg, HW] = W[g-block] [OCg, ICg] · X[n, g-block] [ICg, HW]
+            float *z = Z + ((size_t)n * OC + (size_t)g * OCg) * HW;
+            gemm(0, 0, OCg, HW, ICg, 1.0f, W + (size_t)g * OCg * ICg, ICg, X + ((size_t)n * C + (size_t)g * ICg) * HW,
+                 HW, 0.0f, z, HW);
+            if (B)
+                for (int o = 0; o < OCg; o++)
+                    for (int i = 0; i < HW; i++) z[(size_t)o * HW + i] += B[g * OCg + o];
+        }
+}
+
+static void exec_transpose(const Run *r, const MilStep *s) {
+    const MilType *ti = &r->p->vals[s->a].type, *to = &r->p->vals[s->out].type;
+    const float *X = data_of(r, s->a);
+    float *Z = r->buf[s->out];
+    if (to->rank == 0) {
+        Z[0] = X[0];
+        return;
+    }
+    int64_t si[MIL_TYPE_MAX_RANK], sp[MIL_TYPE_MAX_RANK];
+    bcast_strides(ti, ti, si);
+    for (int d = 0; d < ti->rank; d++)
+        if (ti->dims[d] == 1) si[d] = 0;  // harmless: index is always 0 there
+    for (int d = 0; d < to->rank; d++) sp[d] = si[s->perm[d]];
+    int last = to->rank - 1;
+    int64_t n = to->dims[last], step = sp[last];
+    Odo o;
+    odo_init(&o, to->rank, to->dims, 1, sp, NULL, NULL);
+    float *z = Z;
+    do {
+        const float *x = X + o.off[0];
+        for (int64_t i = 0; i < n; i++) z[i] = x[i * step];
+        z += n;
+    } while (odo_next(&o));
+}
+
+static void exec_slice(const Run *r, const MilStep *s) {
+    const MilType *ti = &r->p->vals[s->a].type, *to = &r->p->vals[s->out].type;
+    const float *X = data_of(r, s->a);
+    float *Z = r->buf[s->out];
+    if (to->rank == 0) {
+        Z[0] = X[0];
+        return;
+    }
+    int64_t si[MIL_TYPE_MAX_RANK], base = 0, st = 1;
+    for (int d = ti->rank - 1; d >= 0; d--) {
+        si[d] = st;
+        base += s->begin[d] * st;
+        st *= ti->dims[d];
+    }
+    int last = to->rank - 1;
+    int64_t n = to->dims[last];
+    Odo o;
+    odo_init(&o, to->rank, to->dims, 1, si, NULL, NULL);
+    float *z = Z;
+    do {
+        memcpy(z, X + base + o.off[0], sizeof(float) * (size_t)n);
+        z += n;
+    } while (odo_next(&o));
+}
+
+static void exec_concat(const Run *r, const MilStep *s) {
+    const MilType *to = &r->p->vals[s->out].type;
+    size_t outer, len, inner;
+    split_axis(to, s->axis, &outer, &len, &inner);
+    float *z = r->buf[s->out];
+    if (s->interleave) {  // out[.., a*n + k, ..] = values[k][.., a, ..]
+        size_t d = len / (size_t)s->n_list;
+        for (size_t o = 0; o < outer; o++)
+            for (size_t a = 0; a < d; a++)
+                for (int k = 0; k < s->n_list; k++) {
+                    memcpy(z, data_of(r, s->list[k]) + (o * d + a) * inner, sizeof(float) * inner);
+                    z += inner;
+                }
+        return;
+    }
+    for (size_t o = 0; o < outer; o++)
+        for (int k = 0; k < s->n_list; k++) {
+            size_t chunk = (size_t)r->p->vals[s->list[k]].type.dims[s->axis] * inner;
+            memcpy(z, data_of(r, s->list[k]) + o * chunk, sizeof(float) * chunk);
+            z += chunk;
+        }
+}
+
+static void exec_cast(const Run *r, const MilStep *s) {
+    size_t n = r->p->vals[s->out].numel;
+    const float *X = data_of(r, s->a);
+    float *Z = r->buf[s->out];
+    switch (s->to) {
+    case MIL_DT_INT32:  // toward zero, saturating; NaN -> 0 (values stay exact in float up to 2^24)
+        for (size_t i = 0; i < n; i++) {
+            float v = X[i];
+            Z[i] = isnan(v) ? 0.0f : v >= 2147483647.0f ? 2147483647.0f : v <= -2147483648.0f ? -2147483648.0f : truncf(v);
+        }
+        break;
+    case MIL_DT_BOOL:
+        for (size_t i = 0; i < n; i++) Z[i] = X[i] != 0.0f;
+        break;
+    default:  // fp16 rounding (in fp16 mode) happens with every fp16 result
+        memcpy(Z, X, sizeof(float) * n);
+        break;
+    }
+}
+
+static int exec_sdpa(const Run *r, const MilStep *s) {
+    const MilType *tq = &r->p->vals[s->a].type, *tk = &r->p->vals[s->b].type, *tv = &r->p->vals[s->c].type;
+    int rank = tq->rank;
+    int L = (int)tq->dims[rank - 2], E = (int)tq->dims[rank - 1], S = (int)tk->dims[rank - 2],
+        EV = (int)tv->dims[rank - 1];
+    size_t nb = 1;
+    for (int i = 0; i < rank - 2; i++) nb *= (size_t)tq->dims[i];
+    const float *Q = data_of(r, s->a), *K = data_of(r, s->b), *V = data_of(r, s->c);
+    float *Z = r->buf[s->out];
+    float *P = malloc(sizeof(float) * (size_t)L * S);
+    if (!P) return err_set("mil: out of memory");
+    float scale = 1.0f / sqrtf((float)E);
+    for (size_t b = 0; b < nb; b++) {
+        gemm(0, 1, L, S, E, scale, Q + b * (size_t)L * E, E, K + b * (size_t)S * E, E, 0.0f, P, S);
+        for (int i = 0; i < L; i++) softmax_strided(P + (size_t)i * S, P + (size_t)i * S, (size_t)S, 1);
+        gemm(0, 0, L, EV, S, 1.0f, P, S, V + b * (size_t)S * EV, EV, 0.0f, Z + b * (size_t)L * EV, EV);
+    }
+    free(P);
+    return 0;
+}
+
+static int exec_step(const Run *r, const MilStep *s) {
+    switch (s->kind) {
+    case MK_BIN: exec_binary(r, s); return 0;
+    case MK_UNARY: exec_unary(r, s); return 0;
+    case MK_SOFTMAX: exec_softmax(r, s); return 0;
+    case MK_REDUCE: return exec_reduce(r, s);
+    case MK_MATMUL: exec_matmul(r, s); return 0;
+    case MK_CONV: exec_conv(r, s); return 0;
+    case MK_RESHAPE:
+        memcpy(r->buf[s->out], data_of(r, s->a), sizeof(float) * r->p->vals[s->out].numel);
+        return 0;
+    case MK_TRANSPOSE: exec_transpose(r, s); return 0;
+    case MK_SLICE: exec_slice(r, s); return 0;
+    case MK_CONCAT: exec_concat(r, s); return 0;
+    case MK_CAST: exec_cast(r, s); return 0;
+    case MK_SDPA: return exec_sdpa(r, s);
+    }
+    return 0;
+}
+
+int mil_program_eval(MilProgram *p, MilPrecision prec, const float *in, float *out) {
+    Run r = {p, calloc((size_t)p->n_vals, sizeof(float *)), prec == MIL_PREC_FP16};
+    if (!r.buf) return err_set("mil: out of memory");
+    const MilSlot *vin = &p->vals[p->input];
+    int rc = 0;
+    r.buf[p->input] = malloc(sizeof(float) * vin->numel);
+    if (!r.buf[p->input]) rc = err_set("mil: out of memory for the input");
+    if (!rc) {
+        if (r.fp16)
+            fp16_round_array(r.buf[p->input], in, vin->numel);
+        else
+            memcpy(r.buf[p->input], in, sizeof(float) * vin->numel);
+    }
+    for (int i = 0; !rc && i < p->n_steps; i++) {
+        const MilStep *s = &p->steps[i];
+        MilSlot *vo = &p->vals[s->out];
+        r.buf[s->out] = malloc(sizeof(float) * (vo->numel ? vo->numel : 1));
+        if (!r.buf[s->out]) {
+            rc = err_set("mil:%d:%d: %s '%s': out of memory for %zu elements", s->line, s->col, s->opname, vo->name,
+                         vo->numel);
+            break;
+        }
+        rc = exec_step(&r, s);
+        if (!rc && r.fp16 && vo->type.dtype == MIL_DT_FP16) fp16_round_array(r.buf[s->out], r.buf[s->out], vo->numel);
+        // free every operand this step was the last reader of (and dead results)
+        int ids[3] = {s->a, s->b, s->c};
+        for (int k = 0; k < 3 + s->n_list; k++) {
+            int id = k < 3 ? ids[k] : s->list[k - 3];
+            if (id >= 0 && p->vals[id].last_use == i && !p->vals[id].is_io && !p->vals[id].is_const) {
+                free(r.buf[id]);
+                r.buf[id] = NULL;
+            }
+        }
+        if (vo->last_use == i && !vo->is_io) {
+            free(r.buf[s->out]);
+            r.buf[s->out] = NULL;
+        }
+    }
+    if (!rc) {
+        const MilSlot *vout = &p->vals[p->output];
+        const float *src = data_of(&r, p->output);
+        if (r.fp16 && vout->is_const)
+            fp16_round_array(out, src, vout->numel);
+        else
+            memcpy(out, src, sizeof(float) * vout->numel);
+    }
+    for (int i = 0; i < p->n_vals; i++) free(r.buf[i]);
+    free(r.buf);
+    return rc;
+}
+
+int mil_program_run(MilProgram *p, const uint16_t *in, uint16_t *out) {
+    MilIoDesc di, dout;
+    mil_program_io(p, &di, &dout);
+    float *fi = malloc(sizeof(float) * di.numel), *fo = malloc(sizeof(float) * dout.numel);
+    int rc;
+    if (!fi || !fo) {
+        rc = err_set("mil: out of memory");
+    } else {
+        fp16_to_f32_array(fi, in, di.numel);
+        rc = mil_program_eval(p, MIL_PREC_FP16, fi, fo);
+        if (!rc) fp16_from_f32_array(out, fo, dout.numel);
+    }
+    free(fi);
+    free(fo);
+    return rc;
+}
+
+int mil_program_run_f32(MilProgram *p, const float *in, float *out) {
+    return mil_program_eval(p, MIL_PREC_FP32, in, out);
+}
