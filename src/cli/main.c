@@ -13,7 +13,10 @@ typedef struct {
 static const Command COMMANDS[] = {
     {"info", cmd_info, "print what a model file holds"},
     {"sample", cmd_sample, "generate text from a model"},
+    {"train", cmd_train, "train a model (cpu pipeline; built-in corpus without --data)"},
+    {"eval", cmd_eval, "mean loss and perplexity of a model over a token file"},
     {"export", cmd_export, "write a model or checkpoint as a llama2.c .bin"},
+    {"tokenize", cmd_tokenize, "turn text files into a token file"},
 };
 
 static void usage(FILE *f) {

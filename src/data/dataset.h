@@ -28,9 +28,12 @@ typedef struct {
 } TokenFile;
 
 // Opens and validates: non-empty, size consistent with the header (odd byte
-// count for raw uint16 is an error), every id < vocab.
+// count for raw uint16 is an error), every id < vocab. vocab <= 0 checks
+// against the vocab in the file's header instead (no check if it has none).
 int tokens_open(TokenFile *tf, const char *path, int vocab);
 void tokens_close(TokenFile *tf);
+// "raw uint16", "anetrain" or "llm.c", for messages.
+const char *tokens_format_name(TokenFormat f);
 static inline int tokens_get(const TokenFile *tf, size_t i) {
     return tf->width == 2 ? (int)((const uint16_t *)tf->ids)[i] : (int)((const uint32_t *)tf->ids)[i];
 }

@@ -15,7 +15,8 @@ typedef struct {
     const char *pipeline;   // "cpu", ...
     const char *out_dir;    // where built-in data and its tokenizer are written
     int resume, scratch, sequential;
-    long long steps;        // optimizer updates
+    long long steps;        // optimizer updates (the schedule's length)
+    long long stop_after;   // stop (and save) after this many updates in this run; 0 = run to --steps
     int accum, warmup, seq, threads;
     int eval_every, eval_windows, save_every, print_every, max_skips;
     float lr, clip, val_frac, res_scale;

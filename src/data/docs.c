@@ -1,0 +1,131 @@
+#include "data/docs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/io.h"
+#include "data/corpus.h"
+
+static int ids_push(TokenIds *v, const int *x, int n) {
+    if (v->n + (size_t)n > v->cap) {
+        size_t c = v->cap ? v->cap : (size_t)1 << 20;
+        while (c < v->n + (size_t)n) c *= 2;
+        uint32_t *p = realloc(v->ids, c * sizeof *p);
+        if (!p) return err_set("out of memory for %zu tokens", c);
+        v->ids = p;
+        v->cap = c;
+    }
+    for (int i = 0; i < n; i++) v->ids[v->n++] = (uint32_t)x[i];
+    return 0;
+}
+
+// Entries in a llama2.c tokenizer.bin (the format does not store the count).
+int tokenizer_file_entries(const char *path, int *n) {
+    MappedFile m;
+    if (io_map(&m, path) != 0) return -1;
+    int rc = 0;
+    size_t off = 4;
+    *n = 0;
+    if (m.size < 4) rc = err_set("%s: expected a llama2.c tokenizer.bin, found a %zu-byte file", path, m.size);
+    while (rc == 0 && off < m.size) {
+        if (m.size - off < 8) {
+            rc = err_set("%s: truncated entry %d at offset %zu (expected 8 header bytes, found %zu)", path, *n, off,
+                         m.size - off);
+            break;
+        }
+        uint32_t len = io_le32(m.data + off + 4);
+        if (len > m.size - off - 8) {
+            rc = err_set("%s: entry %d at offset %zu claims %u bytes, only %zu remain", path, *n, off, len,
+                         m.size - off - 8);
+            break;
+        }
+        off += 8 + (size_t)len;
+        (*n)++;
+    }
+    io_unmap(&m);
+    return rc;
+}
+
+static int is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\f\v", s[i])) return 0;
+    return 1;
+}
+
+static int is_eot_line(const char *s, size_t n) {
+    while (n && (s[n - 1] == '\r' || s[n - 1] == ' ')) n--;  // CRLF files
+    return n == strlen(CORPUS_EOT) && !memcmp(s, CORPUS_EOT, n);
+}
+
+// auto: a file with any "<|endoftext|>" line is in TinyStories-train format.
+static DocSplit detect_split(const char *t, size_t n) {
+    for (size_t i = 0; i < n;) {
+        const char *nl = memchr(t + i, '\n', n - i);
+        size_t e = nl ? (size_t)(nl - t) : n;
+        if (is_eot_line(t + i, e - i)) return DOCS_EOT;
+        i = e + 1;
+    }
+    return DOCS_BLANK;
+}
+
+typedef struct {
+    const Tokenizer *tok;
+    TokenIds *out;
+    char *buf;       // NUL-terminated copy of the current document
+    int *ids;        // its ids
+    size_t cap;      // bytes buf can hold
+    size_t docs;
+} Encoder;
+
+// Strips t[a..z) (Python str.strip) and encodes it with BOS; empty documents are skipped.
+static int encode_doc(Encoder *e, const char *t, size_t a, size_t z) {
+    while (a < z && strchr(" \t\n\r\f\v", t[a])) a++;
+    while (z > a && strchr(" \t\n\r\f\v", t[z - 1])) z--;
+    if (z == a) return 0;
+    size_t n = z - a;
+    if (n + 1 > e->cap) {
+        size_t c = 2 * (n + 1);
+        char *b = realloc(e->buf, c);
+        int *ids = b ? realloc(e->ids, sizeof(int) * (c + 3)) : NULL;
+        if (b) e->buf = b;
+        if (ids) e->ids = ids;
+        if (!b || !ids) return err_set("out of memory for a %zu-byte document", n);
+        e->cap = c;
+    }
+    memcpy(e->buf, t + a, n);
+    e->buf[n] = '\0';
+    int k = 0;
+    if (tokenizer_encode(e->tok, e->buf, 1, 0, e->ids, &k) != 0) return -1;
+    e->docs++;
+    return ids_push(e->out, e->ids, k);
+}
+
+int docs_tokenize(const Tokenizer *tok, const char *t, size_t n, DocSplit split, TokenIds *out, size_t *docs) {
+    Encoder e = {tok, out, NULL, NULL, 0, 0};
+    if (split == DOCS_AUTO) split = detect_split(t, n);
+    int rc = 0;
+    size_t doc = 0;  // start of the current document
+    for (size_t i = 0; i < n && rc == 0;) {
+        const char *nl = memchr(t + i, '\n', n - i);
+        size_t e_ = nl ? (size_t)(nl - t) : n;
+        int boundary = split == DOCS_EOT ? is_eot_line(t + i, e_ - i) : is_blank(t + i, e_ - i);
+        if (boundary) {
+            rc = encode_doc(&e, t, doc, i);
+            doc = e_ + 1 < n ? e_ + 1 : n;
+        }
+        i = e_ + 1;
+    }
+    if (rc == 0 && doc < n) rc = encode_doc(&e, t, doc, n);
+    free(e.buf);
+    free(e.ids);
+    if (docs) *docs = e.docs;
+    return rc;
+}
+
+DocSplit docs_detect(const char *t, size_t n) { return detect_split(t, n); }
+
+void token_ids_free(TokenIds *v) {
+    free(v->ids);
+    memset(v, 0, sizeof *v);
+}
