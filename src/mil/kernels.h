@@ -1,0 +1,154 @@
+// kernels: the 10 MIL kernels of the dynamic pipeline (ane-spec §2.3), generated
+// from the runtime Config for a window of S positions.
+//
+// Every kernel has ONE input [1, in_c, 1, in_w] and ONE output [1, out_c, 1, S],
+// fp16, channel-first (element (c, w) at c*W + w). Weights are inputs, staged
+// next to the activations along the spatial axis, so the kernels are compiled
+// once and never recompiled after an update. Inside the kernel a weight block
+// B[IC, OC] (channel i holds row i of B) and an activation A[IC, S] give
+// y = Bᵀ·A [OC, S] (slice + reshape + transpose + matmul): to compute y = M·x a
+// kernel stages B = Mᵀ (region kind MIL_REG_WT), to compute Mᵀ·x it stages M
+// as it is (MIL_REG_W). Each kernel carries a table of named regions, so
+// callers stage and read by name, never by hand-computed offsets.
+//
+// Notation: D dim, H hidden, NH/NKV query/kv heads, HD head_dim, QD = NH·HD,
+// KVD = NKV·HD, R = NH/NKV, SC = NH·S, α = cfg->res_scale. GQA: query head h
+// uses kv head h/R everywhere (kv head g is repeated for heads gR .. gR+R-1).
+//
+// Input regions (in spatial order; channels [0, in_c) unless noted):
+//
+//  kernel      in_c    region  kind  width  what
+//  sdpaFwd     D       xn      ACT   S      RMSNorm(x; rms_att)
+//                      Wq^T    WT    QD     Wq [QD,D] staged transposed
+//                      Wk^T    WT    KVD    Wk [KVD,D]
+//                      Wv^T    WT    KVD    Wv [KVD,D]
+//                      q_norm  VEC   1      (qk_norm only) q_norm[HD] in channels [0,HD)
+//                      k_norm  VEC   1      (qk_norm only) k_norm[HD] in channels [0,HD)
+//  woFwd       QD      attn    ACT   S      attention output
+//                      Wo^T    WT    D      Wo [D,QD]
+//  ffnFused    D       x2n     ACT   S      RMSNorm(x2; rms_ffn)
+//                      x2      ACT   S      residual after attention
+//                      W1^T    WT    H      W1 [H,D]
+//                      W3^T    WT    H      W3 [H,D]
+//                      W2      W     H      W2 [D,H] as is
+//  ffnBwdW2t   D       dffn    ACT   S      gradient at the FFN output (α·dy)
+//                      W2      W     H
+//  ffnBwdW13t  H       dh1     ACT   S
+//                      dh3     ACT   S
+//                      W1      W     D      W1 [H,D] as is
+//                      W3      W     D
+//  wotBwd      D       dy      ACT   S      gradient at the Wo output (the caller applies α)
+//                      Wo      W     QD     Wo [D,QD] as is
+//  sdpaBwd1    4·QD    (stacked on channels, width S)  q [0,QD), k [QD,2QD), v [2QD,3QD),
+//                      da [3QD,4QD): q = q_rope, k/v = k_rope/v tiled to NH heads (h/R), da = dL/d attn
+//  sdpaBwd2    2SC+2QD (stacked on channels, width S)  probs [0,SC), dp [SC,2SC), q [2SC,2SC+QD),
+//                      k [2SC+QD, 2SC+2QD) (q_rope and tiled k_rope as in sdpaBwd1)
+//  qBwd        QD      dq      ACT   S      gradient at Wq's output (after RoPE/QK-norm backward)
+//                      Wq      W     D      Wq [QD,D] as is
+//  kvBwd       KVD     dk      ACT   S
+//                      dv      ACT   S
+//                      Wk      W     D
+//                      Wv      W     D
+//
+// Output regions (channel order; all width S):
+//  sdpaFwd     attn [QD] = causal attention output, q_rope [QD], k_rope [KVD]
+//              (after QK-norm and RoPE), v [KVD], xn [D] (pass-through), and with
+//              qk_norm: q_pre [QD] = Wq·xn, k_pre [KVD] = Wk·xn (inputs of the QK-norm
+//              backward; its rstd is recomputed from them on the CPU)
+//  woFwd       o [D] = Wo·attn
+//  ffnFused    x_next [D] = x2 + α·W2·g, h1 [H] = W1·x2n, h3 [H] = W3·x2n, g [H] = silu(h1)·h3
+//  ffnBwdW2t   dg [H] = W2ᵀ·dffn
+//  ffnBwdW13t  dx [D] = W1ᵀ·dh1 + W3ᵀ·dh3
+//  wotBwd      da [QD] = Woᵀ·dy
+//  sdpaBwd1    dv [QD] = Pᵀ·da per query head (the CPU sums each kv group),
+//              probs [SC], dp [SC] = da·vᵀ; row h·S+t, column s = (head h, query t, key s)
+//  sdpaBwd2    dq [QD] = dS·k, dk [QD] = dSᵀ·q per query head (CPU sums each kv group),
+//              dS = P∘(dP − rowsum(P∘dP))/√HD
+//  qBwd        dx [D] = Wqᵀ·dq
+//  kvBwd       dx [D] = Wkᵀ·dk + Wvᵀ·dv
+//
+// Constants baked as BLOBFILE fp16 weights (they never change with training):
+// "mask" [1,1,S,S] (0 where key <= query, -65504 elsewhere) in sdpaFwd and sdpaBwd1;
+// "rope_cos", "rope_sin" [1,1,S,HD] in sdpaFwd. QK-norm weights are trained, so
+// they are staged inputs, not constants.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mil/emit.h"
+#include "model/config.h"
+
+typedef enum {
+    MIL_K_SDPA_FWD = 0,
+    MIL_K_WO_FWD,
+    MIL_K_FFN_FUSED,
+    MIL_K_FFN_BWD_W2T,
+    MIL_K_FFN_BWD_W13T,
+    MIL_K_WOT_BWD,
+    MIL_K_SDPA_BWD1,
+    MIL_K_SDPA_BWD2,
+    MIL_K_Q_BWD,
+    MIL_K_KV_BWD,
+    MIL_K_COUNT
+} MilKernelKind;
+
+typedef enum {
+    MIL_REG_ACT = 0,  // activation [nc][nw] (channel-first), copied as is
+    MIL_REG_W,        // weight M [nc][nw] row-major, staged as is: row i of M in channel c0+i
+    MIL_REG_WT,       // weight M [nw][nc] ([out][in]) staged transposed: block (i, j) = M[j][i]
+    MIL_REG_VEC,      // vector v[nc] in one column (nw = 1): block (i, 0) = v[i]
+} MilRegionKind;
+
+// A rectangle of a kernel's input or output surface: channels [c0, c0+nc), spatial [w0, w0+nw).
+typedef struct {
+    const char *name;  // "xn", "Wq^T", "q_rope", ... (static strings)
+    MilRegionKind kind;
+    int c0, nc;
+    int w0, nw;
+} MilRegion;
+
+// A weight file the program references as @model_path/weights/<name>.bin.
+typedef struct {
+    char path[96];   // "@model_path/weights/mask.bin" (the key the ANE compiler expects)
+    uint8_t *data;   // the whole file: 64-byte header, 64-byte chunk header, fp16 payload
+    size_t size;
+} MilBlob;
+
+enum { MIL_KERNEL_MAX_REGIONS = 12 };
+
+typedef struct {
+    MilKernelKind kind;
+    const char *name;        // "sdpaFwd", ...
+    char *mil;               // program text (NUL-terminated)
+    size_t mil_len;
+    MilBlob *blobs;          // baked constants (mask, RoPE tables); may be empty
+    int n_blobs;
+    int in_c, in_w;          // input  [1, in_c, 1, in_w]
+    int out_c, out_w;        // output [1, out_c, 1, out_w], out_w = S
+    MilRegion in[MIL_KERNEL_MAX_REGIONS];
+    int n_in;
+    MilRegion out[MIL_KERNEL_MAX_REGIONS];
+    int n_out;
+} MilKernel;
+
+const char *mil_kernel_name(MilKernelKind kind);
+// Generates kernel `kind` for cfg and window S in the ios18 dialect. Returns 0,
+// or -1 with err_msg() (invalid config, or a shape error in the generator).
+int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *out);
+int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out);
+void mil_kernel_free(MilKernel *k);
+
+// Region by name (NULL if the kernel has no such region).
+const MilRegion *mil_kernel_input(const MilKernel *k, const char *name);
+const MilRegion *mil_kernel_output(const MilKernel *k, const char *name);
+
+// Writes src (fp32, laid out as described by the region kind) into the fp16
+// input surface in[in_c * in_w] of kernel k. -1 (err_msg) if there is no such input region.
+int mil_kernel_stage(const MilKernel *k, uint16_t *in, const char *name, const float *src);
+// Reads output region `name` ([nc][S] fp32) from the fp16 output surface out[out_c * S].
+int mil_kernel_fetch(const MilKernel *k, const uint16_t *out, const char *name, float *dst);
+// Copies output region src_name of src_k (surface src) into input region
+// dst_name of dst_k (surface dst) as fp16, without conversion — e.g. probs and dp
+// from sdpaBwd1's output into sdpaBwd2's input. Both regions must have the same size.
+int mil_kernel_copy(const MilKernel *dst_k, uint16_t *dst, const char *dst_name, const MilKernel *src_k,
+                    const uint16_t *src, const char *src_name);
