@@ -12,14 +12,15 @@
 #include "train/pipeline.h"
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *pipeline = "cpu";
+    const char *model = NULL, *data = NULL, *pipeline = "cpu", *device = "sim";
     int seq = 256, windows = 0;
     Flag flags[] = {
         {"--model", "-m", FLAG_STR, &model, "weights file (llama2.c .bin or anetrain checkpoint)"},
         {"--data", "-d", FLAG_STR, &data, "token file"},
         {"--seq", NULL, FLAG_INT, &seq, "window length (capped at the model's seq_len)"},
         {"--windows", NULL, FLAG_INT, &windows, "evaluate the first N non-overlapping windows (0 = all)"},
-        {"--pipeline", "-p", FLAG_STR, &pipeline, "pipeline that runs the forward pass"},
+        {"--pipeline", "-p", FLAG_STR, &pipeline, "pipeline that runs the forward pass: cpu or dynamic"},
+        {"--device", NULL, FLAG_STR, &device, "device of the dynamic pipeline: sim or ane (macOS)"},
         {0},
     };
     int rc = args_parse(argc, argv, flags, "eval --model FILE --data TOKENS [flags]",
@@ -43,7 +44,8 @@ int cmd_eval(int argc, char **argv) {
     if (seq > p.cfg.seq_len) seq = p.cfg.seq_len;
     if (tokens_open(&tf, data, p.cfg.vocab) != 0) goto done;
     if (dataset_init(&ds, &tf, 0, tf.count, seq, SAMPLE_SEQUENTIAL, 0) != 0) goto done;
-    if (pipeline_init(&pl, pipeline, &p.cfg, seq) != 0) goto done;
+    PipelineOptions po = {.name = pipeline, .device = device};
+    if (pipeline_init(&pl, &po, &p.cfg, seq) != 0) goto done;
     tok = malloc(sizeof(int) * seq);
     tgt = malloc(sizeof(int) * seq);
     if (!tok || !tgt) {

@@ -39,7 +39,11 @@ int cmd_train(int argc, char **argv) {
         {"--seq", NULL, FLAG_INT, &o.seq, "window length in tokens (capped at the model's seq_len)"},
         {"--seed", NULL, FLAG_LONG, &seed, "seed for initialization and data order"},
         {"--sequential", NULL, FLAG_BOOL, &o.sequential, "walk the data in order instead of random windows"},
-        {"--pipeline", "-p", FLAG_STR, &o.pipeline, "cpu"},
+        {"--pipeline", "-p", FLAG_STR, &o.pipeline, "cpu or dynamic (MIL kernels on --device)"},
+        {"--device", NULL, FLAG_STR, &o.device, "device of the dynamic pipeline: sim (MIL interpreter) or ane (macOS)"},
+        {"--compile-budget", NULL, FLAG_INT, &o.compile_budget, "device compiles allowed per process"},
+        {"--loss-scale", NULL, FLAG_FLOAT, &o.loss_scale,
+         "constant loss scale; 0 = automatic (1 on cpu, dynamic from 1024 on fp16 pipelines)"},
         {"--threads", "-t", FLAG_INT, &o.threads, "BLAS threads (0 = library default)"},
         {"--ckpt", "-c", FLAG_STR, &o.ckpt, "checkpoint path (the best one goes to NAME.best.bin)"},
         {"--resume", "-r", FLAG_BOOL, &o.resume, "continue from --ckpt exactly"},
@@ -70,6 +74,7 @@ int cmd_train(int argc, char **argv) {
     else if (o.val_frac < 0 || o.val_frac >= 1) bad = "--val-frac must be in [0, 1)";
     else if (o.print_every <= 0) bad = "--print-every must be positive";
     else if (o.max_skips <= 0) bad = "--max-skips must be positive";
+    else if (o.loss_scale < 0) bad = "--loss-scale must be >= 0";
     else if (o.save_every < 0 || o.eval_every < 0 || o.eval_windows < 0) bad = "--save-every/--eval-every/--eval-windows must be >= 0";
     if (bad) {
         fprintf(stderr, "anetrain train: %s; see --help\n", bad);

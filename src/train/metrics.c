@@ -149,8 +149,8 @@ static void phase(const char *name, double ms, double wall) {
 void metrics_report(Metrics *mt, const TrainState *st, const PhaseTimes *pt, long long steps, int seq,
                     double flops_per_window, double wall_ms) {
     clear_bar(mt);
-    const double train_ms = pt->forward + pt->backward + pt->device + pt->staging + pt->cpu_ops + mt->optim_ms +
-                            mt->data_ms;
+    // forward/backward include the device, staging and cpu-op time spent inside them
+    const double train_ms = pt->forward + pt->backward + mt->optim_ms + mt->data_ms;
     const double windows = (double)steps * st->accum;
     const double gflops = train_ms > 0 ? flops_per_window * windows / (train_ms * 1e6) : 0;
     if (mt->log) {
@@ -170,6 +170,10 @@ void metrics_report(Metrics *mt, const TrainState *st, const PhaseTimes *pt, lon
     printf("Compile time:    %.0f ms (%.1f%%)\n", pt->compile, 100.0 * pt->compile / wall_ms);
     printf("Train time:      %.0f ms (%.1f%%)\n", train_ms, 100.0 * train_ms / wall_ms);
     printf("Avg train:       %.1f ms/step\n", steps ? train_ms / steps : 0.0);
+    if (pt->kernels_compiled)
+        printf("Device:          %lld kernels compiled once, %.0f evaluations per step (%.1f per window)\n",
+               pt->kernels_compiled, steps ? (double)pt->device_evals / steps : 0.0,
+               windows > 0 ? pt->device_evals / windows : 0.0);
     printf("Tokens/s:        %.0f\n", train_ms > 0 ? windows * seq / (train_ms / 1e3) : 0.0);
     printf("Achieved:        %.2f GFLOPS (%.2f TFLOPS)\n", gflops, gflops / 1e3);
     printf("  FLOPs/update = accum x 3 x [2*seq*(layer matrices + classifier) + L*4*seq^2*NH*HD] = %.3g\n",
@@ -177,10 +181,10 @@ void metrics_report(Metrics *mt, const TrainState *st, const PhaseTimes *pt, lon
     printf("Time per phase:\n");
     phase("forward", pt->forward, wall_ms);
     phase("backward", pt->backward, wall_ms);
-    phase("device", pt->device, wall_ms);
-    phase("staging", pt->staging, wall_ms);
-    phase("cpu ops", pt->cpu_ops, wall_ms);
-    phase("dW wait", pt->dw_wait, wall_ms);
+    phase("  device", pt->device, wall_ms);
+    phase("  staging", pt->staging, wall_ms);
+    phase("  cpu ops", pt->cpu_ops, wall_ms);
+    phase("  dW wait", pt->dw_wait, wall_ms);
     phase("optimizer", mt->optim_ms, wall_ms);
     phase("data", mt->data_ms, wall_ms);
     phase("eval", mt->eval_ms, wall_ms);

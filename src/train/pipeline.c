@@ -30,8 +30,10 @@ static void cpu_free(Pipeline *pl) {
     free(pl->impl);
 }
 
-int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq) {
+int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o) {
     memset(pl, 0, sizeof *pl);
+    if (o && o->precision && strcmp(o->precision, "fp32") != 0)
+        return err_set("cpu pipeline: precision '%s' is not available (expected fp32)", o->precision);
     CpuModel *m = malloc(sizeof *m);
     if (!m) return err_set("out of memory");
     if (cpu_model_init(m, cfg, seq) != 0) {
@@ -47,9 +49,13 @@ int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq) {
     return 0;
 }
 
-int pipeline_init(Pipeline *pl, const char *name, const Config *cfg, int seq) {
-    if (!strcmp(name, "cpu")) return pipeline_cpu_init(pl, cfg, seq);
-    return err_set("unknown pipeline '%s' (available: cpu)", name);
+const char *pipeline_names(void) { return "cpu, dynamic"; }
+
+int pipeline_init(Pipeline *pl, const PipelineOptions *o, const Config *cfg, int seq) {
+    const char *name = o && o->name ? o->name : "cpu";
+    if (!strcmp(name, "cpu")) return pipeline_cpu_init(pl, cfg, seq, o);
+    if (!strcmp(name, "dynamic")) return pipeline_dynamic_init(pl, cfg, seq, o);
+    return err_set("unknown pipeline '%s' (available: %s)", name, pipeline_names());
 }
 
 void pipeline_free(Pipeline *pl) {

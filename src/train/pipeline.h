@@ -27,8 +27,21 @@ struct Pipeline {
     PhaseTimes times;
 };
 
+// How to build a pipeline. Zero-initialize, then set what you need.
+typedef struct {
+    const char *name;     // "cpu" (default) or "dynamic"
+    const char *device;   // for device pipelines: "sim" (default) or "ane"
+    int compile_budget;   // device compiles allowed per process (0 = default)
+    const char *precision;  // cpu: "fp32" (default) or "bf16"
+} PipelineOptions;
+
 // The reference pipeline: src/cpu ops and BLAS. seq = window length.
-int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq);
-// By name ("cpu", ...); -1 with a message listing the known names.
-int pipeline_init(Pipeline *pl, const char *name, const Config *cfg, int seq);
+int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o);
+// The dynamic-weight pipeline: 10 MIL kernels compiled once on a device, weights
+// staged into the input surfaces (src/train/pipeline_dynamic.c).
+int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o);
+// By o->name; -1 with a message listing the known names.
+int pipeline_init(Pipeline *pl, const PipelineOptions *o, const Config *cfg, int seq);
+// Names for --help.
+const char *pipeline_names(void);
 void pipeline_free(Pipeline *pl);

@@ -24,6 +24,9 @@
 void trainer_defaults(TrainOptions *o) {
     memset(o, 0, sizeof *o);
     o->pipeline = "cpu";
+    o->device = "sim";
+    o->precision = "fp32";
+    o->compile_budget = 100;
     o->out_dir = "runs";
     o->steps = 10000;
     o->accum = 10;
@@ -110,6 +113,18 @@ static int run_setup(Run *r, const TrainOptions *o) {
     r->st.warmup = o->warmup;
     r->st.accum = o->accum;
     r->st.total_steps = o->steps;
+    // fp16 device pipelines need the loss scaled so small gradients survive fp16;
+    // the scale is dynamic (halved on overflow, doubled after 1000 clean updates)
+    if (o->loss_scale > 0) {
+        r->st.loss_scale = o->loss_scale;
+        r->st.loss_scale_dynamic = 0;
+    } else if (strcmp(o->pipeline, "cpu") != 0 && !r->st.loss_scale_dynamic) {
+        r->st.loss_scale = 1024.0f;
+        r->st.loss_scale_dynamic = 1;
+    } else if (!strcmp(o->pipeline, "cpu")) {
+        r->st.loss_scale = 1.0f;
+        r->st.loss_scale_dynamic = 0;
+    }
     size_t n = r->p.n;
     if (!r->m) r->m = calloc(n, sizeof(float));
     if (!r->v) r->v = calloc(n, sizeof(float));
@@ -227,7 +242,9 @@ int trainer_run(const TrainOptions *o) {
     const Config *cfg = &r.p.cfg;
     int seq = o->seq < cfg->seq_len ? o->seq : cfg->seq_len;
     if (data_setup(&d, o, &r.st, cfg, seq) != 0) goto done;
-    if (pipeline_init(&pl, o->pipeline, cfg, seq) != 0) goto done;
+    PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
+                          .precision = o->precision};
+    if (pipeline_init(&pl, &po, cfg, seq) != 0) goto done;
     if (metrics_open(&mt, o->log_path, o->quiet) != 0) goto done;
     tok = malloc(sizeof(int) * seq);
     tgt = malloc(sizeof(int) * seq);
@@ -247,6 +264,9 @@ int trainer_run(const TrainOptions *o) {
     sigaction(SIGTERM, &sa, NULL);
 
     metrics_banner(&mt, cfg, pl.name, d.desc, seq, st, o->resume, gemm_backend_name());
+    if (pl.times.kernels_compiled && !o->quiet)
+        printf("  device    %s: %lld kernels compiled in %.1f ms; loss scale %g%s\n", o->device,
+               pl.times.kernels_compiled, pl.times.compile, st->loss_scale, st->loss_scale_dynamic ? " (dynamic)" : "");
     const long long start_step = st->step;
     const double flops_per_window = metrics_flops_per_window(cfg, seq);
     int skips_in_row = 0;

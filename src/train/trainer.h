@@ -12,7 +12,10 @@ typedef struct {
     const char *val_data;   // token file for evaluation; NULL = held-out tail of data
     const char *ckpt;       // checkpoint path (latest); best goes to <ckpt minus .bin>.best.bin
     const char *log_path;   // JSON lines; NULL = none
-    const char *pipeline;   // "cpu", ...
+    const char *pipeline;   // "cpu", "dynamic"
+    const char *device;     // device pipelines: "sim" or "ane"
+    const char *precision;  // cpu: "fp32" or "bf16"
+    int compile_budget;     // device compiles per process (0 = default)
     const char *out_dir;    // where built-in data and its tokenizer are written
     int resume, scratch, sequential;
     long long steps;        // optimizer updates (the schedule's length)
@@ -20,6 +23,7 @@ typedef struct {
     int accum, warmup, seq, threads;
     int eval_every, eval_windows, save_every, print_every, max_skips;
     float lr, clip, val_frac, res_scale;
+    float loss_scale;       // > 0: constant; 0: automatic (1 on cpu, dynamic from 1024 on fp16 pipelines)
     long long seed;
     int quiet;
 } TrainOptions;

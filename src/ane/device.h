@@ -1,0 +1,81 @@
+// device: where compiled MIL kernels run — the small interface that hides the
+// platform. Pipelines hold a Device and never know which one it is.
+//
+//   sim  the MIL interpreter (src/mil/mil_interp.h) with the ANE's rules:
+//        fp16 surfaces, one input and one output per request whose sizes must
+//        match the kernel exactly, SDPA masks ignored, a per-process compile
+//        budget after which compile fails as the ANE does.
+//   ane  Apple's Neural Engine through its private runtime (macOS only,
+//        src/ane/ane_macos.m): the same calls, on IOSurfaces.
+//
+// A surface is a [1, C, 1, W] fp16 tensor, channel-first and packed (element
+// (c, w) at c*W + w), which is exactly what the ANE reads from an IOSurface.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct DeviceKernel DeviceKernel;
+typedef struct DeviceSurface DeviceSurface;
+typedef struct DeviceRequest DeviceRequest;
+
+typedef struct {
+    const char *path;     // "@model_path/weights/NAME.bin", as referenced in the MIL text
+    const uint8_t *data;  // the blob file bytes (src/mil/mil_blob.h)
+    size_t size;
+} DeviceWeight;
+
+typedef struct Device Device;
+typedef struct {
+    int (*compile)(Device *d, const char *mil, const DeviceWeight *w, int n_w, DeviceKernel **out);
+    void (*kernel_free)(Device *d, DeviceKernel *k);
+    // kernel I/O shapes as [C, W] of the one input and one output
+    void (*kernel_io)(const DeviceKernel *k, size_t in_cw[2], size_t out_cw[2]);
+    int (*surface_create)(Device *d, size_t channels, size_t width, DeviceSurface **out);
+    void (*surface_free)(Device *d, DeviceSurface *s);
+    uint16_t *(*surface_lock)(DeviceSurface *s, int write);
+    void (*surface_unlock)(DeviceSurface *s, int write);
+    int (*request_create)(Device *d, DeviceKernel *k, DeviceSurface *in, DeviceSurface *out, DeviceRequest **r);
+    void (*request_free)(Device *d, DeviceRequest *r);
+    int (*eval)(Device *d, DeviceRequest *r);
+    void (*destroy)(Device *d);
+} DeviceOps;
+
+struct Device {
+    const char *name;      // "sim" or "ane"
+    const DeviceOps *ops;
+    void *impl;
+    int compile_budget;    // compiles allowed per process (the ANE fails silently past ~119)
+    int compiles;          // successful compiles so far
+    double compile_ms;     // cumulative
+    long long evals;
+    double eval_ms;
+};
+
+enum { DEVICE_DEFAULT_COMPILE_BUDGET = 100 };
+
+// name: "sim" or "ane". budget <= 0 takes the default.
+int device_init(Device *d, const char *name, int compile_budget);
+void device_free(Device *d);
+// The names available in this build ("sim" everywhere, "ane" on macOS).
+const char *device_names(void);
+
+// Compiles MIL text with its weight blobs; -1 with err_msg() ("mil:LINE:COL: ...",
+// or the budget message) on failure.
+int device_compile(Device *d, const char *mil, const DeviceWeight *w, int n_w, DeviceKernel **out);
+void device_kernel_free(Device *d, DeviceKernel *k);
+void device_kernel_io(const DeviceKernel *k, const Device *d, size_t in_cw[2], size_t out_cw[2]);
+
+int device_surface_create(Device *d, size_t channels, size_t width, DeviceSurface **out);
+void device_surface_free(Device *d, DeviceSurface *s);
+// Lock for CPU access (write = 1 to modify); returns the C*W fp16 values.
+uint16_t *device_surface_lock(Device *d, DeviceSurface *s, int write);
+void device_surface_unlock(Device *d, DeviceSurface *s, int write);
+
+// Binds one input and one output surface to a kernel; their sizes must equal
+// the kernel's I/O exactly (the ANE gives silent garbage otherwise: we refuse).
+int device_request_create(Device *d, DeviceKernel *k, DeviceSurface *in, DeviceSurface *out, DeviceRequest **r);
+void device_request_free(Device *d, DeviceRequest *r);
+int device_eval(Device *d, DeviceRequest *r);
+
+// The macOS device (ane_macos.m); only in macOS builds.
+int device_ane_init(Device *d);
