@@ -194,3 +194,32 @@ TEST(device_sim_enforces_rules) {
     device_free(&d);
     CHECK(device_init(&d, "tpu", 0) != 0 && strstr(err_msg(), "sim"));
 }
+
+TEST(mil_cli_prints_and_runs_kernels) {
+    char cmd[2048], *out = NULL;
+    const char *dir = test_tmpdir();
+    // print a kernel with its weight files, then run the printed program in sim
+    snprintf(cmd, sizeof cmd, "%s mil sdpaFwd --model tiny-qwen3 --seq 16 --blobs %s/blobs > %s/sdpa.mil 2>/dev/null",
+             test_bin(), dir, dir);
+    REQUIRE(test_run(cmd, NULL) == 0);
+    snprintf(cmd, sizeof cmd, "%s mil --run %s/sdpa.mil --weights %s/blobs", test_bin(), dir, dir);
+    CHECK(test_run(cmd, &out) == 0 && strstr(out, "output [1, 640, 1, 16]") && strstr(out, "non-finite 0"));
+    free(out);
+    // without the weights: one clear line
+    snprintf(cmd, sizeof cmd, "%s mil --run %s/sdpa.mil", test_bin(), dir);
+    CHECK(test_run(cmd, &out) == 1 && strstr(out, "--weights"));
+    free(out);
+    // a malformed program names file, line and column
+    snprintf(cmd, sizeof cmd, "printf 'program(1.3)\\n{\\n  func main<ios18>(tensor<fp16, [1, 4, 1, 8]> x) {\\n"
+                              "    tensor<fp16, [1, 4, 1, 8]> y = sigmoid(x=)[name=string(\"y\")];\\n  } -> (y);\\n}\\n' "
+                              "> %s/bad.mil && %s mil --run %s/bad.mil",
+             dir, test_bin(), dir);
+    CHECK(test_run(cmd, &out) == 1 && strstr(out, "bad.mil") && strstr(out, ":4:"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s mil nosuchkernel", test_bin());
+    CHECK(test_run(cmd, &out) == 1 && strstr(out, "kvBwd"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s mil woFwd --model stories15m --seq 32 --dialect ios16 2>/dev/null", test_bin());
+    CHECK(test_run(cmd, &out) == 0 && strstr(out, "program(1.0)") && strstr(out, "main<ios16>"));
+    free(out);
+}

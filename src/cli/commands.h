@@ -8,3 +8,4 @@ int cmd_export(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_mil(int argc, char **argv);

@@ -14,6 +14,7 @@ static const Command COMMANDS[] = {
     {"info", cmd_info, "print what a model file holds"},
     {"sample", cmd_sample, "generate text from a model"},
     {"train", cmd_train, "train a model (cpu pipeline; built-in corpus without --data)"},
+    {"mil", cmd_mil, "print a kernel's MIL program, or run a MIL file on the sim device"},
     {"eval", cmd_eval, "mean loss and perplexity of a model over a token file"},
     {"export", cmd_export, "write a model or checkpoint as a llama2.c .bin"},
     {"tokenize", cmd_tokenize, "turn text files into a token file"},
