@@ -114,3 +114,13 @@ int args_parse(int argc, char **argv, const Flag *flags, const char *usage, cons
     }
     return 0;
 }
+
+int args_given(int argc, char **argv, const char *name, const char *alias) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        size_t n = strcspn(a, "=");
+        if ((strlen(name) == n && !strncmp(a, name, n)) || (alias && strlen(alias) == n && !strncmp(a, alias, n)))
+            return 1;
+    }
+    return 0;
+}

@@ -27,3 +27,5 @@ typedef struct {
 int args_parse(int argc, char **argv, const Flag *flags, const char *usage, const char *about,
                const char **positional, int max_pos, int *n_pos);
 void args_usage(const Flag *flags, const char *usage, const char *about);
+// 1 if argv holds the flag (long name or alias, with or without "=value").
+int args_given(int argc, char **argv, const char *name, const char *alias);

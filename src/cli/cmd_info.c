@@ -48,7 +48,8 @@ int cmd_info(int argc, char **argv) {
     int n_pos = 0;
     int rc = args_parse(argc, argv, flags, "info FILE|PRESET|config.json",
                         "Prints what a model describes: format, architecture, parameter count and tensor table.\n"
-                        "FILE is a llama2.c model (.bin, v0 or v1); PRESET one of the built-in model names;\n"
+                        "FILE is a llama2.c model (.bin, v0 or v1) or a checkpoint (anetrain, or the original\n"
+                        "trainer's v2/v4); PRESET one of the built-in model names;\n"
                         "config.json a Hugging Face config (llama or qwen3).",
                         pos, 1, &n_pos);
     if (rc > 0) return 0;

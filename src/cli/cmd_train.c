@@ -8,12 +8,17 @@
 #include "model/config.h"
 #include "train/trainer.h"
 
+// defaults of a run on the built-in corpus (no --data)
+enum { BUILTIN_STEPS = 500, BUILTIN_ACCUM = 4, BUILTIN_WARMUP = 20 };
+#define BUILTIN_LR 2e-3f
+
 static const char ABOUT[] =
     "Train a model. Without --data it trains on a built-in, deterministic story corpus with a built-in\n"
     "byte-level vocabulary (written to --out-dir, with its tokenizer.bin for `anetrain sample`).\n"
     "--model is a preset name (training from scratch) or a weights file (llama2.c .bin or an anetrain\n"
     "checkpoint) to fine-tune; --scratch re-initializes a file's architecture randomly.\n"
     "Steps and warmup count optimizer updates; each update accumulates --accum windows of --seq tokens.\n"
+    "On the built-in corpus, --steps, --lr, --accum and --warmup default to 500, 2e-3, 4 and 20.\n"
     "SIGINT/SIGTERM finish the current update, save the checkpoint and exit 0.";
 
 int cmd_train(int argc, char **argv) {
@@ -61,6 +66,14 @@ int cmd_train(int argc, char **argv) {
     };
     int rc = args_parse(argc, argv, flags, "train [flags]", ABOUT, NULL, 0, NULL);
     if (rc != 0) return rc > 0 ? 0 : 2;
+    // The built-in corpus is the newcomer's first run: unless told otherwise, use
+    // settings that show a small model learning in a minute or two.
+    if (!o.data && !o.resume) {
+        if (!args_given(argc, argv, "--steps", "-n")) steps = BUILTIN_STEPS;
+        if (!args_given(argc, argv, "--lr", NULL)) o.lr = BUILTIN_LR;
+        if (!args_given(argc, argv, "--accum", NULL)) o.accum = BUILTIN_ACCUM;
+        if (!args_given(argc, argv, "--warmup", NULL)) o.warmup = BUILTIN_WARMUP;
+    }
     o.steps = steps;
     o.seed = seed;
     o.stop_after = stop_after;
