@@ -7,6 +7,9 @@
 
 #include "test.h"
 
+#include "core/err.h"
+#include "data/dataset.h"
+
 typedef struct { const char *name, *file; TestFn fn; } TestCase;
 static TestCase g_tests[1024];
 static int g_n_tests;
@@ -91,6 +94,25 @@ const char *test_tmpdir(void) {
         if (!mkdtemp(g_tmpdir)) { perror("mkdtemp"); exit(2); }
     }
     return g_tmpdir;
+}
+
+const char *test_pattern_tokens(int vocab) {
+    static char path[8][512];
+    static int vocabs[8], n;
+    for (int i = 0; i < n; i++)
+        if (vocabs[i] == vocab) return path[i];
+    if (n == 8) return NULL;
+    snprintf(path[n], sizeof path[n], "%s/pattern-%d.bin", test_tmpdir(), vocab);
+    size_t count = 20000;
+    uint32_t *ids = malloc(count * sizeof *ids), x = 12345;
+    for (size_t i = 0; i < count; i++) {
+        x = x * 1103515245u + 12345u;
+        ids[i] = (i % 4 && i) ? (ids[i - 1] + 1) % (uint32_t)vocab : (x >> 8) % (uint32_t)vocab;
+    }
+    if (tokens_write(path[n], ids, count, vocab) != 0) fprintf(stderr, "%s\n", err_msg());
+    free(ids);
+    vocabs[n] = vocab;
+    return path[n++];
 }
 
 double test_rel_err(const float *a, const float *b, size_t n) {

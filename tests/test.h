@@ -41,6 +41,9 @@ const char *test_bin(void);
 int test_run(const char *cmd, char **out);
 // A fresh temporary directory for this test (removed at exit).
 const char *test_tmpdir(void);
+// A 20000-token file in test_tmpdir() with a learnable pattern (runs of
+// consecutive ids after a random start), ids < vocab; made once per vocab.
+const char *test_pattern_tokens(int vocab);
 
 // Compares two float arrays with |a-b| <= atol + rtol*|b|; prints the worst
 // element and the first few mismatches under `label`. Returns 1 if all close.

@@ -60,21 +60,6 @@ TEST(dynamic_grads_match_cpu_gqa_res_scale) { compare_step("tiny-gqa", 32, 0.5f)
 TEST(dynamic_grads_match_cpu_qwen3) { compare_step("tiny-qwen3", 32, 1.0f); }
 TEST(dynamic_grads_match_cpu_stories260k) { compare_step("stories260k", 64, 1.0f); }  // GQA 8/4, head_dim 8
 
-static const char *pattern_tokens(void) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/dyn-pattern.bin", test_tmpdir());
-    size_t n = 20000;
-    uint32_t *ids = malloc(n * sizeof *ids);
-    uint32_t x = 777;
-    for (size_t i = 0; i < n; i++) {
-        x = x * 1103515245u + 12345u;
-        ids[i] = (i % 4 && i) ? (ids[i - 1] + 1) % 256 : (x >> 8) % 256;
-    }
-    tokens_write(path, ids, n, 256);
-    free(ids);
-    return path;
-}
-
 static int read_losses(const char *log, float *out, int max) {
     char *txt = NULL;
     if (io_read_all(log, &txt, NULL) != 0) return 0;
@@ -90,7 +75,7 @@ static int read_losses(const char *log, float *out, int max) {
 static void opts(TrainOptions *o, const char *pipeline, const char *ckpt, const char *log) {
     trainer_defaults(o);
     o->model = "tiny-gqa";
-    o->data = pattern_tokens();
+    o->data = test_pattern_tokens(256);
     o->pipeline = pipeline;
     o->ckpt = ckpt;
     o->log_path = log;

@@ -16,28 +16,10 @@
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
-// A small shared token file: random ids with a learnable pattern (each id is
-// often followed by id+1), so short runs show the loss going down.
-static const char *pattern_tokens(int vocab) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/pattern-%d.bin", test_tmpdir(), vocab);
-    if (access(path, R_OK) == 0) return path;
-    size_t n = 20000;
-    uint32_t *ids = malloc(n * sizeof *ids);
-    uint32_t x = 12345;
-    for (size_t i = 0; i < n; i++) {
-        x = x * 1103515245u + 12345u;
-        ids[i] = (i % 4 && i) ? (ids[i - 1] + 1) % (uint32_t)vocab : (x >> 8) % (uint32_t)vocab;
-    }
-    if (tokens_write(path, ids, n, vocab) != 0) fprintf(stderr, "%s\n", err_msg());
-    free(ids);
-    return path;
-}
-
 static void small_opts(TrainOptions *o, const char *ckpt) {
     trainer_defaults(o);
     o->model = "tiny-gqa";
-    o->data = pattern_tokens(256);
+    o->data = test_pattern_tokens(256);
     o->ckpt = ckpt;
     o->steps = 12;
     o->accum = 2;
@@ -148,19 +130,19 @@ TEST(train_cli_bad_input_is_one_line) {
     char ck[512];
     snprintf(ck, sizeof ck, "%s/good.bin", dir);
     snprintf(cmd, sizeof cmd, "%s train --model tiny-gqa --data %s --steps 2 --seq 16 --accum 1 --ckpt %s -q",
-             test_bin(), pattern_tokens(256), ck);
+             test_bin(), test_pattern_tokens(256), ck);
     REQUIRE(test_run(cmd, NULL) == 0);
     snprintf(corrupt, sizeof corrupt, "%s/corrupt.bin", dir);
     snprintf(cmd, sizeof cmd, "cp %s %s && printf 'X' | dd of=%s bs=1 seek=5000 conv=notrunc 2>/dev/null", ck,
              corrupt, corrupt);
     REQUIRE(test_run(cmd, NULL) == 0);
     snprintf(cmd, sizeof cmd, "%s train --resume --ckpt %s --data %s --steps 4 -q", test_bin(), corrupt,
-             pattern_tokens(256));
+             test_pattern_tokens(256));
     CHECK(test_run(cmd, &out) == 1 && strstr(out, corrupt) && strstr(out, "CRC"));
     free(out);
     // a checkpoint of another model is refused with the difference
     snprintf(cmd, sizeof cmd, "%s train --resume --model tiny-mha --ckpt %s --data %s --steps 4 -q", test_bin(), ck,
-             pattern_tokens(256));
+             test_pattern_tokens(256));
     CHECK(test_run(cmd, &out) == 1 && strstr(out, "n_kv_heads"));
     free(out);
 }
@@ -170,7 +152,7 @@ TEST(train_nan_loss_skips_then_stops) {
     snprintf(cmd, sizeof cmd,
              "%s train --model tiny-gqa --data %s --steps 40 --accum 1 --seq 16 --lr 1e30 --clip 0 --warmup 1 "
              "--max-skips 3 --ckpt %s/nan.bin -q",
-             test_bin(), pattern_tokens(256), test_tmpdir());
+             test_bin(), test_pattern_tokens(256), test_tmpdir());
     int rc = test_run(cmd, &out);
     CHECKF(rc == 1 && strstr(out, "skipped") && strstr(out, "non-finite"), "rc %d: %s", rc, out);
     free(out);
@@ -182,7 +164,7 @@ TEST(train_sigint_saves_and_exits_zero) {
     snprintf(cmd, sizeof cmd,
              "%s train --model tiny-gqa --data %s --steps 100000 --accum 1 --seq 32 --ckpt %s -q & pid=$!; "
              "sleep 1.5; kill -INT $pid; wait $pid",
-             test_bin(), pattern_tokens(256), ck);
+             test_bin(), test_pattern_tokens(256), ck);
     CHECK(test_run(cmd, NULL) == 0);
     Params p;
     float *m, *v;
@@ -200,7 +182,7 @@ TEST(train_kill9_leaves_a_usable_checkpoint) {
         snprintf(cmd, sizeof cmd,
                  "%s train --model tiny-mha --data %s --steps 100000 --accum 1 --seq 32 --save-every 1 --ckpt %s -q "
                  "%s & pid=$!; sleep 0.%d; kill -9 $pid; wait $pid; true",
-                 test_bin(), pattern_tokens(256), ck, round ? "--resume" : "", 5 + round);
+                 test_bin(), test_pattern_tokens(256), ck, round ? "--resume" : "", 5 + round);
         test_run(cmd, NULL);
         Params p;
         float *m, *v;
