@@ -18,6 +18,8 @@ LDLIBS  += -lm -lpthread
 # --- platform / CPU features -------------------------------------------------
 ifeq ($(UNAME),Darwin)
   BLAS ?= accelerate
+  # the ane device (src/ane/ane_macos.c): Objective-C runtime, CF, IOSurface, dlopen
+  LDLIBS += -framework Foundation -framework CoreFoundation -framework IOSurface -lobjc -ldl
 else
   CFLAGS += -march=native
 endif
@@ -56,6 +58,9 @@ endif
 # Portable library code: every .c under src/ except the CLI entry point and the
 # macOS-only Objective-C device.
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+ifneq ($(UNAME),Darwin)
+  LIB_SRC := $(filter-out src/ane/ane_macos.c,$(LIB_SRC))
+endif
 CLI_MAIN := src/cli/main.c
 TEST_SRC := $(wildcard tests/*.c)
 

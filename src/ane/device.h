@@ -6,7 +6,21 @@
 //        match the kernel exactly, SDPA masks ignored, a per-process compile
 //        budget after which compile fails as the ANE does.
 //   ane  Apple's Neural Engine through its private runtime (macOS only,
-//        src/ane/ane_macos.m): the same calls, on IOSurfaces.
+//        src/ane/ane_macos.c): the same calls, on IOSurfaces.
+//        What a macOS user must know:
+//        - Apple Silicon and a recent macOS (15+); the framework is private
+//          (/System/Library/PrivateFrameworks/AppleNeuralEngine.framework), so
+//          any OS update may break it: device_init("ane") then fails naming the
+//          missing class or selector, and the sim/CPU paths still work.
+//        - ~119 compiles per process, then compiles fail silently (we stop at
+//          the budget, default 100): checkpoint and restart the process.
+//        - Compiling writes NSTemporaryDirectory()/<hex id>/ (model.mil,
+//          weights/); identical programs share one directory, removed when
+//          the last kernel using it is freed. The count is per process: two
+//          concurrent runs of one user compiling identical programs can
+//          delete each other's files, so run them one at a time.
+//        - Chips differ in what compiles (ane-spec §3.1, reference D.5): a
+//          program the sim device runs may still fail to compile on the ANE.
 //
 // A surface is a [1, C, 1, W] fp16 tensor, channel-first and packed (element
 // (c, w) at c*W + w), which is exactly what the ANE reads from an IOSurface.
@@ -77,5 +91,5 @@ int device_request_create(Device *d, DeviceKernel *k, DeviceSurface *in, DeviceS
 void device_request_free(Device *d, DeviceRequest *r);
 int device_eval(Device *d, DeviceRequest *r);
 
-// The macOS device (ane_macos.m); only in macOS builds.
+// The macOS device (ane_macos.c); only in macOS builds.
 int device_ane_init(Device *d);

@@ -71,6 +71,7 @@ static int stage(Pipeline *pl, Dyn *d, int l, int k, const char *region, const f
     double t0 = time_ms();
     DeviceSurface *s = in_surf(d, l, k);
     uint16_t *p = device_surface_lock(&d->dev, s, 1);
+    if (!p) return err_set("%s: cannot lock the input surface of layer %d", d->k[k].name, l);
     int rc = mil_kernel_stage(&d->k[k], p, region, src);
     device_surface_unlock(&d->dev, s, 1);
     pl->times.staging += time_ms() - t0;
@@ -80,6 +81,7 @@ static int stage(Pipeline *pl, Dyn *d, int l, int k, const char *region, const f
 static int fetch(Pipeline *pl, Dyn *d, int k, const char *region, float *dst) {
     double t0 = time_ms();
     uint16_t *p = device_surface_lock(&d->dev, d->out[k], 0);
+    if (!p) return err_set("%s: cannot lock the output surface", d->k[k].name);
     int rc = mil_kernel_fetch(&d->k[k], p, region, dst);
     device_surface_unlock(&d->dev, d->out[k], 0);
     pl->times.staging += time_ms() - t0;
@@ -255,11 +257,14 @@ static int dyn_backward(Pipeline *pl, Dyn *d, const Params *p, float *grads, flo
         {   // probs and dP go surface to surface, fp16 as they are
             double ts = time_ms();
             uint16_t *src = device_surface_lock(&d->dev, d->out[MIL_K_SDPA_BWD1], 0);
-            uint16_t *dst = device_surface_lock(&d->dev, in_surf(d, l, MIL_K_SDPA_BWD2), 1);
-            int rc = mil_kernel_copy(&d->k[MIL_K_SDPA_BWD2], dst, "probs", &d->k[MIL_K_SDPA_BWD1], src, "probs") |
-                     mil_kernel_copy(&d->k[MIL_K_SDPA_BWD2], dst, "dp", &d->k[MIL_K_SDPA_BWD1], src, "dp");
-            device_surface_unlock(&d->dev, in_surf(d, l, MIL_K_SDPA_BWD2), 1);
-            device_surface_unlock(&d->dev, d->out[MIL_K_SDPA_BWD1], 0);
+            uint16_t *dst = src ? device_surface_lock(&d->dev, in_surf(d, l, MIL_K_SDPA_BWD2), 1) : NULL;
+            int rc = !src || !dst ? err_set("sdpaBwd: cannot lock the surfaces for the probs/dP copy")
+                                  : mil_kernel_copy(&d->k[MIL_K_SDPA_BWD2], dst, "probs", &d->k[MIL_K_SDPA_BWD1],
+                                                    src, "probs") |
+                                        mil_kernel_copy(&d->k[MIL_K_SDPA_BWD2], dst, "dp", &d->k[MIL_K_SDPA_BWD1],
+                                                        src, "dp");
+            if (dst) device_surface_unlock(&d->dev, in_surf(d, l, MIL_K_SDPA_BWD2), 1);
+            if (src) device_surface_unlock(&d->dev, d->out[MIL_K_SDPA_BWD1], 0);
             pl->times.staging += time_ms() - ts;
             if (rc) return -1;
         }
