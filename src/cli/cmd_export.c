@@ -1,5 +1,6 @@
 // anetrain export: write a model or checkpoint as a llama2.c .bin, so that
-// llama2.c's run.c (and anything else that reads that format) can use it.
+// llama2.c's run.c (and anything else that reads that format) can use it, or
+// (--format hf) as a Hugging Face directory (config.json + model.safetensors).
 #include <stdio.h>
 #include <string.h>
 
@@ -7,7 +8,9 @@
 #include "cli/commands.h"
 #include "core/err.h"
 #include "model/llama2c.h"
+#include "model/model_file.h"
 #include "model/params.h"
+#include "model/safetensors.h"
 #include "train/checkpoint.h"
 
 // llama2.c has no residual scale; x += a*(W y) is x += (a*W) y, so a scale is
@@ -25,24 +28,32 @@ static void fold_res_scale(Params *p) {
 }
 
 int cmd_export(int argc, char **argv) {
-    const char *model = NULL, *out = NULL;
+    const char *model = NULL, *out = NULL, *format = "llama2c";
     int version = 0;
     Flag flags[] = {
         {"--model", "-m", FLAG_STR, &model, "anetrain checkpoint, original (maderix/ANE) checkpoint, or llama2.c .bin"},
-        {"--out", "-o", FLAG_STR, &out, "llama2.c file to write (atomically)"},
+        {"--out", "-o", FLAG_STR, &out, "llama2.c file to write (atomically); for hf, the directory"},
+        {"--format", "-f", FLAG_STR, &format, "llama2c, or hf (config.json + model.safetensors, F32)"},
         {"--version", NULL, FLAG_INT, &version, "llama2.c format: 0 = legacy (what run.c reads), 1 = \"ak42\" header"},
         {0},
     };
-    int rc = args_parse(argc, argv, flags, "export --model FILE -o OUT.bin [--version 0|1]",
+    int rc = args_parse(argc, argv, flags, "export --model FILE -o OUT.bin [--version 0|1] | --format hf -o DIR",
                         "Writes the weights of FILE as a llama2.c model. FILE is detected by its first bytes: an\n"
                         "anetrain checkpoint (\"ANETCKPT\"), an original ANE-training checkpoint (magic 0x424C5A54,\n"
                         "v2 or v4), or a llama2.c .bin (v0 or v1). Optimizer state is not exported. A residual scale\n"
-                        "(v4 checkpoints) is folded into wo and w2, since llama2.c has none.",
+                        "(v4 checkpoints) is folded into wo and w2, since llama2.c has none.\n"
+                        "--format hf writes DIR/config.json + DIR/model.safetensors for Hugging Face tools; llama2.c\n"
+                        "models (interleaved RoPE) get wq/wk rows permuted to HF's rotate_half layout.",
                         NULL, 0, NULL);
     if (rc > 0) return 0;
     if (rc < 0) return 2;
     if (!model || !out) {
         fprintf(stderr, "anetrain export: expected --model FILE and -o OUT.bin; see --help\n");
+        return 2;
+    }
+    int hf = !strcmp(format, "hf");
+    if (!hf && strcmp(format, "llama2c") != 0) {
+        fprintf(stderr, "anetrain export: --format must be llama2c or hf, found %s\n", format);
         return 2;
     }
     if (version != 0 && version != 1) {
@@ -62,8 +73,8 @@ int cmd_export(int argc, char **argv) {
         rc = ckpt_read_original_header(model, &p.cfg, NULL, &orig_version);
         if (rc == 0) rc = ckpt_import_original(model, &p, NULL, NULL, &st);
     } else {
-        kind = "llama2.c model";
-        rc = llama2c_load(&p, model);
+        kind = "model file";  // llama2.c .bin or Hugging Face safetensors
+        rc = model_load(&p, model);
     }
     if (rc != 0) {
         fprintf(stderr, "anetrain export: %s\n", err_msg());
@@ -78,13 +89,17 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "anetrain export: note: folding residual scale %g into wo and w2\n", p.cfg.res_scale);
         fold_res_scale(&p);
     }
-    if (llama2c_save(&p, out, version) != 0) {
+    if ((hf ? safetensors_save(&p, out) : llama2c_save(&p, out, version)) != 0) {
         fprintf(stderr, "anetrain export: %s\n", err_msg());
         params_free(&p);
         return 1;
     }
-    printf("wrote %s (llama2.c v%d, %zu params, %.1f MB) from %s (%s)\n", out, version, p.n, p.n * 4.0 / 1e6, model,
-           kind);
+    if (hf)
+        printf("wrote %s/config.json + model.safetensors (Hugging Face, F32, %zu params, %.1f MB) from %s (%s)\n", out,
+               p.n, p.n * 4.0 / 1e6, model, kind);
+    else
+        printf("wrote %s (llama2.c v%d, %zu params, %.1f MB) from %s (%s)\n", out, version, p.n, p.n * 4.0 / 1e6,
+               model, kind);
     params_free(&p);
     return 0;
 }

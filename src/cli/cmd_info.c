@@ -9,6 +9,7 @@
 #include "model/config.h"
 #include "model/llama2c.h"
 #include "model/params.h"
+#include "model/safetensors.h"
 #include "train/checkpoint.h"
 
 static int ends_with(const char *s, const char *suffix) {
@@ -49,8 +50,9 @@ int cmd_info(int argc, char **argv) {
     int rc = args_parse(argc, argv, flags, "info FILE|PRESET|config.json",
                         "Prints what a model describes: format, architecture, parameter count and tensor table.\n"
                         "FILE is a llama2.c model (.bin, v0 or v1) or a checkpoint (anetrain, or the original\n"
-                        "trainer's v2/v4); PRESET one of the built-in model names;\n"
-                        "config.json a Hugging Face config (llama or qwen3).",
+                        "trainer's v2/v4) or Hugging Face safetensors (a directory, or a .safetensors file, with\n"
+                        "config.json beside it); PRESET one of the built-in model names; config.json a Hugging\n"
+                        "Face config (llama or qwen3).",
                         pos, 1, &n_pos);
     if (rc > 0) return 0;
     if (rc < 0) return 2;
@@ -69,6 +71,15 @@ int cmd_info(int argc, char **argv) {
     }
 
     struct stat st;
+    if ((stat(path, &st) == 0 && S_ISDIR(st.st_mode)) || ends_with(path, ".safetensors") ||
+        ends_with(path, ".safetensors.index.json")) {
+        Params p;
+        if (safetensors_load(&p, path) != 0) goto fail;
+        printf("file:    %s\n", path);
+        print_model("Hugging Face safetensors (config.json beside it)", &p.cfg);
+        params_free(&p);
+        return 0;
+    }
     if (stat(path, &st) != 0) {
         // not a file: maybe a preset name
         if (config_preset(&cfg, path) == 0) {

@@ -25,7 +25,7 @@ int cmd_sample(int argc, char **argv) {
     long long seed = 0;
     int steps = 256;
     Flag flags[] = {
-        {"--model", "-m", FLAG_STR, &model_path, "model file (llama2.c .bin or anetrain checkpoint)"},
+        {"--model", "-m", FLAG_STR, &model_path, "model: llama2.c .bin, anetrain checkpoint, or Hugging Face dir/.safetensors"},
         {"--tokenizer", "-z", FLAG_STR, &tok_path, "llama2.c tokenizer.bin (its vocab size comes from the model)"},
         {"--prompt", "-i", FLAG_STR, &prompt, "text to start from (encoded with BOS)"},
         {"--temperature", "-t", FLAG_FLOAT, &temperature, "0 = greedy argmax"},

@@ -1,7 +1,9 @@
 // model_file: load a model from whatever file the user points at.
 //
-// Detects the format from the bytes: llama2.c v1 (magic "ak42"), anetrain
-// checkpoints (once they exist), else llama2.c v0 (validated by exact size).
+// Detects the format: a directory, *.safetensors or *.safetensors.index.json
+// (Hugging Face, config.json beside it; see model/safetensors.h), then from the
+// bytes: llama2.c v1 (magic "ak42"), anetrain and original checkpoints,
+// safetensors under another name, else llama2.c v0 (validated by exact size).
 #pragma once
 #include "model/params.h"
 
