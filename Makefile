@@ -88,8 +88,11 @@ $(BUILD)/%.o: %.c
 test: $(BIN) $(BUILD)/test_runner
 	ANETRAIN_BIN=$(abspath $(BIN)) $(BUILD)/test_runner
 
-bench: $(BIN)
-	bash bench/run.sh
+bench: $(BIN) $(BUILD)/libanetrain.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $(BUILD)/bench_train bench/bench_train.c $(BUILD)/libanetrain.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $(BUILD)/gemm_peak bench/gemm_peak.c $(BUILD)/libanetrain.a $(LDLIBS)
+	BENCH_BUILD=$(BUILD) ANETRAIN=$(abspath $(BIN)) bash bench/run.sh
+	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
 
 info:
 	@echo "CC=$(CC) BLAS=$(BLAS) UNAME=$(UNAME)"

@@ -1,7 +1,10 @@
 #include "core/gemm.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/threads.h"
 
 #ifdef USE_CBLAS
 #ifdef USE_ACCELERATE
@@ -36,13 +39,25 @@ const char *gemm_backend_name(void) {
 
 #if defined(USE_CBLAS) && !defined(USE_ACCELERATE)
 void openblas_set_num_threads(int);
-#endif
-void gemm_set_threads(int n) {
-#if defined(USE_CBLAS) && !defined(USE_ACCELERATE)
-    if (n > 0) openblas_set_num_threads(n);
+static void blas_threads(int n) { openblas_set_num_threads(n); }
 #else
-    (void)n;
+static void blas_threads(int n) { (void)n; }
 #endif
+
+static int g_split = 1;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static void blas_single(void) { blas_threads(1); }  // we split; BLAS must not spawn its own
+
+void gemm_set_threads(int n) {
+    pthread_once(&g_once, blas_single);
+    threads_set_count(n);
+    if (!g_split) blas_threads(threads_count());
+}
+
+void gemm_set_split(int on) {
+    pthread_once(&g_once, blas_single);
+    g_split = on != 0;
+    blas_threads(g_split ? 1 : threads_count());
 }
 
 // element (i,j) of op(X) where X is row-major with stride ld
@@ -101,9 +116,10 @@ void gemm_blocked(int transA, int transB, int M, int N, int K, float alpha,
     free(pb);
 }
 
-void gemm(int transA, int transB, int M, int N, int K, float alpha,
-          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+void gemm_serial(int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    pthread_once(&g_once, blas_single);
 #ifdef USE_CBLAS
     if (g_backend == GEMM_BLAS) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
@@ -112,4 +128,42 @@ void gemm(int transA, int transB, int M, int N, int K, float alpha,
     }
 #endif
     gemm_blocked(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// One product split into row blocks of C (split_m) or column blocks, one per thread.
+typedef struct {
+    int ta, tb, M, N, K, lda, ldb, ldc, split_m;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} SplitJob;
+
+static void split_run(void *ctx, int tid, int nt) {
+    const SplitJob *j = ctx;
+    size_t b, e;
+    if (j->split_m) {
+        threads_range((size_t)j->M, tid, nt, 16, &b, &e);
+        if (e > b)
+            gemm_serial(j->ta, j->tb, (int)(e - b), j->N, j->K, j->alpha, j->A + (j->ta ? b : b * j->lda), j->lda, j->B,
+                        j->ldb, j->beta, j->C + b * j->ldc, j->ldc);
+    } else {
+        threads_range((size_t)j->N, tid, nt, 16, &b, &e);
+        if (e > b)
+            gemm_serial(j->ta, j->tb, j->M, (int)(e - b), j->K, j->alpha, j->A, j->lda, j->B + (j->tb ? b * j->ldb : b),
+                        j->ldb, j->beta, j->C + b, j->ldc);
+    }
+}
+
+void gemm(int transA, int transB, int M, int N, int K, float alpha,
+          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    const double flops = 2.0 * M * N * K;
+    const int big = M > N ? M : N;
+    if (flops < GEMM_SPLIT_MIN_FLOPS || big < 64 || threads_in_job() || threads_count() < 2 ||
+        (!g_split && g_backend == GEMM_BLAS)) {
+        gemm_serial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    SplitJob j = {transA, transB, M, N, K, lda, ldb, ldc, M >= N, alpha, beta, A, B, C};
+    threads_run(split_run, &j);
 }

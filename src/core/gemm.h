@@ -4,13 +4,26 @@
 //
 // op(X) = X, or Xᵀ when the trans flag is set; lda/ldb/ldc are row strides as
 // stored. With BLAS compiled in (OpenBLAS / Accelerate) it calls cblas_sgemm;
-// otherwise, or after gemm_set_backend(GEMM_NAIVE...), an in-tree blocked GEMM.
+// otherwise, or after gemm_set_backend(GEMM_BLOCKED), an in-tree blocked GEMM.
+//
+// Threads: BLAS runs single-threaded, and gemm() itself splits a large product
+// (2·M·N·K >= GEMM_SPLIT_MIN_FLOPS) into row or column blocks run at once on the
+// thread pool (core/threads.h), one full-size BLAS call per thread. Library
+// thread pools spin and sched_yield against each other on the small GEMMs of a
+// training step; ours splits only what pays, and elementwise work shares it.
+// Called from inside a pool job, gemm() runs serially on the calling thread.
 #pragma once
 
 typedef enum { GEMM_BLAS = 0, GEMM_BLOCKED = 1 } GemmBackend;
 
+// Below this many flops a product runs on one thread (~40 us of one core).
+#define GEMM_SPLIT_MIN_FLOPS 4e6
+
 void gemm(int transA, int transB, int M, int N, int K, float alpha,
           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+// Always on the calling thread, whatever the size (for code that splits work itself).
+void gemm_serial(int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 // The in-tree implementation (used when no BLAS exists); always compiled.
 void gemm_blocked(int transA, int transB, int M, int N, int K, float alpha,
@@ -23,4 +36,10 @@ void gemm_set_backend(GemmBackend b);  // GEMM_BLAS falls back to blocked withou
 GemmBackend gemm_get_backend(void);
 int gemm_have_blas(void);
 const char *gemm_backend_name(void);
-void gemm_set_threads(int n);          // BLAS threads (no-op for the blocked path)
+// Threads of the CPU pipeline: gemm() splits and elementwise work (the pool of
+// core/threads.h). n <= 0 = one per online CPU.
+void gemm_set_threads(int n);
+// Threading policy, for measurement (bench/gemm_peak): 1 (default) = split on
+// our pool with single-threaded BLAS; 0 = one BLAS call with the library's own
+// threads (threads_count() of them). No effect on the blocked backend.
+void gemm_set_split(int on);

@@ -1,4 +1,5 @@
-// model: whole-model forward/backward on the CPU (see model.h for the block math).
+// model: whole-model forward/backward on the CPU (see model.h for the block math
+// and for how the work is spread over threads).
 #include "cpu/model.h"
 
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "core/timer.h"
 
 // Carves consecutive float arrays out of one block.
@@ -17,11 +19,13 @@ static float *take(Arena *a, size_t n) {
     return r;
 }
 
+static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
 // Lays out every buffer; called once with a NULL block to size it, then for real.
 static size_t carve(CpuModel *m, float *block) {
     const Config *c = &m->cfg;
     const size_t S = m->S, D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c);
-    const size_t V = c->vocab, NH = c->n_heads, NKV = c->n_kv_heads;
+    const size_t V = c->vocab, NH = c->n_heads, NKV = c->n_kv_heads, T = m->nthreads;
     Arena a = {block, 0, 0};
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs *A = &m->layers[l];
@@ -48,7 +52,7 @@ static size_t carve(CpuModel *m, float *block) {
     m->xf = take(&a, D * S);
     m->rstdf = take(&a, S);
     m->logits = take(&a, S * V);
-    m->dlogits = take(&a, S * V);
+    m->lse = take(&a, S);
     m->dx = take(&a, D * S);
     m->dx2 = take(&a, D * S);
     m->dtmp = take(&a, D * S);
@@ -57,28 +61,51 @@ static size_t carve(CpuModel *m, float *block) {
     m->dk = take(&a, KVD * S);
     m->dv = take(&a, KVD * S);
     m->datt = take(&a, QD * S);
+    m->dqk_tmp = c->qk_norm ? take(&a, (QD + KVD) * S) : NULL;
     m->dh1 = take(&a, H * S);
     m->dh3 = take(&a, H * S);
     m->dg = take(&a, H * S);
-    m->dscratch = take(&a, S * S + QD * S);
+    m->att_scratch = take(&a, T * S * S);
+    m->cls_stats = take(&a, T * 2 * S);
+    m->cls_dl = take(&a, T * S * CLS_CHUNK);
+    m->cls_dx = take(&a, (T - 1) * D * S + 1);
+    if (m->precision == CPU_BF16) {
+        m->bf_act = take(&a, D * S);
+        // the largest weight slice one thread rounds: a whole layer matrix or a classifier chunk
+        size_t per = max3(QD * D, H * D, (size_t)CLS_CHUNK * D);
+        per = (per + 15) & ~(size_t)15;
+        m->wscratch.buf = take(&a, T * per);
+        m->wscratch.per_thread = per;
+        m->wscratch.nthreads = (int)T;
+    }
     return a.used;
 }
 
-int cpu_model_init(CpuModel *m, const Config *cfg, int S) {
+int cpu_precision_parse(const char *name, CpuPrecision *out) {
+    if (!name || !strcmp(name, "fp32")) *out = CPU_FP32;
+    else if (!strcmp(name, "bf16")) *out = CPU_BF16;
+    else return err_set("precision '%s': expected fp32 or bf16", name);
+    return 0;
+}
+
+int cpu_model_init_precision(CpuModel *m, const Config *cfg, int S, CpuPrecision precision) {
     memset(m, 0, sizeof *m);
     if (S <= 0 || S > cfg->seq_len) return err_set("window length %d outside [1, %d]", S, cfg->seq_len);
     m->cfg = *cfg;
     m->S = S;
+    m->precision = precision;
+    m->nthreads = threads_count();
     m->layers = calloc(cfg->n_layers, sizeof(LayerActs));
     m->tokens = calloc(S, sizeof(int));
     m->targets = calloc(S, sizeof(int));
     if (!m->layers || !m->tokens || !m->targets) goto oom;
     size_t n = carve(m, NULL);
-    m->act_block = aligned_alloc(64, n * sizeof(float));
+    m->act_block = aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
     if (!m->act_block) goto oom;
     memset(m->act_block, 0, n * sizeof(float));
     carve(m, m->act_block);
     if (rope_table_init(&m->rope, S, cfg->head_dim, cfg->rope_theta) != 0) goto fail;
+    if (ropet_init(&m->ropet, &m->rope) != 0) goto fail;
     return 0;
 oom:
     err_set("out of memory allocating activations for window %d", S);
@@ -87,12 +114,15 @@ fail:
     return -1;
 }
 
+int cpu_model_init(CpuModel *m, const Config *cfg, int S) { return cpu_model_init_precision(m, cfg, S, CPU_FP32); }
+
 void cpu_model_free(CpuModel *m) {
     free(m->layers);
     free(m->act_block);
     free(m->tokens);
     free(m->targets);
     rope_table_free(&m->rope);
+    ropet_free(&m->ropet);
     memset(m, 0, sizeof *m);
 }
 
@@ -111,67 +141,114 @@ static LayerW layer_weights(const Config *c, const ParamViews *v, int l) {
     return w;
 }
 
+// One product as a task: C[M,N] (ldc N) = beta C + alpha op(A) op(B).
+static ParTask task1(int M, int N, float beta, float *C, int ta, int tb, int K, const float *A, int lda,
+                     const float *B, int ldb, float alpha, int round_a) {
+    ParTask t = {M, N, N, beta, C, 1, {{ta, tb, K, lda, ldb, alpha, A, B, round_a}}};
+    return t;
+}
+
+// Adds the time since *t to *acc and restarts *t.
+static void lap(double *acc, double *t) {
+    double now = time_ms();
+    *acc += now - *t;
+    *t = now;
+}
+
 float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const int *targets) {
     const double t0 = time_ms();
+    double t = t0;
+    CpuPhaseTimes *ph = &m->phases;
     const Config *c = &m->cfg;
     const int S = m->S, D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c);
     const int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, V = c->vocab;
     const float eps = c->norm_eps, alpha = c->res_scale;
+    const int bf = m->precision == CPU_BF16;
+    const ParScratch *ws = bf ? &m->wscratch : NULL;
     memcpy(m->tokens, tokens, sizeof(int) * S);
     if (targets) memcpy(m->targets, targets, sizeof(int) * S);
-    else for (int t = 0; t < S; t++) m->targets[t] = -1;
+    else for (int i = 0; i < S; i++) m->targets[i] = -1;
 
     embed_forward(m->layers[0].x, p->v.embed, tokens, D, S);
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs *A = &m->layers[l];
         const LayerW w = layer_weights(c, &p->v, l);
         float *x_next = l + 1 < c->n_layers ? m->layers[l + 1].x : m->x_out;
+        float *qd = c->qk_norm ? A->q_pre : A->q, *kd = c->qk_norm ? A->k_pre : A->k;
 
         rmsnorm_forward(A->xn, A->rstd1, A->x, w.rms_att, D, S, eps);
-        linear_forward(c->qk_norm ? A->q_pre : A->q, w.wq, A->xn, QD, D, S);
-        linear_forward(c->qk_norm ? A->k_pre : A->k, w.wk, A->xn, KVD, D, S);
-        linear_forward(A->v, w.wv, A->xn, KVD, D, S);
+        if (bf) bf16_round_inplace(A->xn, (size_t)D * S);
+        lap(&ph->fwd_other, &t);
+        const ParTask qkv[3] = {
+            task1(QD, S, 0.0f, qd, 0, 0, D, w.wq, D, A->xn, S, 1.0f, bf),
+            task1(KVD, S, 0.0f, kd, 0, 0, D, w.wk, D, A->xn, S, 1.0f, bf),
+            task1(KVD, S, 0.0f, A->v, 0, 0, D, w.wv, D, A->xn, S, 1.0f, bf),
+        };
+        par_gemm_tasks(qkv, 3, ws);
+        lap(&ph->fwd_gemm, &t);
         if (c->qk_norm) {
             headnorm_forward(A->q, A->qn_rstd, A->q_pre, w.q_norm, NH, HD, S, eps);
             headnorm_forward(A->k, A->kn_rstd, A->k_pre, w.k_norm, NKV, HD, S, eps);
         }
-        rope_forward(A->q, &m->rope, NH, c->rope_layout);
-        rope_forward(A->k, &m->rope, NKV, c->rope_layout);
-        attention_forward(A->att, A->probs, A->q, A->k, A->v, NH, NKV, HD, S);
+        ropet_apply(A->q, &m->ropet, NH, c->rope_layout, 1.0f);
+        ropet_apply(A->k, &m->ropet, NKV, c->rope_layout, 1.0f);
+        attention_forward_par(A->att, A->probs, A->q, A->k, A->v, NH, NKV, HD, S);
+        if (bf) bf16_round_inplace(A->att, (size_t)QD * S);
+        vec_copy(A->x2, A->x, (size_t)D * S);
+        lap(&ph->fwd_attn, &t);
         // x2 = x + alpha * Wo att
-        memcpy(A->x2, A->x, sizeof(float) * D * S);
-        gemm(0, 0, D, S, QD, alpha, w.wo, QD, A->att, S, 1.0f, A->x2, S);
+        const ParTask o = task1(D, S, 1.0f, A->x2, 0, 0, QD, w.wo, QD, A->att, S, alpha, bf);
+        par_gemm_tasks(&o, 1, ws);
+        lap(&ph->fwd_gemm, &t);
 
         rmsnorm_forward(A->x2n, A->rstd2, A->x2, w.rms_ffn, D, S, eps);
-        linear_forward(A->h1, w.w1, A->x2n, H, D, S);
-        linear_forward(A->h3, w.w3, A->x2n, H, D, S);
+        if (bf) bf16_round_inplace(A->x2n, (size_t)D * S);
+        lap(&ph->fwd_other, &t);
+        const ParTask up[2] = {
+            task1(H, S, 0.0f, A->h1, 0, 0, D, w.w1, D, A->x2n, S, 1.0f, bf),
+            task1(H, S, 0.0f, A->h3, 0, 0, D, w.w3, D, A->x2n, S, 1.0f, bf),
+        };
+        par_gemm_tasks(up, 2, ws);
+        lap(&ph->fwd_gemm, &t);
         swiglu_forward(A->g, A->h1, A->h3, (size_t)H * S);
-        memcpy(x_next, A->x2, sizeof(float) * D * S);
-        gemm(0, 0, D, S, H, alpha, w.w2, H, A->g, S, 1.0f, x_next, S);
+        if (bf) bf16_round_inplace(A->g, (size_t)H * S);
+        vec_copy(x_next, A->x2, (size_t)D * S);
+        lap(&ph->fwd_other, &t);
+        const ParTask down = task1(D, S, 1.0f, x_next, 0, 0, H, w.w2, H, A->g, S, alpha, bf);
+        par_gemm_tasks(&down, 1, ws);
+        lap(&ph->fwd_gemm, &t);
     }
     rmsnorm_forward(m->xf, m->rstdf, m->x_out, p->v.rms_final, D, S, eps);
-    // logits[S,V] = xfᵀ Wclsᵀ
-    gemm(1, 1, S, V, D, 1.0f, m->xf, S, p->v.wcls, D, 0.0f, m->logits, V);
-    m->loss = targets ? crossentropy_forward_backward(NULL, m->logits, m->targets, S, V, 1.0f) : 0.0f;
+    if (bf) bf16_round_inplace(m->xf, (size_t)D * S);
+    lap(&ph->fwd_other, &t);
+    const float loss = classifier_forward(m->logits, m->lse, p->v.wcls, m->xf, m->targets, S, V, D, m->cls_stats, ws,
+                                          m->nthreads);
+    m->loss = targets ? loss : 0.0f;
+    lap(&ph->fwd_cls, &t);
     m->ms_forward = time_ms() - t0;
     return m->loss;
 }
 
 void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_scale) {
     const double t0 = time_ms();
+    double t = t0;
+    CpuPhaseTimes *ph = &m->phases;
     const Config *c = &m->cfg;
     const int S = m->S, D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c);
     const int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, V = c->vocab;
     const float alpha = c->res_scale;
+    const int bf = m->precision == CPU_BF16;
+    const ParScratch *ws = bf ? &m->wscratch : NULL;
     ParamViews g;
     params_point(c, grads, &g);
 
-    crossentropy_forward_backward(m->dlogits, m->logits, m->targets, S, V, loss_scale);
-    // classifier: dxf[D,S] = Wclsᵀ dlogitsᵀ;  dWcls[V,D] += dlogitsᵀ xfᵀ
-    gemm(1, 1, D, S, V, 1.0f, p->v.wcls, D, m->dlogits, V, 0.0f, m->dtmp, S);
-    gemm(1, 1, V, D, S, 1.0f, m->dlogits, V, m->xf, S, 1.0f, g.wcls, D);
+    // classifier + softmax + cross-entropy: dxf -> dtmp, dWcls += ...
+    classifier_backward(m->dtmp, g.wcls, m->logits, m->lse, p->v.wcls, m->xf, m->targets, S, V, D, loss_scale,
+                        m->cls_dl, m->cls_dx, ws, m->nthreads);
+    lap(&ph->bwd_cls, &t);
     float *dx = m->dx;  // gradient w.r.t. the residual stream, flowing down
-    rmsnorm_backward(dx, g.rms_final, m->dtmp, m->x_out, p->v.rms_final, m->rstdf, D, S);
+    rmsnorm_backward_add(dx, g.rms_final, m->dtmp, m->x_out, p->v.rms_final, m->rstdf, D, S, NULL);
+    lap(&ph->bwd_other, &t);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         LayerActs *A = &m->layers[l];
@@ -179,33 +256,80 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
         LayerW gw = layer_weights(c, &g, l);
         // --- FFN: x' = x2 + alpha * W2 g ---
         // dg[H,S] = alpha W2ᵀ dx ; dW2 += alpha dx gᵀ
-        gemm(1, 0, H, S, D, alpha, w.w2, H, dx, S, 0.0f, m->dg, S);
-        gemm(0, 1, D, H, S, alpha, dx, S, A->g, S, 1.0f, (float *)gw.w2, H);
-        swiglu_backward(m->dh1, m->dh3, m->dg, A->h1, A->h3, (size_t)H * S);
-        linear_backward(m->dxn, (float *)gw.w1, m->dh1, w.w1, A->x2n, H, D, S, 0);
-        linear_backward(m->dxn, (float *)gw.w3, m->dh3, w.w3, A->x2n, H, D, S, 1);
-        rmsnorm_backward(m->dx2, (float *)gw.rms_ffn, m->dxn, A->x2, w.rms_ffn, A->rstd2, D, S);
-        for (size_t i = 0; i < (size_t)D * S; i++) m->dx2[i] += dx[i];  // residual path
-        // --- attention: x2 = x + alpha * Wo att ---
-        gemm(1, 0, QD, S, D, alpha, w.wo, QD, m->dx2, S, 0.0f, m->datt, S);
-        gemm(0, 1, D, QD, S, alpha, m->dx2, S, A->att, S, 1.0f, (float *)gw.wo, QD);
-        attention_backward(m->dq, m->dk, m->dv, m->datt, A->probs, A->q, A->k, A->v, NH, NKV, HD, S, m->dscratch);
-        rope_backward(m->dq, &m->rope, NH, c->rope_layout);
-        rope_backward(m->dk, &m->rope, NKV, c->rope_layout);
-        if (c->qk_norm) {
-            // headnorm backward writes dx; reuse dscratch as the pre-norm gradient buffer
-            float *tmp = m->dscratch;
-            headnorm_backward(tmp, (float *)gw.q_norm, m->dq, A->q_pre, w.q_norm, A->qn_rstd, NH, HD, S);
-            memcpy(m->dq, tmp, sizeof(float) * QD * S);
-            headnorm_backward(tmp, (float *)gw.k_norm, m->dk, A->k_pre, w.k_norm, A->kn_rstd, NKV, HD, S);
-            memcpy(m->dk, tmp, sizeof(float) * KVD * S);
+        const float *dxin = dx;
+        if (bf) {
+            bf16_round_copy(m->bf_act, dx, (size_t)D * S);
+            dxin = m->bf_act;
         }
-        linear_backward(m->dxn, (float *)gw.wq, m->dq, w.wq, A->xn, QD, D, S, 0);
-        linear_backward(m->dxn, (float *)gw.wk, m->dk, w.wk, A->xn, KVD, D, S, 1);
-        linear_backward(m->dxn, (float *)gw.wv, m->dv, w.wv, A->xn, KVD, D, S, 1);
-        rmsnorm_backward(dx, (float *)gw.rms_att, m->dxn, A->x, w.rms_att, A->rstd1, D, S);
-        for (size_t i = 0; i < (size_t)D * S; i++) dx[i] += m->dx2[i];
+        const ParTask ffn_down[2] = {
+            task1(H, S, 0.0f, m->dg, 1, 0, D, w.w2, H, dxin, S, alpha, bf),
+            task1(D, H, 1.0f, (float *)gw.w2, 0, 1, S, dxin, S, A->g, S, alpha, 0),
+        };
+        par_gemm_tasks(ffn_down, 2, ws);
+        lap(&ph->bwd_gemm, &t);
+        swiglu_backward(m->dh1, m->dh3, m->dg, A->h1, A->h3, (size_t)H * S);
+        if (bf) {
+            bf16_round_inplace(m->dh1, (size_t)H * S);
+            bf16_round_inplace(m->dh3, (size_t)H * S);
+        }
+        lap(&ph->bwd_other, &t);
+        // dxn = W1ᵀ dh1 + W3ᵀ dh3 ; dW1 += dh1 x2nᵀ ; dW3 += dh3 x2nᵀ
+        const ParTask ffn_up[3] = {
+            {D, S, S, 0.0f, m->dxn, 2, {{1, 0, H, D, S, 1.0f, w.w1, m->dh1, bf}, {1, 0, H, D, S, 1.0f, w.w3, m->dh3, bf}}},
+            task1(H, D, 1.0f, (float *)gw.w1, 0, 1, S, m->dh1, S, A->x2n, S, 1.0f, 0),
+            task1(H, D, 1.0f, (float *)gw.w3, 0, 1, S, m->dh3, S, A->x2n, S, 1.0f, 0),
+        };
+        par_gemm_tasks(ffn_up, 3, ws);
+        lap(&ph->bwd_gemm, &t);
+        // dx2 = RMSNorm backward + the residual path
+        rmsnorm_backward_add(m->dx2, (float *)gw.rms_ffn, m->dxn, A->x2, w.rms_ffn, A->rstd2, D, S, dx);
+        const float *dx2in = m->dx2;
+        if (bf) {
+            bf16_round_copy(m->bf_act, m->dx2, (size_t)D * S);
+            dx2in = m->bf_act;
+        }
+        lap(&ph->bwd_other, &t);
+        // --- attention: x2 = x + alpha * Wo att ---
+        const ParTask attn_out[2] = {
+            task1(QD, S, 0.0f, m->datt, 1, 0, D, w.wo, QD, dx2in, S, alpha, bf),
+            task1(D, QD, 1.0f, (float *)gw.wo, 0, 1, S, dx2in, S, A->att, S, alpha, 0),
+        };
+        par_gemm_tasks(attn_out, 2, ws);
+        lap(&ph->bwd_gemm, &t);
+        attention_backward_par(m->dq, m->dk, m->dv, m->datt, A->probs, A->q, A->k, A->v, NH, NKV, HD, S,
+                               m->att_scratch, (size_t)m->nthreads * S * S);
+        ropet_apply(m->dq, &m->ropet, NH, c->rope_layout, -1.0f);
+        ropet_apply(m->dk, &m->ropet, NKV, c->rope_layout, -1.0f);
+        float *dq = m->dq, *dk = m->dk;
+        if (c->qk_norm) {
+            float *tq = m->dqk_tmp, *tk = m->dqk_tmp + (size_t)QD * S;
+            headnorm_backward(tq, (float *)gw.q_norm, m->dq, A->q_pre, w.q_norm, A->qn_rstd, NH, HD, S);
+            headnorm_backward(tk, (float *)gw.k_norm, m->dk, A->k_pre, w.k_norm, A->kn_rstd, NKV, HD, S);
+            dq = tq;
+            dk = tk;
+        }
+        if (bf) {
+            bf16_round_inplace(dq, (size_t)QD * S);
+            bf16_round_inplace(dk, (size_t)KVD * S);
+            bf16_round_inplace(m->dv, (size_t)KVD * S);
+        }
+        lap(&ph->bwd_attn, &t);
+        // dxn = Wqᵀ dq + Wkᵀ dk + Wvᵀ dv ; dWq += dq xnᵀ ; dWk, dWv likewise
+        const ParTask qkv[4] = {
+            {D, S, S, 0.0f, m->dxn, 3,
+             {{1, 0, QD, D, S, 1.0f, w.wq, dq, bf}, {1, 0, KVD, D, S, 1.0f, w.wk, dk, bf},
+              {1, 0, KVD, D, S, 1.0f, w.wv, m->dv, bf}}},
+            task1(QD, D, 1.0f, (float *)gw.wq, 0, 1, S, dq, S, A->xn, S, 1.0f, 0),
+            task1(KVD, D, 1.0f, (float *)gw.wk, 0, 1, S, dk, S, A->xn, S, 1.0f, 0),
+            task1(KVD, D, 1.0f, (float *)gw.wv, 0, 1, S, m->dv, S, A->xn, S, 1.0f, 0),
+        };
+        par_gemm_tasks(qkv, 4, ws);
+        lap(&ph->bwd_gemm, &t);
+        // dx = RMSNorm backward + the residual path (dx2)
+        rmsnorm_backward_add(dx, (float *)gw.rms_att, m->dxn, A->x, w.rms_att, A->rstd1, D, S, m->dx2);
+        lap(&ph->bwd_other, &t);
     }
     embed_backward(g.embed, dx, m->tokens, D, S);
+    lap(&ph->bwd_other, &t);
     m->ms_backward = time_ms() - t0;
 }

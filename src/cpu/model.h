@@ -10,15 +10,32 @@
 //   x2n = RMSNorm(x2; rms_ffn)
 //   x'  = x2 + res_scale * W2 (silu(W1 x2n) * W3 x2n)
 // then xf = RMSNorm(x; rms_final), logits = Wcls xf, mean cross-entropy.
+//
+// How it runs (cpu/par.h): the products of each stage go to the thread pool as
+// one GEMM task list — q/k/v together, W1/W3 together, and in the backward each
+// layer's input-gradient products next to its weight-gradient products, which
+// have the same flops, so two threads each run one at full size. The
+// classifier, softmax and cross-entropy are fused and chunked over the
+// vocabulary (the backward rebuilds dlogits chunk by chunk from the saved
+// log-sum-exp, so no [S,V] gradient is stored). Elementwise ops are threaded
+// over positions or heads. Nothing is allocated after cpu_model_init.
+//
+// Precision CPU_BF16: every input of the linear and classifier products is
+// rounded to bf16 (weights as they are used, activations and their gradients
+// once), products accumulate in fp32, and everything else — master weights,
+// gradients, norms, attention, softmax — stays fp32.
 #pragma once
 #include "cpu/ops.h"
+#include "cpu/ops_fast.h"
 #include "model/params.h"
+
+typedef enum { CPU_FP32 = 0, CPU_BF16 = 1 } CpuPrecision;
 
 typedef struct {
     float *x;      // (D,S)  layer input (residual stream)
-    float *xn;     // (D,S)  RMSNorm(x)
+    float *xn;     // (D,S)  RMSNorm(x)  (bf16-rounded in bf16 mode)
     float *rstd1;  // (S)
-    float *q_pre;  // (QD,S) Wq xn (before QK-norm; == q when no QK-norm)
+    float *q_pre;  // (QD,S) Wq xn (before QK-norm; NULL when no QK-norm)
     float *k_pre;  // (KVD,S)
     float *qn_rstd, *kn_rstd;  // (NH,S), (NKV,S)  QK-norm stats
     float *q;      // (QD,S)  after QK-norm and RoPE
@@ -32,33 +49,55 @@ typedef struct {
     float *h1, *h3, *g;  // (H,S)
 } LayerActs;
 
+// Cumulative milliseconds per part of the step, since init (for reports and benches).
+typedef struct {
+    double fwd_gemm, fwd_attn, fwd_cls, fwd_other;
+    double bwd_gemm, bwd_attn, bwd_cls, bwd_other;
+} CpuPhaseTimes;
+
 typedef struct {
     Config cfg;
     int S;               // window length used by this instance (<= cfg.seq_len)
+    CpuPrecision precision;
+    int nthreads;        // threads the per-thread scratch below was sized for
     RopeTable rope;
+    RopeT ropet;         // the same angles laid out [HD/2][S]
     LayerActs *layers;   // (L)
-    float *act_block;    // one allocation behind all LayerActs
+    float *act_block;    // one allocation behind all LayerActs and the buffers below
     float *x_out;        // (D,S) output of the last layer
     float *xf;           // (D,S) final RMSNorm
     float *rstdf;        // (S)
     float *logits;       // (S,V)
-    float *dlogits;      // (S,V)
+    float *lse;          // (S) log-sum-exp of each logits row, for the backward
     int *tokens, *targets;  // (S) copies from the last forward
     float loss;          // mean CE of the last forward (0 if no targets)
     // backward scratch
     float *dx, *dx2, *dtmp, *dxn;     // (D,S)
     float *dq, *dk, *dv, *datt;       // (QD,S) (KVD,S) (KVD,S) (QD,S)
+    float *dqk_tmp;                   // (QD+KVD,S) QK-norm backward outputs
     float *dh1, *dh3, *dg;            // (H,S)
-    float *dscratch;                  // (S,S) + (QD,S)
+    float *att_scratch;               // (nthreads,S,S) attention backward
+    float *cls_stats;                 // (nthreads,2,S) classifier softmax statistics
+    float *cls_dl;                    // (nthreads,S,CLS_CHUNK) dlogits chunks
+    float *cls_dx;                    // (nthreads-1,D,S) classifier dx partials
+    float *bf_act;                    // (D,S) bf16 copy of a residual gradient (bf16 only)
+    ParScratch wscratch;              // bf16 weight slices (bf16 only)
     // time spent in the last forward/backward (ms)
     double ms_forward, ms_backward;
+    CpuPhaseTimes phases;
 } CpuModel;
 
+// fp32. Sizes per-thread scratch for threads_count() threads (set --threads first).
 int cpu_model_init(CpuModel *m, const Config *cfg, int S);
+// Same, with a precision.
+int cpu_model_init_precision(CpuModel *m, const Config *cfg, int S, CpuPrecision precision);
+// "fp32" / "bf16" -> CpuPrecision; -1 (err_msg) for anything else.
+int cpu_precision_parse(const char *name, CpuPrecision *out);
 void cpu_model_free(CpuModel *m);
 // Runs the forward pass on tokens[S]. With targets (S ids, < 0 = ignore)
 // returns the mean cross-entropy; m->logits holds (S,V) logits either way.
 float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const int *targets);
 // Backward of the last forward (which must have had targets). Gradients, laid
 // out like p->data, are ACCUMULATED into grads: grads += loss_scale * dLoss/dθ.
+// May be called more than once after one forward.
 void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_scale);

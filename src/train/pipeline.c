@@ -32,11 +32,11 @@ static void cpu_free(Pipeline *pl) {
 
 int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o) {
     memset(pl, 0, sizeof *pl);
-    if (o && o->precision && strcmp(o->precision, "fp32") != 0)
-        return err_set("cpu pipeline: precision '%s' is not available (expected fp32)", o->precision);
+    CpuPrecision prec;
+    if (cpu_precision_parse(o ? o->precision : NULL, &prec) != 0) return -1;
     CpuModel *m = malloc(sizeof *m);
     if (!m) return err_set("out of memory");
-    if (cpu_model_init(m, cfg, seq) != 0) {
+    if (cpu_model_init_precision(m, cfg, seq, prec) != 0) {
         free(m);
         return -1;
     }
