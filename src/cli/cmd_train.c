@@ -44,6 +44,8 @@ int cmd_train(int argc, char **argv) {
         {"--seq", NULL, FLAG_INT, &o.seq, "window length in tokens (capped at the model's seq_len)"},
         {"--seed", NULL, FLAG_LONG, &seed, "seed for initialization and data order"},
         {"--sequential", NULL, FLAG_BOOL, &o.sequential, "walk the data in order instead of random windows"},
+        {"--compact-vocab", NULL, FLAG_BOOL, &o.compact_vocab,
+         "classifier over the ids that occur in --data/--val-data only (faster; the loss is over those ids)"},
         {"--pipeline", "-p", FLAG_STR, &o.pipeline, "cpu or dynamic (MIL kernels on --device)"},
         {"--device", NULL, FLAG_STR, &o.device, "device of the dynamic pipeline: sim (MIL interpreter) or ane (macOS)"},
         {"--compile-budget", NULL, FLAG_INT, &o.compile_budget, "device compiles allowed per process"},

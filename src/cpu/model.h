@@ -82,6 +82,11 @@ typedef struct {
     float *cls_dx;                    // (nthreads-1,D,S) classifier dx partials
     float *bf_act;                    // (D,S) bf16 copy of a residual gradient (bf16 only)
     ParScratch wscratch;              // bf16 weight slices (bf16 only)
+    // vocab compaction (cpu_model_set_vocab): the classifier covers only these rows
+    int cls_n;                        // active rows (0 = the full vocab)
+    int *cls_map;                     // (V) full id -> compact id, -1 if inactive
+    int *cls_rows;                    // (cls_n) compact id -> full id, ascending
+    float *cembed, *dcembed;          // (cls_n,D) gathered classifier rows and their gradient
     // time spent in the last forward/backward (ms)
     double ms_forward, ms_backward;
     CpuPhaseTimes phases;
@@ -94,6 +99,13 @@ int cpu_model_init_precision(CpuModel *m, const Config *cfg, int S, CpuPrecision
 // "fp32" / "bf16" -> CpuPrecision; -1 (err_msg) for anything else.
 int cpu_precision_parse(const char *name, CpuPrecision *out);
 void cpu_model_free(CpuModel *m);
+// Vocab compaction (ane-spec 7.1): the classifier, softmax and loss cover only
+// rows[0..n) (ascending, unique, < vocab), e.g. the ids that occur in the data.
+// Logits become (S,n) in compact ids; targets outside the set are ignored.
+// This changes the loss: the softmax normalizer excludes every other token, so
+// losses are lower than full-vocab losses of the same weights. n = 0 restores
+// the full vocab. Gradients still land in the full classifier rows.
+int cpu_model_set_vocab(CpuModel *m, const int *rows, int n);
 // Runs the forward pass on tokens[S]. With targets (S ids, < 0 = ignore)
 // returns the mean cross-entropy; m->logits holds (S,V) logits either way.
 float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const int *targets);

@@ -33,6 +33,8 @@ typedef struct {
     const char *device;   // for device pipelines: "sim" (default) or "ane"
     int compile_budget;   // device compiles allowed per process (0 = default)
     const char *precision;  // cpu: "fp32" (default) or "bf16"
+    const int *vocab_rows;  // cpu: vocab compaction to these ascending ids (cpu_model_set_vocab)
+    int n_vocab_rows;       // 0 = full vocab
 } PipelineOptions;
 
 // The reference pipeline: src/cpu ops and BLAS. seq = window length.

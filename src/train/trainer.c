@@ -206,6 +206,25 @@ static void data_free(Data *d) {
     if (d->have_val_file) tokens_close(&d->val_file);
 }
 
+// Ascending ids that occur in the training and validation files (vocab compaction).
+static int *used_ids(const Data *d, int vocab, int *n) {
+    unsigned char *seen = calloc(vocab, 1);
+    int *rows = malloc(sizeof(int) * vocab);
+    if (!seen || !rows) {
+        free(seen), free(rows);
+        err_set("out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < d->train_file.count; i++) seen[tokens_get(&d->train_file, i)] = 1;
+    if (d->have_val_file)
+        for (size_t i = 0; i < d->val_file.count; i++) seen[tokens_get(&d->val_file, i)] = 1;
+    *n = 0;
+    for (int i = 0; i < vocab; i++)
+        if (seen[i]) rows[(*n)++] = i;
+    free(seen);
+    return rows;
+}
+
 // Mean loss over the first `windows` non-overlapping windows of the validation set.
 static float evaluate(Pipeline *pl, const Params *p, const Dataset *val, int windows, int *tok, int *tgt) {
     size_t n = dataset_num_windows(val);
@@ -236,7 +255,7 @@ int trainer_run(const TrainOptions *o) {
     memset(&d, 0, sizeof d);
     memset(&pl, 0, sizeof pl);
     memset(&mt, 0, sizeof mt);
-    int *tok = NULL, *tgt = NULL;
+    int *tok = NULL, *tgt = NULL, *vocab_rows = NULL;
     if (o->threads > 0) gemm_set_threads(o->threads);
     if (run_setup(&r, o) != 0) goto done;
     const Config *cfg = &r.p.cfg;
@@ -244,6 +263,10 @@ int trainer_run(const TrainOptions *o) {
     if (data_setup(&d, o, &r.st, cfg, seq) != 0) goto done;
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
                           .precision = o->precision};
+    if (o->compact_vocab) {
+        if (!(vocab_rows = used_ids(&d, cfg->vocab, &po.n_vocab_rows))) goto done;
+        po.vocab_rows = vocab_rows;
+    }
     if (pipeline_init(&pl, &po, cfg, seq) != 0) goto done;
     if (metrics_open(&mt, o->log_path, o->quiet) != 0) goto done;
     tok = malloc(sizeof(int) * seq);
@@ -264,11 +287,16 @@ int trainer_run(const TrainOptions *o) {
     sigaction(SIGTERM, &sa, NULL);
 
     metrics_banner(&mt, cfg, pl.name, d.desc, seq, st, o->resume, gemm_backend_name());
+    if (o->compact_vocab && !o->quiet)
+        printf("  vocab     classifier compacted to the %d of %d ids that occur in the data (loss over those)\n",
+               po.n_vocab_rows, cfg->vocab);
     if (pl.times.kernels_compiled && !o->quiet)
         printf("  device    %s: %lld kernels compiled in %.1f ms; loss scale %g%s\n", o->device,
                pl.times.kernels_compiled, pl.times.compile, st->loss_scale, st->loss_scale_dynamic ? " (dynamic)" : "");
     const long long start_step = st->step;
-    const double flops_per_window = metrics_flops_per_window(cfg, seq);
+    Config flops_cfg = *cfg;  // a compacted classifier multiplies only its active rows
+    if (po.n_vocab_rows > 0) flops_cfg.vocab = po.n_vocab_rows;
+    const double flops_per_window = metrics_flops_per_window(&flops_cfg, seq);
     int skips_in_row = 0;
     const size_t n = r.p.n;
 
@@ -361,6 +389,7 @@ done:
     metrics_close(&mt);
     free(tok);
     free(tgt);
+    free(vocab_rows);
     pipeline_free(&pl);
     data_free(&d);
     run_free(&r);

@@ -18,6 +18,7 @@ typedef struct {
     int compile_budget;     // device compiles per process (0 = default)
     const char *out_dir;    // where built-in data and its tokenizer are written
     int resume, scratch, sequential;
+    int compact_vocab;      // classifier over the ids that occur in the data only (changes the loss)
     long long steps;        // optimizer updates (the schedule's length)
     long long stop_after;   // stop (and save) after this many updates in this run; 0 = run to --steps
     int accum, warmup, seq, threads;
