@@ -17,7 +17,9 @@
 #include "core/err.h"
 #include "core/gemm.h"
 #include "core/timer.h"
+#include "core/threads.h"
 #include "cpu/ops.h"
+#include "cpu/ops_fast.h"
 #include "mil/kernels.h"
 #include "train/dw_queue.h"
 #include "train/pipeline.h"
@@ -52,7 +54,9 @@ typedef struct {
     DeviceRequest **req;   // (L * MIL_K_COUNT)
     DynLayer *layers;
     float *block;          // behind every fp32 buffer
-    float *x_out, *xf, *rstdf, *logits, *dlogits;
+    float *x_out, *xf, *rstdf, *logits, *lse;  // logits (S,V), lse (S)
+    float *cls_stats, *cls_dl, *cls_dx;        // fused classifier scratch (src/cpu/ops_fast.h)
+    int nthreads;                              // threads that scratch was sized for
     float *dx, *dx2, *dxn, *dtmp, *datt;   // (D,S)x4, (QD,S)
     float *qt, *kt, *vt, *dv_full, *dk_full;  // (QD,S) tiled / per-query-head buffers
     float *scratch;        // (QD,S)
@@ -187,8 +191,9 @@ static float dyn_forward(Pipeline *pl, Dyn *d, const Params *p, const int *tok, 
     }
     tc = time_ms();
     rmsnorm_forward(d->xf, d->rstdf, d->x_out, p->v.rms_final, D, S, eps);
-    gemm(1, 1, S, V, D, 1.0f, d->xf, S, p->v.wcls, D, 0.0f, d->logits, V);
-    float loss = tgt ? crossentropy_forward_backward(NULL, d->logits, d->tgt, S, V, 1.0f) : 0.0f;
+    float loss = classifier_forward(d->logits, d->lse, p->v.wcls, d->xf, d->tgt, S, V, D, d->cls_stats, NULL,
+                                    d->nthreads);
+    if (!tgt) loss = 0.0f;
     cpu += time_ms() - tc;
     pl->times.cpu_ops += cpu;
     pl->times.forward += time_ms() - t0;
@@ -207,9 +212,8 @@ static int dyn_backward(Pipeline *pl, Dyn *d, const Params *p, float *grads, flo
     ParamViews g;
     params_point(c, grads, &g);
 
-    crossentropy_forward_backward(d->dlogits, d->logits, d->tgt, S, V, loss_scale);
-    gemm(1, 1, D, S, V, 1.0f, p->v.wcls, D, d->dlogits, V, 0.0f, d->dtmp, S);
-    dwq_push(&d->dwq, (DwJob){1, 1, V, D, S, 1.0f, 1.0f, d->dlogits, d->xf, g.wcls, V, S, D});
+    classifier_backward(d->dtmp, g.wcls, d->logits, d->lse, p->v.wcls, d->xf, d->tgt, S, V, D, loss_scale, d->cls_dl,
+                        d->cls_dx, NULL, d->nthreads);
     rmsnorm_backward(d->dx, g.rms_final, d->dtmp, d->x_out, p->v.rms_final, d->rstdf, D, S);
     cpu += time_ms() - tc;
 
@@ -376,7 +380,9 @@ static size_t carve(Dyn *d, float *base) {
         TAKE(A->dq, QD * S); TAKE(A->dk, KVD * S); TAKE(A->dv, KVD * S);
     }
     TAKE(d->x_out, D * S); TAKE(d->xf, D * S); TAKE(d->rstdf, S);
-    TAKE(d->logits, S * V); TAKE(d->dlogits, S * V);
+    const size_t T = d->nthreads;
+    TAKE(d->logits, S * V); TAKE(d->lse, S);
+    TAKE(d->cls_stats, 2 * T * S); TAKE(d->cls_dl, T * S * CLS_CHUNK); TAKE(d->cls_dx, T * D * S);
     TAKE(d->dx, D * S); TAKE(d->dx2, D * S); TAKE(d->dxn, D * S);
     TAKE(d->dtmp, (D > (size_t)(c->n_heads + c->n_kv_heads) ? D : (size_t)(c->n_heads + c->n_kv_heads)) * S);
     TAKE(d->datt, QD * S); TAKE(d->qt, QD * S); TAKE(d->kt, QD * S); TAKE(d->vt, QD * S);
@@ -398,6 +404,7 @@ int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const Pipeli
     pl->free = dyn_free;
     d->cfg = *cfg;
     d->S = seq;
+    d->nthreads = threads_count();
     const int L = cfg->n_layers;
     const char *devname = o && o->device ? o->device : "sim";
     if (device_init(&d->dev, devname, o ? o->compile_budget : 0) != 0) goto fail;
