@@ -44,11 +44,19 @@ ifeq ($(BLAS),accelerate)
   LDLIBS += -framework Accelerate
 endif
 
-# --- cJSON (Hugging Face config.json) ------------------------------------------
-CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
-CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
-CFLAGS += $(CJSON_CFLAGS)
-LDLIBS += $(CJSON_LIBS)
+# --- cJSON (Hugging Face config.json and safetensors), autodetected ------------
+# make CJSON=none builds without it (HF files then give a clear error).
+ifeq ($(CJSON),)
+  ifneq ($(wildcard /usr/include/cjson/cJSON.h /usr/local/include/cjson/cJSON.h /opt/homebrew/include/cjson/cJSON.h),)
+    CJSON := yes
+  else
+    CJSON := none
+  endif
+endif
+ifeq ($(CJSON),yes)
+  CFLAGS += -DUSE_CJSON $(shell pkg-config --cflags libcjson 2>/dev/null)
+  LDLIBS += $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
+endif
 
 ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -95,7 +103,7 @@ bench: $(BIN) $(BUILD)/libanetrain.a
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
 
 info:
-	@echo "CC=$(CC) BLAS=$(BLAS) UNAME=$(UNAME)"
+	@echo "CC=$(CC) BLAS=$(BLAS) CJSON=$(CJSON) UNAME=$(UNAME)"
 
 clean:
 	rm -rf $(BUILD) $(BIN)

@@ -26,6 +26,8 @@
 #include "test.h"
 #include "train/checkpoint.h"
 
+#ifdef USE_CJSON  // Hugging Face files need cJSON; a build without it has no tests here
+
 // --- helpers --------------------------------------------------------------------
 
 static const char *tmp_path(const char *name) {
@@ -758,3 +760,4 @@ TEST(cli_export_hf) {
     cpu_model_free(&m);
     params_free(&q);
 }
+#endif

@@ -9,7 +9,7 @@
 #include "train/trainer.h"
 
 // defaults of a run on the built-in corpus (no --data)
-enum { BUILTIN_STEPS = 500, BUILTIN_ACCUM = 4, BUILTIN_WARMUP = 20 };
+enum { BUILTIN_STEPS = 1000, BUILTIN_ACCUM = 4, BUILTIN_WARMUP = 20 };
 #define BUILTIN_LR 2e-3f
 
 static const char ABOUT[] =
@@ -18,7 +18,7 @@ static const char ABOUT[] =
     "--model is a preset name (training from scratch) or a weights file (llama2.c .bin or an anetrain\n"
     "checkpoint) to fine-tune; --scratch re-initializes a file's architecture randomly.\n"
     "Steps and warmup count optimizer updates; each update accumulates --accum windows of --seq tokens.\n"
-    "On the built-in corpus, --steps, --lr, --accum and --warmup default to 500, 2e-3, 4 and 20.\n"
+    "On the built-in corpus, --steps, --lr, --accum and --warmup default to 1000, 2e-3, 4 and 20.\n"
     "SIGINT/SIGTERM finish the current update, save the checkpoint and exit 0.";
 
 int cmd_train(int argc, char **argv) {

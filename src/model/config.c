@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "core/err.h"
 #include "core/io.h"
 
@@ -113,6 +111,9 @@ void config_print(const Config *c, FILE *f) {
 
 // --- Hugging Face config.json ---------------------------------------------------
 
+#ifdef USE_CJSON
+#include <cjson/cJSON.h>
+
 static int json_int(const cJSON *root, const char *key, int *out, int required, const char *path) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!it || cJSON_IsNull(it)) {
@@ -194,3 +195,10 @@ done:
     cJSON_Delete(root);
     return rc;
 }
+#else  // built without cJSON
+int config_from_hf_json(Config *cfg, const char *path) {
+    memset(cfg, 0, sizeof *cfg);
+    return err_set("%s: this anetrain was built without cJSON, which config.json needs "
+                   "(install libcjson-dev and rebuild)", path);
+}
+#endif

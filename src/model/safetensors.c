@@ -11,12 +11,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <cjson/cJSON.h>
-
 #include "core/err.h"
 #include "core/fp16.h"
 #include "core/io.h"
 #include "model/config.h"
+
+int safetensors_detect(const uint8_t *b, size_t size) {
+    if (size < 9 || b[8] != '{') return 0;
+    uint64_t n = io_le64(b);
+    return n >= 2 && n <= size - 8;
+}
+
+#ifdef USE_CJSON
+#include <cjson/cJSON.h>
 
 #define HEADER_CAP 100000000ull  // the reference parser's MAX_HEADER_SIZE
 #define MAX_JSON_INT 9007199254740992.0  // 2^53: larger integers do not survive a double
@@ -35,11 +42,6 @@ static int ends_with(const char *s, const char *suffix) {
 
 // --- reading one file ---------------------------------------------------------
 
-int safetensors_detect(const uint8_t *b, size_t size) {
-    if (size < 9 || b[8] != '{') return 0;
-    uint64_t n = io_le64(b);
-    return n >= 2 && n <= size - 8;
-}
 
 // A non-negative integer that a double holds exactly.
 static int json_size(const cJSON *it, size_t *out) {
@@ -709,3 +711,33 @@ int safetensors_save(const Params *p, const char *dir) {
     if (io_atomic_commit(&af) != 0) return -1;
     return write_config(c, cfg_path);
 }
+
+#else  // built without cJSON: HF weights need a JSON parser
+
+static int no_json(const char *path) {
+    return err_set("%s: this anetrain was built without cJSON, which Hugging Face files need "
+                   "(install libcjson-dev and rebuild)", path);
+}
+int safetensors_open(SafeTensorsFile *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    return no_json(path);
+}
+void safetensors_close(SafeTensorsFile *f) { (void)f; }
+const SafeTensor *safetensors_find(const SafeTensorsFile *f, const char *name) {
+    (void)f, (void)name;
+    return NULL;
+}
+void safetensors_read_f32(const SafeTensorsFile *f, const SafeTensor *t, float *dst) { (void)f, (void)t, (void)dst; }
+int safetensors_load(Params *p, const char *path) {
+    memset(p, 0, sizeof *p);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return err_set("%s: not a regular file (a Hugging Face model directory needs cJSON: install libcjson-dev "
+                       "and rebuild)", path);
+    return no_json(path);
+}
+int safetensors_save(const Params *p, const char *dir) {
+    (void)p;
+    return no_json(dir);
+}
+#endif
