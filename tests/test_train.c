@@ -193,3 +193,28 @@ TEST(train_kill9_leaves_a_usable_checkpoint) {
     }
     CHECK(access(ck, F_OK) == 0);
 }
+
+// `train --resume` without the recipe flags keeps the checkpoint's recipe: a run
+// resumed with only --ckpt and --data ends bit-identical to one never stopped.
+TEST(train_cli_resume_keeps_recipe) {
+    char cmd[2048], a[512], b[512];
+    const char *dir = test_tmpdir(), *data = test_pattern_tokens(256);
+    snprintf(a, sizeof a, "%s/recipe-a.bin", dir);
+    snprintf(b, sizeof b, "%s/recipe-b.bin", dir);
+    const char *recipe = "--model tiny-gqa --seq 32 --lr 2e-3 --accum 3 --warmup 2 --clip 0.5 --steps 6 -q";
+    snprintf(cmd, sizeof cmd, "%s train %s --data %s --ckpt %s", test_bin(), recipe, data, a);
+    REQUIRE(test_run(cmd, NULL) == 0);
+    snprintf(cmd, sizeof cmd, "%s train %s --data %s --ckpt %s --stop-after 3", test_bin(), recipe, data, b);
+    REQUIRE(test_run(cmd, NULL) == 0);
+    snprintf(cmd, sizeof cmd, "%s train --resume --seq 32 --data %s --ckpt %s -q", test_bin(), data, b);
+    REQUIRE(test_run(cmd, NULL) == 0);
+    Params pa, pb;
+    TrainState sa, sb;
+    REQUIRE(ckpt_load(a, &pa, NULL, NULL, &sa) == 0);
+    REQUIRE(ckpt_load(b, &pb, NULL, NULL, &sb) == 0);
+    CHECKF(sb.step == 6 && sb.accum == 3 && sb.lr == 2e-3f && sb.warmup == 2 && sb.clip == 0.5f,
+           "resumed recipe: step %lld accum %d lr %g warmup %d clip %g", (long long)sb.step, sb.accum, sb.lr,
+           sb.warmup, sb.clip);
+    CHECKF(memcmp(pa.data, pb.data, pa.n * 4) == 0, "weights differ after a resume without recipe flags");
+    params_free(&pa), params_free(&pb);
+}

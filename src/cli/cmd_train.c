@@ -19,7 +19,9 @@ static const char ABOUT[] =
     "checkpoint) to fine-tune; --scratch re-initializes a file's architecture randomly.\n"
     "Steps and warmup count optimizer updates; each update accumulates --accum windows of --seq tokens.\n"
     "On the built-in corpus, --steps, --lr, --accum and --warmup default to 1000, 2e-3, 4 and 20.\n"
-    "SIGINT/SIGTERM finish the current update, save the checkpoint and exit 0.";
+    "SIGINT/SIGTERM finish the current update, save the checkpoint and exit 0.\n"
+    "--resume keeps the checkpoint's --steps, --lr, --accum, --warmup and --clip unless given again\n"
+    "(give a larger --steps to extend a run); pass the same --data and --seq.";
 
 int cmd_train(int argc, char **argv) {
     TrainOptions o;
@@ -97,6 +99,14 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     if (o.warmup == 0) o.warmup = 1;  // lr(step 0) = lr * 1/1: no warmup
+    // A resumed run keeps the checkpoint's recipe for everything not given again.
+    if (o.resume) {
+        if (!args_given(argc, argv, "--steps", "-n")) o.steps = TRAIN_KEEP;
+        if (!args_given(argc, argv, "--lr", NULL)) o.lr = TRAIN_KEEP;
+        if (!args_given(argc, argv, "--accum", NULL)) o.accum = TRAIN_KEEP;
+        if (!args_given(argc, argv, "--warmup", NULL)) o.warmup = TRAIN_KEEP;
+        if (!args_given(argc, argv, "--clip", NULL)) o.clip = TRAIN_KEEP;
+    }
     if (trainer_run(&o) != 0) {
         fprintf(stderr, "anetrain train: %s\n", err_msg());
         return 1;

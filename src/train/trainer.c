@@ -107,12 +107,14 @@ static int run_setup(Run *r, const TrainOptions *o) {
         }
         r->st.seed = (uint64_t)o->seed;
     }
-    // flags given explicitly override the recipe (on resume too: that is how a run is extended)
-    r->st.lr = o->lr;
-    r->st.clip = o->clip;
-    r->st.warmup = o->warmup;
-    r->st.accum = o->accum;
-    r->st.total_steps = o->steps;
+    // the options set the recipe; on resume, TRAIN_KEEP keeps the checkpoint's
+    // (a larger --steps given again is how a finished run is extended)
+    const int keep = o->resume;
+    if (!(keep && o->lr == TRAIN_KEEP)) r->st.lr = o->lr;
+    if (!(keep && o->clip == TRAIN_KEEP)) r->st.clip = o->clip;
+    if (!(keep && o->warmup == TRAIN_KEEP)) r->st.warmup = o->warmup;
+    if (!(keep && o->accum == TRAIN_KEEP)) r->st.accum = o->accum;
+    if (!(keep && o->steps == TRAIN_KEEP)) r->st.total_steps = o->steps;
     // fp16 device pipelines need the loss scaled so small gradients survive fp16;
     // the scale is dynamic (halved on overflow, doubled after 1000 clean updates)
     if (o->loss_scale > 0) {

@@ -29,6 +29,9 @@ typedef struct {
     int quiet;
 } TrainOptions;
 
+// With resume, steps/lr/accum/warmup/clip set to TRAIN_KEEP keep the checkpoint's values.
+#define TRAIN_KEEP (-1)
+
 void trainer_defaults(TrainOptions *o);
 // Runs training to completion (or until SIGINT/SIGTERM, after which it saves
 // and returns 0). Returns 0 on success, -1 with err_msg() on failure.
