@@ -3,7 +3,7 @@
 #   make test       build and run the test runner (ends with "N passed, N failed")
 #   make bench      benchmarks (long; needs python3-torch for the peer)
 #   make BLAS=none  use the in-tree GEMM instead of OpenBLAS/Accelerate
-#   make SAN=1      build with AddressSanitizer + UBSan
+#   make SAN=1 BUILD=build-san BIN=build-san/anetrain   AddressSanitizer + UBSan build
 #   make BUILD=dir  put objects elsewhere (lets several builds share one tree)
 
 BUILD ?= build
