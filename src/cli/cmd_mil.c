@@ -18,16 +18,6 @@
 #include "model/config.h"
 #include "model/model_file.h"
 
-static int model_config(const char *model, Config *cfg) {
-    if (config_preset(cfg, model) == 0) return 0;
-    err_clear();
-    Params p;
-    if (model_load(&p, model) != 0) return -1;
-    *cfg = p.cfg;
-    params_free(&p);
-    return 0;
-}
-
 static int print_kernel(const char *name, const char *model, int seq, const char *dialect, const char *blob_dir) {
     Config cfg;
     if (model_config(model, &cfg) != 0) return -1;

@@ -48,3 +48,13 @@ int model_load(Params *p, const char *path) {
     // size check in llama2c_load is what tells a v0 model from anything else.
     return llama2c_load(p, path);
 }
+
+int model_config(const char *name, Config *cfg) {
+    if (config_preset(cfg, name) == 0) return 0;
+    err_clear();
+    Params p;
+    if (model_load(&p, name) != 0) return -1;
+    *cfg = p.cfg;
+    params_free(&p);
+    return 0;
+}

@@ -8,3 +8,6 @@
 #include "model/params.h"
 
 int model_load(Params *p, const char *path);
+
+// The Config a --model argument names: a preset name, else any file model_load reads.
+int model_config(const char *preset_or_path, Config *cfg);

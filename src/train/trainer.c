@@ -76,13 +76,7 @@ static int run_setup(Run *r, const TrainOptions *o) {
             // the user named a model: it must be the checkpoint's
             Config want;
             char why[128];
-            if (is_preset(o->model)) config_preset(&want, o->model);
-            else {
-                Params tmp;
-                if (model_load(&tmp, o->model) != 0) return -1;
-                want = tmp.cfg;
-                params_free(&tmp);
-            }
+            if (model_config(o->model, &want) != 0) return -1;
             if (o->res_scale > 0) want.res_scale = o->res_scale;
             if (!config_equal(&want, &r->p.cfg, why, sizeof why))
                 return err_set("%s: checkpoint holds a different model than --model %s (%s)", o->ckpt, o->model, why);
