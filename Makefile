@@ -1,68 +1,230 @@
-# anetrain — plain Makefile.
-#   make            build ./anetrain
-#   make test       build and run the test runner (ends with "N passed, N failed")
-#   make bench      benchmarks (long; needs python3-torch for the peer)
-#   make BLAS=none  use the in-tree GEMM instead of OpenBLAS/Accelerate
-#   make SAN=1 BUILD=build-san BIN=build-san/anetrain   AddressSanitizer + UBSan build
-#   make BUILD=dir  put objects elsewhere (lets several builds share one tree)
+# anetrain — plain Makefile. `make help` lists the targets and the variables.
+#
+# Optional libraries are found by what links, not by which header exists (a
+# header can be there while the library is not, or belong to another one):
+# the first build in a build directory compiles and links a tiny program
+# against each candidate and writes what worked to $(BUILD)/probe.mk.
+#   BLAS:  OpenBLAS (pkg-config openblas, then -lopenblas), then the system
+#          -lblas with cblas.h (netlib or OpenBLAS behind Debian's
+#          alternatives), then the in-tree GEMM; Accelerate on macOS.
+#   cJSON: pkg-config libcjson, then -lcjson; else built without it.
+# The probe reruns when this Makefile, the compiler or /etc/ld.so.cache (which
+# ldconfig rewrites whenever a library package is installed or removed)
+# changes; `make reconfigure` forces it.
+#
+# Every object depends on $(BUILD)/config.stamp, which holds the effective
+# compiler, flags and libraries and is rewritten only when they change: so
+# `make BLAS=none`, `make SAN=1`, `make PORTABLE=1` or a new CFLAGS rebuild
+# what they affect, and never link objects compiled for another configuration.
 
 BUILD ?= build
 BIN   ?= anetrain
-CC    ?= cc
 UNAME := $(shell uname -s)
+.DEFAULT_GOAL := all
 
+# CFLAGS/LDFLAGS/LDLIBS are the user's; what the build itself needs lives in
+# the XC*/X* variables, so `make CFLAGS=-O1` changes the optimization without
+# dropping -std=c11 or -Isrc.
 CFLAGS  ?= -O3 -g
-CFLAGS  += -std=c11 -Wall -Wextra -pedantic -D_GNU_SOURCE -Isrc -MMD -MP
-LDLIBS  += -lm -lpthread
+XCFLAGS := -std=c11 -Wall -Wextra -pedantic -D_GNU_SOURCE -Isrc -MMD -MP
+XLDFLAGS :=
+XLDLIBS := -lm -lpthread
 
 # --- platform / CPU features -------------------------------------------------
 ifeq ($(UNAME),Darwin)
   BLAS ?= accelerate
   # the ane device (src/ane/ane_macos.c): Objective-C runtime, CF, IOSurface, dlopen
-  LDLIBS += -framework Foundation -framework CoreFoundation -framework IOSurface -lobjc -ldl
-else
-  CFLAGS += -march=native
+  XLDLIBS += -framework Foundation -framework CoreFoundation -framework IOSurface -lobjc -ldl
+else ifneq ($(PORTABLE),1)
+  # AVX2/FMA/F16C paths (src/cpu/vmath.h, src/train/optim.c, src/core/fp16.c)
+  # switch on from the compiler's macros; PORTABLE=1 builds for any CPU of the
+  # architecture (binaries copied between machines).
+  XCFLAGS += -march=native
 endif
 
-# --- BLAS autodetect ----------------------------------------------------------
-ifeq ($(BLAS),)
-  ifneq ($(wildcard /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/openblas/cblas.h),)
-    BLAS := openblas
-  else
-    BLAS := none
+# --- probe: what links (cached in $(BUILD)/probe.mk) ---------------------------
+PROBE := $(BUILD)/probe.mk
+PROBE_KEY := $(CC) $(CFLAGS) $(LDFLAGS)
+# No probe when both are given, or when the goals need no configuration (the
+# fuzz targets of a normal build only call make again with their own BUILD).
+ifneq ($(and $(BLAS),$(CJSON)),)
+  NO_PROBE := 1
+endif
+NO_PROBE_GOALS := clean help $(if $(filter fuzz,$(SAN)),,fuzz fuzz-build fuzz-seeds)
+ifneq ($(MAKECMDGOALS),)
+  ifeq ($(filter-out $(NO_PROBE_GOALS),$(MAKECMDGOALS)),)
+    NO_PROBE := 1
   endif
+endif
+ifneq ($(NO_PROBE),1)
+  -include $(PROBE)
+endif
+
+# The probe script (sh). $1 = probe directory, $2 = output file; CC and the
+# flags come from the environment. Each candidate is one link of a program
+# that calls what the build needs (cblas_sgemm, openblas_set_num_threads,
+# cJSON_Parse); the linker's words go to probe.log.
+define PROBE_SH
+dir=$$1; out=$$2
+log=$$dir/probe.log
+: > "$$log"
+printf '%s\n' '#include <cblas.h>' \
+  'int main(void) {' \
+  '    float a = 1, b = 1, c = 0;' \
+  '    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);' \
+  '    return c != 1.0f;' \
+  '}' > "$$dir/cblas.c"
+printf '%s\n' '#include <cblas.h>' 'void openblas_set_num_threads(int);' \
+  'int main(void) {' \
+  '    float a = 1, b = 1, c = 0;' \
+  '    openblas_set_num_threads(1);' \
+  '    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);' \
+  '    return c != 1.0f;' \
+  '}' > "$$dir/openblas.c"
+printf '%s\n' '#include <cjson/cJSON.h>' \
+  'int main(void) { cJSON *j = cJSON_Parse("{}"); int ok = j != 0; cJSON_Delete(j); return !ok; }' \
+  > "$$dir/cjson.c"
+links() {
+  src=$$1; shift
+  echo "--- $$CC $$CFLAGS $$LDFLAGS $$dir/$$src.c $$*" >> "$$log"
+  $$CC $$CFLAGS $$LDFLAGS -o "$$dir/a.out" "$$dir/$$src.c" "$$@" >> "$$log" 2>&1
+}
+pc() { command -v pkg-config > /dev/null 2>&1 && pkg-config "$$@" 2> /dev/null; }
+# the parents of pkg-config's -I dirs too: sources include <cjson/cJSON.h>,
+# and Homebrew's libcjson.pc points into .../include/cjson
+parents() { for f in $$1; do case $$f in -I*) printf ' %s/..' "$$f";; esac; done; }
+
+blas=none; why=""; sysref=""
+if pc --exists openblas; then
+  cf=$$(echo $$(pc --cflags openblas)); lb=$$(echo $$(pc --libs openblas))
+  if links openblas $$cf $$lb; then blas=openblas; why="pkg-config openblas ($$lb) links"
+  else why="pkg-config openblas ($$lb) does not link"; fi
+else why="no pkg-config openblas"; fi
+if [ $$blas = none ]; then
+  cf=""; [ -f /usr/include/openblas/cblas.h ] && cf=-I/usr/include/openblas
+  lb=-lopenblas
+  if links openblas $$cf $$lb; then blas=openblas; why="$$why; -lopenblas links"
+  else why="$$why; -lopenblas does not link"; fi
+fi
+if [ $$blas = none ]; then
+  for lb in -lblas -lcblas; do
+    if links cblas $$lb; then
+      blas=system; why="$$why; system $$lb with cblas.h links"
+      # which library that is matters for speed: OpenBLAS (alternatives) or a reference BLAS
+      if links openblas $$lb; then why="$$why (it is OpenBLAS)"; else why="$$why (not OpenBLAS)"; sysref=1; fi
+      break
+    fi
+    why="$$why; $$lb with cblas.h does not link"
+  done
+  [ $$blas = none ] && why="$$why: using the in-tree GEMM"
+fi
+cjson=none; cwhy=""
+if pc --exists libcjson; then
+  ccf=$$(echo $$(pc --cflags libcjson)); clb=$$(echo $$(pc --libs libcjson))
+  if links cjson $$ccf $$clb; then cjson=yes; cwhy="pkg-config libcjson ($$clb) links"
+  elif ccf="$$ccf$$(parents "$$ccf")" && links cjson $$ccf $$clb; then
+    cjson=yes; cwhy="pkg-config libcjson ($$clb, include dir's parent) links"
+  else cwhy="pkg-config libcjson does not link"; fi
+else cwhy="no pkg-config libcjson"; fi
+if [ $$cjson = none ]; then
+  ccf=""; clb=-lcjson
+  if links cjson $$clb; then cjson=yes; cwhy="$$cwhy; -lcjson links"
+  else cwhy="$$cwhy; -lcjson does not link: built without cJSON"; fi
+fi
+{
+  echo "# Written by make: what links with the key below. Delete it (or make reconfigure) to probe again."
+  echo "PROBED_KEY := $$(echo $$CC $$CFLAGS $$LDFLAGS)"
+  echo "PROBED_BLAS := $$blas"
+  echo "PROBED_BLAS_WHY := $$why"
+  if [ $$blas = openblas ]; then echo "OPENBLAS_CFLAGS := $$cf"; echo "OPENBLAS_LIBS := $$lb"; fi
+  if [ $$blas = system ]; then echo "SYSTEM_BLAS_LIBS := $$lb"; echo "SYSTEM_BLAS_REFERENCE := $$sysref"; fi
+  echo "PROBED_CJSON := $$cjson"
+  echo "PROBED_CJSON_WHY := $$cwhy"
+  if [ $$cjson = yes ]; then echo "CJSON_CFLAGS := $$ccf"; echo "CJSON_LIBS := $$clb"; fi
+} > "$$out"
+rm -f "$$dir/a.out"
+endef
+export PROBE_SH
+
+# Reprobe when the compiler or its flags changed since the last probe.
+ifneq ($(NO_PROBE),1)
+  ifneq ($(strip $(PROBED_KEY)),$(strip $(PROBE_KEY)))
+    $(PROBE): FORCE
+  endif
+endif
+$(PROBE): Makefile $(wildcard /etc/ld.so.cache)
+	@mkdir -p $(BUILD)/probe
+	@echo "probing for OpenBLAS, the system BLAS and cJSON (log: $(BUILD)/probe/probe.log)"
+	@CC='$(CC)' CFLAGS='$(CFLAGS)' LDFLAGS='$(LDFLAGS)' sh -c "$$PROBE_SH" probe $(BUILD)/probe $@.tmp
+	@mv $@.tmp $@
+
+# --- BLAS ----------------------------------------------------------------------
+ifeq ($(BLAS),)
+  BLAS := $(or $(PROBED_BLAS),none)
+  BLAS_AUTO := 1
+  BLAS_WHY := auto: $(PROBED_BLAS_WHY)
+else
+  BLAS_WHY := set by $(if $(filter file,$(origin BLAS)),the Makefile (macOS default),the $(origin BLAS))
 endif
 ifeq ($(BLAS),openblas)
-  CFLAGS += -DUSE_CBLAS
-  LDLIBS += -lopenblas
-  ifneq ($(wildcard /usr/include/openblas/cblas.h),)
-    CFLAGS += -I/usr/include/openblas
+  ifndef OPENBLAS_LIBS
+    OPENBLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null) \
+                       $(if $(wildcard /usr/include/openblas/cblas.h),-I/usr/include/openblas)
+    OPENBLAS_LIBS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
   endif
-endif
-ifeq ($(BLAS),accelerate)
-  CFLAGS += -DUSE_CBLAS -DUSE_ACCELERATE -DACCELERATE_NEW_LAPACK
-  LDLIBS += -framework Accelerate
+  # HAVE_OPENBLAS: src/core/gemm.c may call openblas_set_num_threads
+  XCFLAGS += -DUSE_CBLAS -DHAVE_OPENBLAS $(OPENBLAS_CFLAGS)
+  XLDLIBS := $(OPENBLAS_LIBS) $(XLDLIBS)
+else ifeq ($(BLAS),system)
+  # netlib or whatever Debian's libblas.so points to; gemm.c looks the OpenBLAS
+  # thread call up at run time (dlsym: -ldl before glibc 2.34)
+  XCFLAGS += -DUSE_CBLAS
+  XLDLIBS := $(or $(SYSTEM_BLAS_LIBS),-lblas) $(if $(filter Linux,$(UNAME)),-ldl) $(XLDLIBS)
+else ifeq ($(BLAS),accelerate)
+  XCFLAGS += -DUSE_CBLAS -DUSE_ACCELERATE -DACCELERATE_NEW_LAPACK
+  XLDLIBS := -framework Accelerate $(XLDLIBS)
+else ifneq ($(BLAS),none)
+  $(error BLAS=$(BLAS): expected openblas, system, accelerate or none)
 endif
 
-# --- cJSON (Hugging Face config.json and safetensors), autodetected ------------
-# make CJSON=none builds without it (HF files then give a clear error).
+# --- cJSON (Hugging Face config.json and safetensors) ----------------------------
+# CJSON=none builds without it (HF files then give a clear error).
 ifeq ($(CJSON),)
-  ifneq ($(wildcard /usr/include/cjson/cJSON.h /usr/local/include/cjson/cJSON.h /opt/homebrew/include/cjson/cJSON.h),)
-    CJSON := yes
-  else
-    CJSON := none
-  endif
+  CJSON := $(or $(PROBED_CJSON),none)
+  CJSON_AUTO := 1
+  CJSON_WHY := auto: $(PROBED_CJSON_WHY)
+else
+  CJSON_WHY := set by the $(origin CJSON)
 endif
 ifeq ($(CJSON),yes)
-  CFLAGS += -DUSE_CJSON $(shell pkg-config --cflags libcjson 2>/dev/null)
-  LDLIBS += $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
+  ifndef CJSON_LIBS
+    CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
+    CJSON_LIBS := $(or $(shell pkg-config --libs libcjson 2>/dev/null),-lcjson)
+  endif
+  XCFLAGS += -DUSE_CJSON $(CJSON_CFLAGS)
+  XLDLIBS := $(CJSON_LIBS) $(XLDLIBS)
+else ifneq ($(CJSON),none)
+  $(error CJSON=$(CJSON): expected yes or none)
 endif
 
+# --- sanitizers -------------------------------------------------------------------
+# SAN=1: AddressSanitizer + UBSan. SAN=fuzz (set by `make fuzz`, with clang):
+# the same plus libFuzzer's coverage, UB fatal so the fuzzer sees it.
 ifeq ($(SAN),1)
-  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
-  LDFLAGS += -fsanitize=address,undefined
+  XCFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
+  XLDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SAN),fuzz)
+  XCFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  XLDFLAGS += -fsanitize=address,undefined
+else ifneq ($(SAN),)
+  $(error SAN=$(SAN): expected 1 (or fuzz, which make fuzz sets))
 endif
 
+ALL_CFLAGS  = $(XCFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(XLDFLAGS) $(LDFLAGS)
+ALL_LDLIBS  = $(XLDLIBS) $(LDLIBS)
+
+# --- sources -------------------------------------------------------------------------
 # Portable library code: every .c under src/ except the CLI entry point and the
 # macOS-only Objective-C device.
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
@@ -75,37 +237,164 @@ TEST_SRC := $(wildcard tests/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test bench clean info
+# --- the config stamp ------------------------------------------------------------------
+STAMP := $(BUILD)/config.stamp
+STAMP_TEXT = CC=$(CC) CFLAGS=$(ALL_CFLAGS) LDFLAGS=$(ALL_LDFLAGS) LDLIBS=$(ALL_LDLIBS)
+# Always run, but rewrite the file only when the text differs: make compares
+# the stamp's time after the recipe, so unchanged flags rebuild nothing.
+$(STAMP): FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(subst ','\'',$(STAMP_TEXT))' ]; then \
+	  if [ -f $@ ]; then echo "configuration changed: rebuilding $(BUILD)"; fi; \
+	  printf '%s\n' '$(subst ','\'',$(STAMP_TEXT))' > $@; \
+	fi
+
+# --- targets --------------------------------------------------------------------------
+.PHONY: all test bench clean info help reconfigure fuzz fuzz-build fuzz-seeds FORCE
 all: $(BIN)
 
-$(BIN): $(BUILD)/$(CLI_MAIN:.c=.o) $(BUILD)/libanetrain.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN): $(BUILD)/$(CLI_MAIN:.c=.o) $(BUILD)/libanetrain.a $(STAMP)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) $(ALL_LDLIBS)
 
 $(BUILD)/libanetrain.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libanetrain.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/test_runner: $(TEST_OBJ) $(BUILD)/libanetrain.a $(STAMP)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o %.a,$^) $(ALL_LDLIBS)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Tests run from the project root; data files come from ../shared/data.
 test: $(BIN) $(BUILD)/test_runner
 	ANETRAIN_BIN=$(abspath $(BIN)) $(BUILD)/test_runner
 
 bench: $(BIN) $(BUILD)/libanetrain.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $(BUILD)/bench_train bench/bench_train.c $(BUILD)/libanetrain.a $(LDLIBS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $(BUILD)/gemm_peak bench/gemm_peak.c $(BUILD)/libanetrain.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/bench_train bench/bench_train.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/gemm_peak bench/gemm_peak.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
 	BENCH_BUILD=$(BUILD) ANETRAIN=$(abspath $(BIN)) bash bench/run.sh
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
 
+# --- fuzzing ----------------------------------------------------------------------------
+# One libFuzzer harness per file loader: fuzz/fuzz_NAME.c, seeded with the
+# files its "// seeds:" line names (fuzz/seeds.sh). A new loader's harness is
+# one more word here.
+FUZZ_TARGETS := llama2c model_file tokenizer tokens ckpt ckpt_original hf_config safetensors \
+                safetensors_index mil_parse mil_exec
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DATA    ?= ../shared/data
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+ifeq ($(SAN),fuzz)
+fuzz-build: $(FUZZ_BINS) $(BIN)
+
+# libFuzzer with Debian's clang 14 needs libclang-rt-14-dev; say so instead of
+# failing on a missing libclang_rt.fuzzer.
+$(FUZZ_DIR)/libfuzzer.ok: $(STAMP)
+	@mkdir -p $(@D)
+	@printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+	  'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' > $(@D)/libfuzzer.c
+	@$(CC) -fsanitize=fuzzer,address,undefined -o $(@D)/libfuzzer.out $(@D)/libfuzzer.c > $(@D)/libfuzzer.log 2>&1 || \
+	  { echo "make fuzz: $(CC) cannot link libFuzzer (-fsanitize=fuzzer; $(@D)/libfuzzer.log)."; \
+	    echo "  HINT: apt-get install clang libclang-rt-14-dev, or FUZZ_CC=<a clang with libFuzzer>"; exit 1; }
+	@touch $@
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(BUILD)/libanetrain.a $(FUZZ_DIR)/libfuzzer.ok $(STAMP)
+	$(CC) $(ALL_CFLAGS) -Ifuzz -fsanitize=fuzzer -o $@ $< $(BUILD)/libanetrain.a $(ALL_LDLIBS)
+
+$(FUZZ_DIR)/seeds/.done: $(BIN) fuzz/seeds.sh $(FUZZ_TARGETS:%=fuzz/fuzz_%.c)
+	bash fuzz/seeds.sh $(FUZZ_DIR) $(BIN) $(FUZZ_DATA) $(FUZZ_TARGETS)
+	@touch $@
+fuzz-seeds: $(FUZZ_DIR)/seeds/.done
+
+# Each harness for FUZZ_SECONDS on its corpus (new inputs kept in corpus/NAME,
+# seeds read from seeds/NAME); crashes go to artifacts/ and fail the target
+# after all have run.
+fuzz: fuzz-build fuzz-seeds
+	@mkdir -p $(FUZZ_DIR)/artifacts; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	  if ! $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 \
+	      -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
+	      $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/seeds/$$t > $(FUZZ_DIR)/$$t.log 2>&1; then \
+	    failed="$$failed $$t"; tail -n 40 $(FUZZ_DIR)/$$t.log; \
+	  fi; \
+	  grep -h -E 'stat::number_of_executed_units|stat::new_units_added' $(FUZZ_DIR)/$$t.log | tr '\n' ' '; echo; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: crashes in:$$failed (inputs in $(FUZZ_DIR)/artifacts/)"; exit 1; fi
+else
+# From any other build: the same targets in their own build directory, with clang.
+fuzz fuzz-build fuzz-seeds:
+	$(MAKE) BUILD=$(FUZZ_BUILD) BIN=$(FUZZ_BUILD)/anetrain CC=$(FUZZ_CC) BLAS=none SAN=fuzz \
+	  FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_DATA=$(FUZZ_DATA) $@
+endif
+
+# --- configuration ------------------------------------------------------------------------
+define HELP
+targets:
+  make                 build ./$(BIN)
+  make test            build and run the test runner (ends with "N passed, N failed, N skipped")
+  make bench           benchmarks (long; needs python3-torch for the PyTorch peer)
+  make info            what was detected (BLAS, cJSON), why, and the flags in use
+  make reconfigure     probe the libraries again (after installing one on macOS, say)
+  make fuzz            build the libFuzzer harnesses in $$(FUZZ_BUILD) with clang, make their
+                       seeds, run each for FUZZ_SECONDS
+  make fuzz-build      only build the harnesses;  make fuzz-seeds: only make the seeds
+  make clean           remove $$(BUILD) and $$(BIN)
+  make help            this list
+variables (make VAR=value):
+  BLAS=openblas|system|none|accelerate   GEMM backend (default: detected; accelerate on macOS)
+  CJSON=yes|none       cJSON for Hugging Face files (default: detected)
+  PORTABLE=1           no -march=native: binaries that run on any machine of the architecture
+  SAN=1                AddressSanitizer + UBSan
+  BUILD=dir            objects, probe and config stamp (default build); one per configuration
+                       avoids rebuilds, but changing flags in one directory is safe
+  BIN=path             the anetrain binary (default ./anetrain)
+  CC, CFLAGS, LDFLAGS, LDLIBS   compiler and extra flags (CFLAGS default -O3 -g)
+  FUZZ_SECONDS=N       seconds per harness for make fuzz (default 60)
+  FUZZ_BUILD=dir       build directory of make fuzz (default build-fuzz); FUZZ_CC (default clang)
+  FUZZ_DATA=dir        data files for the seeds (default ../shared/data)
+endef
+export HELP
+help:
+	@printf '%s\n' "$$HELP"
+
 info:
-	@echo "CC=$(CC) BLAS=$(BLAS) CJSON=$(CJSON) UNAME=$(UNAME)"
+	@printf '%s\n' \
+	  'anetrain build configuration (BUILD=$(BUILD))' \
+	  '  CC        $(CC): '"$$($(CC) --version 2>/dev/null | head -n 1)" \
+	  '  BLAS      $(BLAS) ($(subst ','\'',$(BLAS_WHY)))' \
+	  '  cJSON     $(CJSON) ($(subst ','\'',$(CJSON_WHY)))' \
+	  '  CPU       $(if $(filter -march=native,$(XCFLAGS)),-march=native (PORTABLE=1 turns it off),default target)' \
+	  '  SAN       $(or $(SAN),off)' \
+	  '  CFLAGS    $(ALL_CFLAGS)' \
+	  '  LDLIBS    $(ALL_LDLIBS)' \
+	  '  cached    $(if $(NO_PROBE),(no probe: BLAS and CJSON given),$(PROBE); make reconfigure probes again)'
+ifeq ($(BLAS_AUTO),1)
+ifneq ($(BLAS),openblas)
+	@echo '  HINT: the fast GEMM is OpenBLAS: apt-get install libopenblas-dev (then make; the probe reruns)'
+endif
+ifeq ($(BLAS)$(SYSTEM_BLAS_REFERENCE),system1)
+	@echo '  NOTE: a reference -lblas (netlib) is unoptimized: at run time the in-tree GEMM runs instead (OpenBLAS is used when libblas.so.3 is OpenBLAS)'
+endif
+endif
+ifeq ($(CJSON_AUTO)$(CJSON),1none)
+	@echo '  HINT: Hugging Face config.json/safetensors need cJSON: $(if $(filter Darwin,$(UNAME)),brew install cjson,apt-get install libcjson-dev)'
+endif
+
+reconfigure:
+	rm -f $(PROBE)
+	@$(MAKE) --no-print-directory info
 
 clean:
 	rm -rf $(BUILD) $(BIN)
+
+FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/$(CLI_MAIN:.c=.d)

@@ -6,6 +6,9 @@
 
 #include "core/threads.h"
 
+#if defined(USE_CBLAS) && !defined(USE_ACCELERATE) && !defined(HAVE_OPENBLAS)
+#include <dlfcn.h>  // the system -lblas: OpenBLAS's thread call is looked up (below)
+#endif
 #ifdef USE_CBLAS
 #ifdef USE_ACCELERATE
 #include <Accelerate/Accelerate.h>
@@ -25,28 +28,75 @@ int gemm_have_blas(void) {
 #endif
 }
 
-void gemm_set_backend(GemmBackend b) { g_backend = gemm_have_blas() ? b : GEMM_BLOCKED; }
-GemmBackend gemm_get_backend(void) { return g_backend; }
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static void blas_single(void);
 
-const char *gemm_backend_name(void) {
-#if defined(USE_ACCELERATE)
-    if (g_backend == GEMM_BLAS) return "Accelerate";
-#elif defined(USE_CBLAS)
-    if (g_backend == GEMM_BLAS) return "OpenBLAS";
-#endif
-    return "blocked (in-tree)";
+void gemm_set_backend(GemmBackend b) {
+    pthread_once(&g_once, blas_single);  // an explicit choice is never undone by the default below
+    g_backend = gemm_have_blas() ? b : GEMM_BLOCKED;
+}
+GemmBackend gemm_get_backend(void) {
+    pthread_once(&g_once, blas_single);
+    return g_backend;
 }
 
-#if defined(USE_CBLAS) && !defined(USE_ACCELERATE)
+// BLAS thread count. gemm() splits products on our own pool, so the library
+// must stay single-threaded. Only OpenBLAS has the call, so only a build linked
+// against it by name (-DHAVE_OPENBLAS from the Makefile) references it. The
+// system -lblas (-DUSE_CBLAS alone) may be netlib, which lacks the symbol (a
+// reference would not link), or OpenBLAS behind Debian's libblas.so.3
+// alternative, whose own threads would then fight ours: there the call is
+// looked up at run time and used when present.
+typedef void (*BlasThreadsFn)(int);
+static BlasThreadsFn g_blas_threads;
+
+#if defined(HAVE_OPENBLAS)
 void openblas_set_num_threads(int);
-static void blas_threads(int n) { openblas_set_num_threads(n); }
+static BlasThreadsFn blas_threads_lookup(void) { return openblas_set_num_threads; }
+#elif defined(USE_CBLAS) && !defined(USE_ACCELERATE)
+static BlasThreadsFn blas_threads_lookup(void) {
+    void *sym = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    BlasThreadsFn fn;
+    memcpy(&fn, &sym, sizeof fn);  // ISO C has no cast from object to function pointer; POSIX makes this valid
+    return fn;
+}
 #else
-static void blas_threads(int n) { (void)n; }
+static BlasThreadsFn blas_threads_lookup(void) { return NULL; }
 #endif
 
+static void blas_threads(int n) {
+    if (g_blas_threads) g_blas_threads(n);
+}
+
 static int g_split = 1;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static void blas_single(void) { blas_threads(1); }  // we split; BLAS must not spawn its own
+static void blas_single(void) {  // we split; BLAS must not spawn its own
+    g_blas_threads = blas_threads_lookup();
+    blas_threads(1);
+#if defined(USE_CBLAS) && !defined(USE_ACCELERATE) && !defined(HAVE_OPENBLAS)
+    // The system -lblas is whatever libblas.so.3 names at run time: OpenBLAS
+    // behind Debian's alternative, or the reference (netlib) BLAS, which runs
+    // the step's GEMMs at 5 GFLOPS where the in-tree GEMM reaches 26 on this
+    // project's machine. So the reference library is linked (installing
+    // OpenBLAS later makes the same binary fast) but not used by default;
+    // gemm_set_backend(GEMM_BLAS) still selects it (the tests do).
+    if (!g_blas_threads) g_backend = GEMM_BLOCKED;
+#endif
+}
+
+const char *gemm_backend_name(void) {
+    pthread_once(&g_once, blas_single);
+    if (g_backend != GEMM_BLAS) return "blocked (in-tree)";
+#if defined(USE_ACCELERATE)
+    return "Accelerate";
+#elif defined(HAVE_OPENBLAS)
+    return "OpenBLAS";
+#elif defined(USE_CBLAS)
+    pthread_once(&g_once, blas_single);  // the lookup tells which library -lblas is
+    return g_blas_threads ? "cblas (system -lblas = OpenBLAS)" : "cblas (system -lblas)";
+#else
+    return "blocked (in-tree)";
+#endif
+}
 
 void gemm_set_threads(int n) {
     pthread_once(&g_once, blas_single);
@@ -157,6 +207,7 @@ static void split_run(void *ctx, int tid, int nt) {
 void gemm(int transA, int transB, int M, int N, int K, float alpha,
           const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    pthread_once(&g_once, blas_single);
     const double flops = 2.0 * M * N * K;
     const int big = M > N ? M : N;
     if (flops < GEMM_SPLIT_MIN_FLOPS || big < 64 || threads_in_job() || threads_count() < 2 ||
