@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/err.h"
+#include "core/io.h"
 #include "model/llama2c.h"
 #include "model/model_file.h"
 #include "model/params.h"
@@ -61,6 +62,12 @@ int cmd_export(int argc, char **argv) {
         return 2;
     }
 
+    // both paths are checked before the model is read: a fifo must not hang
+    // the checkpoint probes, and a bad -o must fail before a 2 GB load
+    if (io_check_input(model, 1) != 0 || (!hf && io_check_output(out) != 0)) {
+        fprintf(stderr, "anetrain export: %s\n", err_msg());
+        return 1;
+    }
     Params p;
     TrainState st;
     const char *kind;
@@ -74,7 +81,12 @@ int cmd_export(int argc, char **argv) {
         if (rc == 0) rc = ckpt_import_original(model, &p, NULL, NULL, &st);
     } else {
         kind = "model file";  // llama2.c .bin or Hugging Face safetensors
-        rc = model_load(&p, model);
+        rc = model_load(&p, model);  // refuses non-finite weights itself
+    }
+    // checkpoints are read directly (the note below needs their version): check them here
+    if (rc == 0 && strcmp(kind, "model file") != 0 && params_check_finite(&p, model) != 0) {
+        params_free(&p);
+        rc = -1;
     }
     if (rc != 0) {
         fprintf(stderr, "anetrain export: %s\n", err_msg());

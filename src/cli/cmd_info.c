@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/err.h"
+#include "core/io.h"
 #include "model/config.h"
 #include "model/llama2c.h"
 #include "model/params.h"
@@ -43,16 +44,64 @@ static void print_model(const char *what, const Config *c) {
     print_tensors(c);
 }
 
+// Hugging Face: a directory, a .safetensors file or an index (beside config.json).
+static int info_safetensors(const char *path) {
+    Params p;
+    if (safetensors_load(&p, path) != 0) return -1;
+    printf("file:    %s\n", path);
+    print_model(ends_with(path, ".index.json") ? "Hugging Face safetensors, sharded (index + shards, config.json "
+                                                 "beside them)"
+                                               : "Hugging Face safetensors (config.json beside it)",
+                &p.cfg);
+    params_free(&p);
+    return 0;
+}
+
+// Checkpoints: the header, and (unless --no-verify) both CRCs, streamed.
+static int info_checkpoint(const char *path, long long bytes, int verify) {
+    Config cfg;
+    TrainState ts;
+    int has_m = 1, over = 0;
+    int ours = ckpt_is_checkpoint(path);
+    if ((ours ? ckpt_read_header(path, &cfg, &ts, &has_m) : ckpt_read_original_header(path, &cfg, &ts, &over)) != 0)
+        return -1;
+    if (ours && verify && ckpt_verify(path) != 0) return -1;
+    printf("file:    %s (%lld bytes, %.2f MB)\n", path, bytes, bytes / 1e6);
+    char what[96];
+    if (ours) snprintf(what, sizeof what, "anetrain checkpoint v1 (%s)", has_m ? "weights + Adam m, v" : "weights");
+    else snprintf(what, sizeof what, "original ANE-training checkpoint v%d (weights + Adam m, v)", over);
+    print_model(what, &cfg);
+    printf("\nstate:   step %lld of %lld, adam_t %lld, tokens %lld, lr %g, last loss %.4f\n", (long long)ts.step,
+           (long long)ts.total_steps, (long long)ts.adam_t, (long long)ts.tokens_seen, ts.lr, ts.last_loss);
+    if (ours && ts.id.present)
+        printf("run:     data %s, validation %s, seq %d%s%s, pipeline %s%s%s, precision %s, seed %llu\n",
+               ts.id.data[0] ? ts.id.data : "(built-in corpus)", ts.id.val_data[0] ? ts.id.val_data : "(held-out tail)",
+               ts.id.seq, ts.id.sequential ? ", sequential" : "", ts.id.compact_vocab ? ", compact vocab" : "",
+               ts.id.pipeline, ts.id.device[0] ? " on " : "", ts.id.device, ts.id.precision,
+               (unsigned long long)ts.seed);
+    else if (ours)
+        printf("run:     not recorded (written before checkpoints recorded their run)\n");
+    if (!ours) printf("integrity: exact size checked (the original format has no checksums)\n");
+    else if (verify) printf("integrity: header and body CRC-32 verified, trailer DONE\n");
+    else printf("integrity: header CRC-32 verified; body NOT verified (--no-verify)\n");
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
-    Flag flags[] = {{0}};
+    int no_verify = 0;
+    Flag flags[] = {
+        {"--no-verify", NULL, FLAG_BOOL, &no_verify, "checkpoints: skip reading the body to check its CRC-32"},
+        {0},
+    };
     const char *pos[1];
     int n_pos = 0;
     int rc = args_parse(argc, argv, flags, "info FILE|PRESET|config.json",
                         "Prints what a model describes: format, architecture, parameter count and tensor table.\n"
                         "FILE is a llama2.c model (.bin, v0 or v1) or a checkpoint (anetrain, or the original\n"
-                        "trainer's v2/v4) or Hugging Face safetensors (a directory, or a .safetensors file, with\n"
-                        "config.json beside it); PRESET one of the built-in model names; config.json a Hugging\n"
-                        "Face config (llama or qwen3).",
+                        "trainer's v2/v4) or Hugging Face safetensors (a directory, a .safetensors file or a\n"
+                        "model.safetensors.index.json, with config.json beside it); PRESET one of the built-in model\n"
+                        "names; config.json a Hugging Face config (llama or qwen3). An anetrain checkpoint's header\n"
+                        "and body CRC-32s are both verified (the body is streamed; --no-verify skips it).",
                         pos, 1, &n_pos);
     if (rc > 0) return 0;
     if (rc < 0) return 2;
@@ -62,24 +111,7 @@ int cmd_info(int argc, char **argv) {
     }
     const char *path = pos[0];
     Config cfg;
-
-    if (ends_with(path, ".json")) {
-        if (config_from_hf_json(&cfg, path) != 0) goto fail;
-        printf("file:    %s\n", path);
-        print_model("Hugging Face config.json", &cfg);
-        return 0;
-    }
-
     struct stat st;
-    if ((stat(path, &st) == 0 && S_ISDIR(st.st_mode)) || ends_with(path, ".safetensors") ||
-        ends_with(path, ".safetensors.index.json")) {
-        Params p;
-        if (safetensors_load(&p, path) != 0) goto fail;
-        printf("file:    %s\n", path);
-        print_model("Hugging Face safetensors (config.json beside it)", &p.cfg);
-        params_free(&p);
-        return 0;
-    }
     if (stat(path, &st) != 0) {
         // not a file: maybe a preset name
         if (config_preset(&cfg, path) == 0) {
@@ -90,21 +122,30 @@ int cmd_info(int argc, char **argv) {
                 config_preset_names());
         return 1;
     }
+    // a fifo, a device, a socket: one line, before any reader could block on it
+    if (io_check_input(path, 1) != 0) goto fail;
 
-    // anetrain checkpoints: detect them here once the format exists (as model_load does).
+    // the index is JSON too, so it is matched before the bare config.json
+    if (S_ISDIR(st.st_mode) || ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json")) {
+        if (info_safetensors(path) != 0) goto fail;
+        return 0;
+    }
+    if (ends_with(path, ".json")) {
+        if (config_from_hf_json(&cfg, path) != 0) goto fail;
+        printf("file:    %s\n", path);
+        print_model("Hugging Face config.json", &cfg);
+        return 0;
+    }
     if (ckpt_is_checkpoint(path) || ckpt_is_original(path)) {
-        TrainState ts;
-        int has_m = 1, over = 0;
-        int ours = ckpt_is_checkpoint(path);
-        if ((ours ? ckpt_read_header(path, &cfg, &ts, &has_m) : ckpt_read_original_header(path, &cfg, &ts, &over)) != 0)
-            goto fail;
-        printf("file:    %s (%lld bytes, %.2f MB)\n", path, (long long)st.st_size, st.st_size / 1e6);
-        char what[96];
-        if (ours) snprintf(what, sizeof what, "anetrain checkpoint v1 (%s)", has_m ? "weights + Adam m, v" : "weights");
-        else snprintf(what, sizeof what, "original ANE-training checkpoint v%d (weights + Adam m, v)", over);
-        print_model(what, &cfg);
-        printf("\nstate:   step %lld of %lld, adam_t %lld, tokens %lld, lr %g, last loss %.4f\n", (long long)ts.step,
-               (long long)ts.total_steps, (long long)ts.adam_t, (long long)ts.tokens_seen, ts.lr, ts.last_loss);
+        if (info_checkpoint(path, (long long)st.st_size, !no_verify) != 0) goto fail;
+        return 0;
+    }
+    MappedFile m;  // safetensors under another name (as model_load detects it)
+    if (io_map(&m, path) != 0) goto fail;
+    int is_st = safetensors_detect(m.data, m.size);
+    io_unmap(&m);
+    if (is_st) {
+        if (info_safetensors(path) != 0) goto fail;
         return 0;
     }
     int version = 0;

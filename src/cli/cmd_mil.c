@@ -34,8 +34,11 @@ static int print_kernel(const char *name, const char *model, int seq, const char
         return err_set("unknown kernel '%s' (expected one of: %s)", name, names);
     }
     MilDialect d = !strcmp(dialect, "ios16") ? MIL_DIALECT_IOS16 : MIL_DIALECT_IOS18;
+    // the weight files' bytes are built only when they are written: printing
+    // sdpaFwd at S = 40960 would otherwise build a 3.4 GB mask
     MilKernel k;
-    if (mil_kernel_build_dialect((MilKernelKind)kind, &cfg, seq, d, &k) != 0) return -1;
+    if ((blob_dir ? mil_kernel_build_dialect : mil_kernel_build_text)((MilKernelKind)kind, &cfg, seq, d, &k) != 0)
+        return -1;
     fputs(k.mil, stdout);
     fprintf(stderr, "%s: input [1, %d, 1, %d], output [1, %d, 1, %d], %d weight file(s)\n", k.name, k.in_c, k.in_w,
             k.out_c, k.out_w, k.n_blobs);
@@ -44,6 +47,9 @@ static int print_kernel(const char *name, const char *model, int seq, const char
                 k.in[i].c0 + k.in[i].nc, k.in[i].w0, k.in[i].w0 + k.in[i].nw);
     for (int i = 0; i < k.n_out; i++)
         fprintf(stderr, "  out %-8s channels [%d, %d)\n", k.out[i].name, k.out[i].c0, k.out[i].c0 + k.out[i].nc);
+    for (int i = 0; i < k.n_blobs; i++)
+        fprintf(stderr, "  weight %s, %zu bytes%s\n", k.blobs[i].path, k.blobs[i].size,
+                blob_dir ? "" : " (not built; --blobs DIR builds and writes it)");
     int rc = 0;
     if (blob_dir) {
         mkdir(blob_dir, 0755);
@@ -91,7 +97,7 @@ static int run_file(const char *file, const char *weights_dir, long long seed, i
     DeviceKernel *k = NULL;
     DeviceSurface *in = NULL, *out = NULL;
     DeviceRequest *req = NULL;
-    if (io_read_all(file, &text, NULL) != 0) return -1;
+    if (io_read_text(file, IO_TEXT_MAX, &text, NULL) != 0) return -1;  // a MIL program is text: capped
     if (load_weights(text, weights_dir, w, bufs, 16, &nw) != 0) goto done;
     if (device_init(&dev, "sim", budget) != 0) goto done;
     double t0 = time_ms();
@@ -149,7 +155,7 @@ int cmd_mil(int argc, char **argv) {
         {"--model", "-m", FLAG_STR, &model, "preset or model file whose Config shapes the kernel"},
         {"--seq", NULL, FLAG_INT, &seq, "window length S the kernel is compiled for"},
         {"--dialect", NULL, FLAG_STR, &dialect, "ios18 (program 1.3) or ios16 (older chips)"},
-        {"--blobs", NULL, FLAG_STR, &blobs, "also write the kernel's weight files into DIR"},
+        {"--blobs", NULL, FLAG_STR, &blobs, "also build and write the kernel's weight files into DIR"},
         {"--run", NULL, FLAG_STR, &run, "run FILE.mil on the sim device with N(0,1) input"},
         {"--weights", NULL, FLAG_STR, &weights, "directory holding the .bin files --run's program references"},
         {"--seed", NULL, FLAG_LONG, &seed, "seed of --run's input"},

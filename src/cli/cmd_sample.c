@@ -19,6 +19,20 @@
 #include "infer/sampler.h"
 #include "model/model_file.h"
 
+// The tokenizer must be a valid tokenizer.bin with exactly the model's vocab:
+// run.c would silently read a prefix of a larger one (another model's
+// tokenizer) and print garbage.
+static int check_pair(const char *model_path, const char *tok_path) {
+    Config cfg;
+    int entries = 0;
+    if (model_peek_config(model_path, &cfg) != 0) return -1;
+    if (tokenizer_file_count(tok_path, &entries) != 0) return -1;
+    if (entries != cfg.vocab)
+        return err_set("%s: expected %d tokens (the vocab of %s), found %d%s", tok_path, cfg.vocab, model_path,
+                       entries, entries > cfg.vocab ? " (a tokenizer for a different model?)" : "");
+    return 0;
+}
+
 int cmd_sample(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL, *prompt = NULL;  // no prompt = "" (BOS only)
     float temperature = 1.0f, topp = 0.9f;
@@ -63,6 +77,9 @@ int cmd_sample(int argc, char **argv) {
     Sampler smp;
     int *ptoks = NULL, n_ptoks = 0, ok = 0;
     int have_p = 0, have_tok = 0, have_gen = 0, have_smp = 0;
+    // the tokenizer is checked against the model's header before the weights
+    // are read: a wrong pair fails in milliseconds, not after loading 2 GB
+    if (check_pair(model_path, tok_path) != 0) goto done;
     if (model_load(&p, model_path) != 0) goto done;
     have_p = 1;
     if (tokenizer_init(&tok, tok_path, p.cfg.vocab) != 0) goto done;

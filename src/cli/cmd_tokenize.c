@@ -95,7 +95,8 @@ int cmd_tokenize(int argc, char **argv) {
         tok_path = tmp_tok;
         if (vocab == 0) vocab = CORPUS_VOCAB;
     }
-    if (vocab == 0 && tokenizer_file_entries(tok_path, &vocab) != 0) goto done;
+    if (io_check_output(out_path) != 0) goto done;  // before the work, not after it
+    if (vocab == 0 && tokenizer_file_count(tok_path, &vocab) != 0) goto done;
     if (tokenizer_init(&tok, tok_path, vocab) != 0) goto done;
     have_tok = 1;
 

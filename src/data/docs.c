@@ -20,33 +20,6 @@ static int ids_push(TokenIds *v, const int *x, int n) {
     return 0;
 }
 
-// Entries in a llama2.c tokenizer.bin (the format does not store the count).
-int tokenizer_file_entries(const char *path, int *n) {
-    MappedFile m;
-    if (io_map(&m, path) != 0) return -1;
-    int rc = 0;
-    size_t off = 4;
-    *n = 0;
-    if (m.size < 4) rc = err_set("%s: expected a llama2.c tokenizer.bin, found a %zu-byte file", path, m.size);
-    while (rc == 0 && off < m.size) {
-        if (m.size - off < 8) {
-            rc = err_set("%s: truncated entry %d at offset %zu (expected 8 header bytes, found %zu)", path, *n, off,
-                         m.size - off);
-            break;
-        }
-        uint32_t len = io_le32(m.data + off + 4);
-        if (len > m.size - off - 8) {
-            rc = err_set("%s: entry %d at offset %zu claims %u bytes, only %zu remain", path, *n, off, len,
-                         m.size - off - 8);
-            break;
-        }
-        off += 8 + (size_t)len;
-        (*n)++;
-    }
-    io_unmap(&m);
-    return rc;
-}
-
 static int is_blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!strchr(" \t\r\f\v", s[i])) return 0;

@@ -22,5 +22,3 @@ typedef struct {
 int docs_tokenize(const Tokenizer *tok, const char *t, size_t n, DocSplit split, TokenIds *out, size_t *docs);
 DocSplit docs_detect(const char *t, size_t n);
 void token_ids_free(TokenIds *v);
-// Entries in a llama2.c tokenizer.bin (the format does not store the count).
-int tokenizer_file_entries(const char *path, int *n);

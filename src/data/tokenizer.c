@@ -34,28 +34,106 @@ int tokenizer_lookup(const Tokenizer *t, const char *str, int len) {
     return -1;
 }
 
-// Walks the entries once to validate them and size the blob. Returns 0 or -1.
-static int scan_entries(const MappedFile *m, const char *path, int vocab_size, size_t *blob_bytes) {
+// Hugging Face tokenizer files, recognised by their bytes (never by name):
+// JSON (tokenizer.json, vocab.json, tokenizer_config.json: '{' then '"' or
+// '}') or text (merges.txt: "#version" or text bytes where a tokenizer.bin
+// has its small max_token_length). NULL for anything else.
+static const char *hf_tokenizer_kind(const uint8_t *b, size_t n) {
+    size_t i = n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0;  // UTF-8 BOM
+    while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r')) i++;
+    if (i < n && b[i] == '{') {
+        size_t j = i + 1;
+        while (j < n && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r')) j++;
+        if (j < n && (b[j] == '"' || b[j] == '}')) return "this one is JSON";
+    }
+    if (n - i >= 8 && !memcmp(b + i, "#version", 8)) return "this one is a merges.txt";
+    if (n >= 16 && io_le32(b) > (1u << 16)) {
+        int text = 1;
+        for (size_t k = 0; k < 16; k++) text &= b[k] >= 0x20 || b[k] == '\n' || b[k] == '\t' || b[k] == '\r';
+        if (text) return "this one is text, like merges.txt";
+    }
+    return NULL;
+}
+
+// The file as a whole, before any entry: size cap, not a Hugging Face file,
+// a plausible header.
+static int check_file(const MappedFile *m, const char *path) {
+    if (m->size > IO_TEXT_MAX)
+        return err_set("%s: expected a llama2.c tokenizer.bin of at most %zu MiB, found %zu bytes", path,
+                       IO_TEXT_MAX >> 20, m->size);
+    const char *hf = hf_tokenizer_kind(m->data, m->size);
+    if (hf)
+        return err_set("%s: expected a llama2.c tokenizer.bin, found a Hugging Face tokenizer file (tokenizer.json / "
+                       "vocab.json / merges.txt; %s): anetrain reads llama2.c tokenizer.bin files (Hugging Face "
+                       "byte-level BPE tokenizers are planned)", path, hf);
     if (m->size < 4)
         return err_set("%s: expected a llama2.c tokenizer (4-byte max_token_length header), found a %zu-byte file",
                        path, m->size);
+    if (io_le32(m->data) == 0)
+        return err_set("%s: expected a llama2.c tokenizer.bin (max_token_length >= 1, then the pieces), found "
+                       "max_token_length 0 (not a tokenizer.bin?)", path);
+    return 0;
+}
+
+// Ids 3..258 are the byte-fallback pieces "<0x00>".."<0xFF>": encode emits
+// them for unknown bytes, so a file without them would encode garbage.
+static int check_byte_piece(const char *path, int id, const uint8_t *piece, uint32_t len) {
+    if (id < TOK_BYTE0 || id >= TOK_BYTE0 + 256) return 0;
+    char want[8];
+    snprintf(want, sizeof want, "<0x%02X>", id - TOK_BYTE0);
+    if (len == 6 && !memcmp(piece, want, 6)) return 0;
+    char found[40];
+    size_t k = 0;
+    for (uint32_t i = 0; i < len && k + 5 < sizeof found; i++)
+        k += (size_t)snprintf(found + k, sizeof found - k, piece[i] >= 0x20 && piece[i] < 0x7f ? "%c" : "\\x%02x",
+                              piece[i]);
+    found[k] = 0;
+    return err_set("%s: token %d: expected the byte-fallback piece \"%s\", found \"%s\" (%u bytes; not a llama2.c "
+                   "tokenizer.bin?)", path, id, want, found, len);
+}
+
+// Walks `want` entries (all of them when want < 0) to validate them and size
+// the blob; sets *count. Returns 0 or -1.
+static int walk_entries(const MappedFile *m, const char *path, int want, int *count, size_t *blob_bytes) {
+    if (check_file(m, path) != 0) return -1;
+    uint32_t max_len = io_le32(m->data);
     size_t off = 4, total = 0;
-    for (int i = 0; i < vocab_size; i++) {
+    int i = 0;
+    for (; want < 0 ? off < m->size : i < want; i++) {
         size_t left = m->size - off;
         if (left == 0)
-            return err_set("%s: expected %d tokens (the model's vocab size), found %d", path, vocab_size, i);
+            return err_set("%s: expected %d tokens (the model's vocab size), found %d", path, want, i);
+        if (left < 8 && want < 0)
+            return err_set("%s: expected whole entries, found %d and a truncated one (%zu of 8 header bytes at offset "
+                           "%zu)", path, i, left, off);
         if (left < 8)
             return err_set("%s: expected %d tokens, found %d and a truncated entry (%zu of 8 header bytes at offset %zu)",
-                           path, vocab_size, i, left, off);
+                           path, want, i, left, off);
         uint32_t len = io_le32(m->data + off + 4);
         if (len > left - 8)
             return err_set("%s: token %d at offset %zu claims %u bytes, but only %zu remain (truncated or not a "
                            "tokenizer.bin)", path, i, off, len, left - 8);
+        if (len > max_len)
+            return err_set("%s: token %d at offset %zu: expected at most max_token_length = %u bytes (the header), "
+                           "found %u (not a tokenizer.bin?)", path, i, off, max_len, len);
+        if (check_byte_piece(path, i, m->data + off + 8, len) != 0) return -1;
         off += 8 + len;
         total += len + 1;
     }
+    if (i < TOK_BYTE0 + 256)
+        return err_set("%s: expected at least 259 tokens (3 special and 256 byte-fallback), found %d", path, i);
+    *count = i;
     *blob_bytes = total;
     return 0;
+}
+
+int tokenizer_file_count(const char *path, int *entries) {
+    MappedFile m;
+    if (io_map(&m, path) != 0) return -1;
+    size_t blob = 0;
+    int rc = walk_entries(&m, path, -1, entries, &blob);
+    io_unmap(&m);
+    return rc;
 }
 
 int tokenizer_init(Tokenizer *t, const char *path, int vocab_size) {
@@ -66,7 +144,8 @@ int tokenizer_init(Tokenizer *t, const char *path, int vocab_size) {
     MappedFile m;
     if (io_map(&m, path) != 0) return -1;
     size_t blob_bytes = 0;
-    if (scan_entries(&m, path, vocab_size, &blob_bytes) != 0) {
+    int count = 0;  // == vocab_size on success
+    if (walk_entries(&m, path, vocab_size, &count, &blob_bytes) != 0) {
         io_unmap(&m);
         return -1;
     }

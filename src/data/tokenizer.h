@@ -37,9 +37,18 @@ typedef struct {
 
 // Reads vocab_size entries of `path`. A file with fewer entries, a truncated
 // entry or an absurd length is an error naming the file (-1 + err_msg). Extra
-// entries after vocab_size are ignored, as run.c does. vocab_size must be at
-// least 259 (3 specials + 256 byte pieces), which byte fallback relies on.
+// entries after vocab_size are ignored, as run.c does (callers that know the
+// model compare tokenizer_file_count with its vocab first). vocab_size must be
+// at least 259 (3 specials + 256 byte pieces), which byte fallback relies on.
+// The file must also look like a tokenizer.bin: at most IO_TEXT_MAX (64 MiB),
+// max_token_length >= 1 and no piece longer, ids 3..258 exactly "<0x00>".."<0xFF>"
+// (so a file of zeros or a model file is refused), and a Hugging Face file
+// (tokenizer.json, vocab.json, merges.txt; recognised by content) is named as
+// such: anetrain reads llama2.c tokenizer.bin only (HF byte-level BPE is planned).
 int tokenizer_init(Tokenizer *t, const char *path, int vocab_size);
+// Validates the whole file as tokenizer_init does and counts its entries (the
+// format does not store the count).
+int tokenizer_file_count(const char *path, int *entries);
 void tokenizer_free(Tokenizer *t);
 
 // Id of the piece with exactly these bytes, or -1.

@@ -285,8 +285,8 @@ static MilVal blob_const(MilEmit *e, const char *name, int rank, const int *shap
     }
     MilEmitBlob *b = &e->blobs[e->n_blobs];
     memset(b, 0, sizeof *b);
-    b->data = malloc(n * sizeof(uint16_t));
-    if (!b->data) return fail(e, "out of memory for blob '%s' (%zu elements)", e->vals[r].name, n);
+    b->data = e->no_payload ? NULL : malloc(n * sizeof(uint16_t));
+    if (!b->data && !e->no_payload) return fail(e, "out of memory for blob '%s' (%zu elements)", e->vals[r].name, n);
     memcpy(b->name, e->vals[r].name, sizeof b->name);
     b->n = n;
     b->rank = rank;
@@ -308,6 +308,10 @@ static MilVal blob_const(MilEmit *e, const char *name, int rank, const int *shap
 }
 
 MilVal mil_emit_const_blob(MilEmit *e, const char *name, const float *data, int rank, const int *shape) {
+    if (e->no_payload) {
+        uint16_t *p = NULL;
+        return blob_const(e, name, rank, shape, &p);
+    }
     size_t n = 1;
     for (int i = 0; i < rank && i < MIL_MAX_RANK; i++) n *= (size_t)(shape[i] > 0 ? shape[i] : 0);
     for (size_t i = 0; i < n; i++)
@@ -322,7 +326,7 @@ MilVal mil_emit_const_blob(MilEmit *e, const char *name, const float *data, int 
 MilVal mil_emit_const_blob_f16(MilEmit *e, const char *name, const uint16_t *data, int rank, const int *shape) {
     uint16_t *p = NULL;
     MilVal r = blob_const(e, name, rank, shape, &p);
-    if (r != MIL_NONE) memcpy(p, data, e->blobs[e->n_blobs - 1].n * sizeof(uint16_t));
+    if (r != MIL_NONE && p) memcpy(p, data, e->blobs[e->n_blobs - 1].n * sizeof(uint16_t));
     return r;
 }
 

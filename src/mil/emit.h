@@ -69,6 +69,8 @@ typedef struct {
     MilVal inputs[8];           // function parameters, in declaration order
     int n_inputs;
     int failed;                 // sticky: first error is in err_msg()
+    int no_payload;             // 1: blob consts keep name and shape only (data NULL): the
+                                // program text is the same, no weight memory is allocated
     int auto_id;                // counter for generated names
     MilVal bool_const[2];       // shared bool(false) / bool(true) consts, made on first use
 } MilEmit;
@@ -89,7 +91,8 @@ MilVal mil_emit_const_i32(MilEmit *e, const char *name, int v);      // int32 sc
 MilVal mil_emit_const_bool(MilEmit *e, const char *name, int v);     // bool scalar
 MilVal mil_emit_const_i32v(MilEmit *e, const char *name, int n, const int *v);  // tensor<int32, [n]>
 // An fp16 tensor constant stored in weights/<name>.bin. data: fp32 values,
-// rounded to fp16 here (row-major in shape).
+// rounded to fp16 here (row-major in shape). With e->no_payload, data is not
+// read (it may be NULL) and the blob has no payload.
 MilVal mil_emit_const_blob(MilEmit *e, const char *name, const float *data, int rank, const int *shape);
 // The same with data already in fp16 (bit patterns, stored as given).
 MilVal mil_emit_const_blob_f16(MilEmit *e, const char *name, const uint16_t *data, int rank, const int *shape);

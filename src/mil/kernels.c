@@ -150,6 +150,7 @@ static MilVal gqa_tile(Gen *g, MilVal kv, const char *p) {
 // Causal mask [1,1,S,S]: 0 where key s <= query t, -65504 (fp16 lowest) elsewhere.
 static MilVal mask_const(Gen *g) {
     const int S = g->S;
+    if (g->e.no_payload) return mil_emit_const_blob(&g->e, "mask", NULL, 4, (const int[]){1, 1, S, S});
     float *m = malloc(sizeof(float) * (size_t)S * S);
     if (!m) {
         err_set("out of memory for the %dx%d mask", S, S);
@@ -223,6 +224,11 @@ static MilVal rope(Gen *g, MilVal x, MilVal cos_t, MilVal sin_t, const char *p) 
 // cos in both channels of a pair; sin with a minus sign on the pair's first channel.
 static void rope_consts(Gen *g, MilVal *cos_t, MilVal *sin_t) {
     const int S = g->S, HD = g->HD, h2 = HD / 2;
+    if (g->e.no_payload) {
+        *cos_t = mil_emit_const_blob(&g->e, "rope_cos", NULL, 4, (const int[]){1, 1, S, HD});
+        *sin_t = mil_emit_const_blob(&g->e, "rope_sin", NULL, 4, (const int[]){1, 1, S, HD});
+        return;
+    }
     float *c = malloc(sizeof(float) * (size_t)S * HD), *s = malloc(sizeof(float) * (size_t)S * HD);
     if (!c || !s) {
         free(c);
@@ -436,12 +442,13 @@ static MilVal gen_sdpa_bwd2(Gen *g) {
 
 // Wraps a builder blob in the weight-file format (mil_blob.h: one fp16 chunk, MIL offset 64).
 static int blob_file(MilBlob *b, const MilEmitBlob *src) {
-    if (mil_blob_build_fp16(src->data, src->n, &b->data, &b->size) != 0) return -1;
+    if (!src->data) b->size = 2 * MIL_BLOB_HEADER_BYTES + src->n * sizeof(uint16_t);  // text only: no bytes
+    else if (mil_blob_build_fp16(src->data, src->n, &b->data, &b->size) != 0) return -1;
     snprintf(b->path, sizeof b->path, "@model_path/weights/%s.bin", src->name);
     return 0;
 }
 
-int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out) {
+static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, int with_blobs, MilKernel *out) {
     memset(out, 0, sizeof *out);
     if (kind < 0 || kind >= MIL_K_COUNT) return err_set("mil kernel: unknown kind %d", (int)kind);
     if (config_validate(cfg, cfg->name[0] ? cfg->name : "config") != 0) return -1;
@@ -452,6 +459,7 @@ int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDi
     Gen g;
     memset(&g, 0, sizeof g);
     mil_emit_init(&g.e, dialect);
+    g.e.no_payload = !with_blobs;
     g.k = out;
     g.cfg = cfg;
     g.S = S;
@@ -504,6 +512,14 @@ int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDi
         return -1;
     }
     return 0;
+}
+
+int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out) {
+    return build(kind, cfg, S, dialect, 1, out);
+}
+
+int mil_kernel_build_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out) {
+    return build(kind, cfg, S, dialect, 0, out);
 }
 
 int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *out) {

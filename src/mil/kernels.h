@@ -111,6 +111,7 @@ typedef struct {
 typedef struct {
     char path[96];   // "@model_path/weights/mask.bin" (the key the ANE compiler expects)
     uint8_t *data;   // the whole file: 64-byte header, 64-byte chunk header, fp16 payload
+                     // (NULL from mil_kernel_build_text; size is still the file's)
     size_t size;
 } MilBlob;
 
@@ -136,6 +137,11 @@ const char *mil_kernel_name(MilKernelKind kind);
 // or -1 with err_msg() (invalid config, or a shape error in the generator).
 int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *out);
 int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out);
+// The same program text and layout, without the weight files' bytes: every
+// blob has its path and size but data NULL, and no memory for the constants
+// is allocated (sdpaFwd's mask alone is 2·S² bytes: 3.4 GB at S = 40960).
+// For printing a program (anetrain mil without --blobs).
+int mil_kernel_build_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out);
 void mil_kernel_free(MilKernel *k);
 
 // Region by name (NULL if the kernel has no such region).

@@ -136,7 +136,7 @@ static int json_num(const cJSON *root, const char *key, float *out, const char *
 
 int config_from_hf_json(Config *cfg, const char *path) {
     char *text = NULL;
-    if (io_read_all(path, &text, NULL) != 0) return -1;
+    if (io_read_text(path, IO_TEXT_MAX, &text, NULL) != 0) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root || !cJSON_IsObject(root)) {
@@ -148,6 +148,11 @@ int config_from_hf_json(Config *cfg, const char *path) {
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     const char *model_type = cJSON_IsString(mt) ? mt->valuestring : "";
     int is_qwen3 = strcmp(model_type, "qwen3") == 0;
+    if (!mt && cJSON_GetObjectItemCaseSensitive(root, "weight_map")) {
+        err_set("%s: expected a Hugging Face config.json, found a safetensors index (\"weight_map\"); name the "
+                "index as *.safetensors.index.json, or its directory", path);
+        goto done;
+    }
     if (!is_qwen3 && strcmp(model_type, "llama") != 0) {
         err_set("%s: model_type \"%s\" is not supported (expected llama or qwen3)", path, model_type);
         goto done;
@@ -198,6 +203,9 @@ done:
 #else  // built without cJSON
 int config_from_hf_json(Config *cfg, const char *path) {
     memset(cfg, 0, sizeof *cfg);
+    char *text = NULL;  // a missing, special or oversized file is named as such first
+    if (io_read_text(path, IO_TEXT_MAX, &text, NULL) != 0) return -1;
+    free(text);
     return err_set("%s: this anetrain was built without cJSON, which config.json needs "
                    "(install libcjson-dev and rebuild)", path);
 }

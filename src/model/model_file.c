@@ -13,48 +13,91 @@
 
 #define LLAMA2C_V1_MAGIC 0x616b3432u  // "ak42", llama2.c export.py versions 1 and 2
 
+typedef enum { FMT_HF, FMT_LLAMA2C, FMT_CKPT, FMT_ORIGINAL } ModelFormat;
+
 static int has_suffix(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-int model_load(Params *p, const char *path) {
-    memset(p, 0, sizeof *p);
+// Which loader reads path. The path is checked first (io_check_input), so a
+// fifo or a device is refused here and never reaches a reader that would block.
+static int detect(const char *path, ModelFormat *fmt) {
+    if (io_check_input(path, 1) != 0) return -1;
     // Hugging Face models: a directory (config.json + model.safetensors, or an
     // index + shards), or a .safetensors file / index beside its config.json.
-    // A directory without them gets safetensors_load's "not a regular file" line.
     struct stat st;
     if ((stat(path, &st) == 0 && S_ISDIR(st.st_mode)) || has_suffix(path, ".safetensors") ||
-        has_suffix(path, ".safetensors.index.json"))
-        return safetensors_load(p, path);
-    // the mapping is lazy: peeking at the magic reads one page, and io_map gives
-    // the same clear errors (missing, not a regular file) as every other reader
+        has_suffix(path, ".safetensors.index.json")) {
+        *fmt = FMT_HF;
+        return 0;
+    }
+    // the mapping is lazy: peeking at the magic reads one page
     MappedFile m;
     if (io_map(&m, path) != 0) return -1;
     uint32_t magic = m.size >= 4 ? io_le32(m.data) : 0;
     int is_ckpt = m.size >= 8 && memcmp(m.data, CKPT_MAGIC, 8) == 0;
     int is_safetensors = safetensors_detect(m.data, m.size);  // under another name
     io_unmap(&m);
+    // anetrain checkpoints ("ANETCKPT") and the original trainer's (0x424c5a54).
+    // Neither magic reads as a plausible llama2.c v0 dim (> 65536). llama2.c v0
+    // has no magic at all: the exact size check in llama2c_load tells it from
+    // anything else.
+    *fmt = magic == LLAMA2C_V1_MAGIC ? FMT_LLAMA2C
+           : is_ckpt                 ? FMT_CKPT
+           : magic == CKPT_ORIGINAL_MAGIC ? FMT_ORIGINAL
+           : is_safetensors          ? FMT_HF
+                                     : FMT_LLAMA2C;
+    return 0;
+}
 
-    if (magic == LLAMA2C_V1_MAGIC) return llama2c_load(p, path);  // v1 (v2 is rejected there by version)
+int model_load(Params *p, const char *path) {
+    memset(p, 0, sizeof *p);
+    ModelFormat fmt;
+    if (detect(path, &fmt) != 0) return -1;
+    int rc;
+    switch (fmt) {
+    case FMT_HF: rc = safetensors_load(p, path); break;
+    case FMT_CKPT: rc = ckpt_load(path, p, NULL, NULL, NULL); break;  // weights only
+    case FMT_ORIGINAL: rc = ckpt_import_original(path, p, NULL, NULL, NULL); break;
+    default: rc = llama2c_load(p, path); break;  // v0, or v1 (v2 is rejected there by version)
+    }
+    if (rc != 0) return -1;
+    if (params_check_finite(p, path) != 0) {
+        params_free(p);
+        return -1;
+    }
+    return 0;
+}
 
-    // anetrain checkpoints ("ANETCKPT") and the original trainer's (0x424c5a54):
-    // weights only. Neither magic reads as a plausible llama2.c v0 dim (> 65536).
-    if (is_ckpt) return ckpt_load(path, p, NULL, NULL, NULL);
-    if (magic == CKPT_ORIGINAL_MAGIC) return ckpt_import_original(path, p, NULL, NULL, NULL);
-    if (is_safetensors) return safetensors_load(p, path);
+// The config.json beside a Hugging Face path (a directory, or a file in one).
+static int hf_config(const char *path, Config *cfg) {
+    char dir[4096], cfg_path[4200];
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(dir, sizeof dir, "%s", path);
+    else {
+        const char *slash = strrchr(path, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == path) snprintf(dir, sizeof dir, "/");
+        else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    }
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+    return config_from_hf_json(cfg, cfg_path);
+}
 
-    // llama2.c v0 has no magic: its header is just dims, and the exact file
-    // size check in llama2c_load is what tells a v0 model from anything else.
-    return llama2c_load(p, path);
+int model_peek_config(const char *path, Config *cfg) {
+    ModelFormat fmt;
+    if (detect(path, &fmt) != 0) return -1;
+    switch (fmt) {
+    case FMT_HF: return hf_config(path, cfg);
+    case FMT_CKPT: return ckpt_read_header(path, cfg, NULL, NULL);
+    case FMT_ORIGINAL: return ckpt_read_original_header(path, cfg, NULL, NULL);
+    default: return llama2c_read_header(cfg, NULL, path);
+    }
 }
 
 int model_config(const char *name, Config *cfg) {
     if (config_preset(cfg, name) == 0) return 0;
     err_clear();
-    Params p;
-    if (model_load(&p, name) != 0) return -1;
-    *cfg = p.cfg;
-    params_free(&p);
-    return 0;
+    return model_peek_config(name, cfg);
 }

@@ -1,5 +1,6 @@
 #include "model/params.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,40 @@ const TensorDesc *params_find(const Params *p, const char *name) {
     for (int i = 0; i < p->n_tensors; i++)
         if (!strcmp(p->t[i].name, name)) return &p->t[i];
     return NULL;
+}
+
+// Index of the first non-finite value of w[0..n), or n. Blocks are tested
+// with a branch-free OR (vectorizes) and only a bad block is searched.
+static size_t first_nonfinite(const float *w, size_t n) {
+    enum { BLOCK = 4096 };
+    for (size_t i = 0; i < n; i += BLOCK) {
+        size_t k = n - i < BLOCK ? n - i : BLOCK;
+        int bad = 0;
+        for (size_t j = 0; j < k; j++) bad |= !(fabsf(w[i + j]) <= FLT_MAX);  // NaN compares false
+        if (!bad) continue;
+        for (size_t j = 0; j < k; j++)
+            if (!(fabsf(w[i + j]) <= FLT_MAX)) return i + j;
+    }
+    return n;
+}
+
+int params_check_finite(const Params *p, const char *where) {
+    for (int i = 0; i < p->n_tensors; i++) {
+        const TensorDesc *d = &p->t[i];
+        const float *w = p->data + d->offset;
+        size_t at = first_nonfinite(w, d->numel);
+        if (at == d->numel) continue;
+        size_t per = (size_t)d->rows * d->cols, in_layer = at % per;
+        char pos[96];
+        int row = (int)(in_layer / d->cols), col = (int)(in_layer % d->cols);
+        if (d->per_layer && d->rows == 1) snprintf(pos, sizeof pos, "layer %zu, element %d", at / per, col);
+        else if (d->per_layer) snprintf(pos, sizeof pos, "layer %zu, row %d, column %d", at / per, row, col);
+        else if (d->rows == 1) snprintf(pos, sizeof pos, "element %d", col);
+        else snprintf(pos, sizeof pos, "row %d, column %d", row, col);
+        return err_set("%s: expected finite weights, found %g in tensor %s at index %zu (%s)", where, (double)w[at],
+                       d->name, at, pos);
+    }
+    return 0;
 }
 
 void params_init_random(Params *p, uint64_t seed) {

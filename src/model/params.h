@@ -56,6 +56,11 @@ void params_free(Params *p);
 // Points views of p into an external block laid out for p->cfg (used for grads, moments).
 void params_point(const Config *cfg, float *block, ParamViews *v);
 const TensorDesc *params_find(const Params *p, const char *name);
+// 0 if every weight is finite; else -1 with "WHERE: expected finite weights,
+// found nan in tensor wq at index 1234 (layer 0, row 19, column 18)" for the
+// first non-finite value in block order. Every model loader runs this (a NaN
+// weight only shows up later as "loss nan").
+int params_check_finite(const Params *p, const char *where);
 
 // Seeded initialization: matrices ~ N(0, 0.02), output projections (wo, w2)
 // scaled by 1/sqrt(2L) (GPT-2 style), norm weights 1.

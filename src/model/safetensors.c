@@ -372,7 +372,7 @@ static int source_open_single(Source *s, const char *path) {
 static int source_open_index(Source *s, const char *index, const char *dir) {
     s->listing = index;
     char *text = NULL;
-    if (io_read_all(index, &text, NULL) != 0) return -1;
+    if (io_read_text(index, IO_TEXT_MAX, &text, NULL) != 0) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);
     int rc = -1;
@@ -511,6 +511,13 @@ static int path_exists(const char *path, int want_dir) {
     return want_dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode);
 }
 
+// Anything at path: a fifo or device named config.json then gets the readers'
+// "expected a regular file, found ..." rather than "missing".
+static int path_present(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
 int safetensors_load(Params *p, const char *path) {
     memset(p, 0, sizeof *p);
     char dir[4096], weights[4200], cfg_path[4200];
@@ -519,10 +526,10 @@ int safetensors_load(Params *p, const char *path) {
         snprintf(dir, sizeof dir, "%s", path);
         snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
         sharded = 0;
-        if (!path_exists(weights, 0)) {
+        if (!path_present(weights)) {
             snprintf(weights, sizeof weights, "%s/model.safetensors.index.json", dir);
             sharded = 1;
-            if (!path_exists(weights, 0))
+            if (!path_present(weights))
                 return err_set("%s: not a regular file, and not a Hugging Face model directory (expected "
                                "model.safetensors or model.safetensors.index.json in it)", path);
         }
@@ -535,7 +542,7 @@ int safetensors_load(Params *p, const char *path) {
         sharded = ends_with(path, ".index.json");
     }
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
-    if (!path_exists(cfg_path, 0))
+    if (!path_present(cfg_path))
         return err_set("%s: expected the Hugging Face config.json beside it, found no %s", weights, cfg_path);
     Config cfg;
     if (config_from_hf_json(&cfg, cfg_path) != 0) return -1;
