@@ -72,13 +72,13 @@ int main(int argc, char **argv) {
         memset(g, 0, p.n * 4);  // as the trainer does at the start of every update
         double tz = time_ms();
         PhaseTimes before = pl.times;
-        loss = pl.step(&pl, &p, tok, tgt, g, 1.0f);
+        if (pl.step(&pl, &p, tok, tgt, g, 1.0f, &loss) != 0) return fprintf(stderr, "%s\n", err_msg()), 1;
         double t1 = time_ms();
         float mul;
         double norm;
         optim_prepare(&st, g, p.n, &mul, &norm);
         st.adam_t++;
-        optim_adamw(&p, g, m, v, &st, optim_lr(&st, i), mul);
+        optim_adamw(&p, g, m, v, &st, optim_lr(&st, i), mul, NULL);
         double t2 = time_ms();
         if (i >= warmup) {
             ms[i - warmup] = t2 - t0;

@@ -39,6 +39,10 @@ const char *test_data(const char *rel);
 const char *test_bin(void);
 // Runs a shell command; returns its exit status; stdout+stderr go to *out (malloc'd, may be NULL).
 int test_run(const char *cmd, char **out);
+// test_run with a printf-style command.
+int test_runf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Copies a file (0, or -1).
+int test_copy_file(const char *from, const char *to);
 // A fresh temporary directory for this test (removed at exit).
 const char *test_tmpdir(void);
 // A 20000-token file in test_tmpdir() with a learnable pattern (runs of

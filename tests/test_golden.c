@@ -155,7 +155,7 @@ static void check_adamw(const char *name) {
         memset(g, 0, fx.params.n * sizeof(float));
         cpu_model_backward(&m, &fx.params, g, 1.0f);
         st.adam_t++;
-        optim_adamw(&fx.params, g, mom, var, &st, st.lr, 1.0f);
+        optim_adamw(&fx.params, g, mom, var, &st, st.lr, 1.0f, NULL);
     }
     fprintf(stderr, "  %s:\n", name);
     compare("adamw_losses", got, ref, 5);

@@ -70,7 +70,7 @@ TEST(optim_adamw_matches_reference_update) {
         for (size_t i = 0; i < n; i++) g[i] = rng_normal(&r);
         st.adam_t = step;
         const float lr = 1e-2f, mul = 0.5f;
-        optim_adamw(&p, g, m, v, &st, lr, mul);
+        optim_adamw(&p, g, m, v, &st, lr, mul, NULL);
         for (int t = 0; t < p.n_tensors; t++) {
             const TensorDesc *d = &p.t[t];
             double wd = d->is_norm ? 0.0 : st.weight_decay;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,7 @@ static int set_value(const Flag *f, const char *v, const char *cmd) {
     }
     case FLAG_FLOAT: {
         float x = strtof(v, &end);
-        if (errno || !*v || *end || x != x) goto bad;
+        if (errno || !*v || *end || !isfinite(x)) goto bad;
         *(float *)f->ptr = x;
         return 0;
     }
@@ -63,7 +64,7 @@ static int set_value(const Flag *f, const char *v, const char *cmd) {
     }
 bad:
     fprintf(stderr, "anetrain %s: invalid value '%s' for %s (expected %s); see --help\n", cmd, v, f->name,
-            f->type == FLAG_FLOAT ? "a number" : "an integer");
+            f->type == FLAG_FLOAT ? "a finite number" : "an integer");
     return -1;
 }
 

@@ -57,7 +57,9 @@ int cmd_eval(int argc, char **argv) {
     double sum = 0, t0 = time_ms();
     for (size_t i = 0; i < n; i++) {
         dataset_window(&ds, i, tok, tgt);
-        sum += pl.eval(&pl, &p, tok, tgt);
+        float l;
+        if (pl.eval(&pl, &p, tok, tgt, &l) != 0) goto done;
+        sum += l;
     }
     double ms = time_ms() - t0;
     double loss = sum / (double)n;

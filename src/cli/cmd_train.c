@@ -8,10 +8,6 @@
 #include "model/config.h"
 #include "train/trainer.h"
 
-// defaults of a run on the built-in corpus (no --data)
-enum { BUILTIN_STEPS = 1000, BUILTIN_ACCUM = 4, BUILTIN_WARMUP = 20 };
-#define BUILTIN_LR 2e-3f
-
 static const char ABOUT[] =
     "Train a model. Without --data it trains on a built-in, deterministic story corpus with a built-in\n"
     "byte-level vocabulary (written to --out-dir, with its tokenizer.bin for `anetrain sample`).\n"
@@ -20,31 +16,74 @@ static const char ABOUT[] =
     "Steps and warmup count optimizer updates; each update accumulates --accum windows of --seq tokens.\n"
     "On the built-in corpus, --steps, --lr, --accum and --warmup default to 1000, 2e-3, 4 and 20.\n"
     "SIGINT/SIGTERM finish the current update, save the checkpoint and exit 0.\n"
-    "--resume keeps the checkpoint's --steps, --lr, --accum, --warmup and --clip unless given again\n"
-    "(give a larger --steps to extend a run); pass the same --data and --seq.";
+    "--steps 0 writes the initialized model as a checkpoint and exits.\n"
+    "--resume continues the run saved in --ckpt exactly: its data files, --seq, --pipeline, --device,\n"
+    "--precision, --compact-vocab, --sequential, --val-frac and --seed come from the checkpoint; giving\n"
+    "one with a different value is refused unless --resume-with-changes. --steps, --lr, --accum,\n"
+    "--warmup, --clip and --loss-scale are kept unless given again (a larger --steps extends a run).\n"
+    "The checkpoint's directory is created if missing; a lock beside the checkpoint (NAME.lock) keeps a\n"
+    "second run off it.";
+
+// Which flags were given, for the resume and built-in-corpus rules.
+static void note_given(TrainGiven *g, int argc, char **argv) {
+    g->model = args_given(argc, argv, "--model", "-m");
+    g->data = args_given(argc, argv, "--data", "-d");
+    g->val_data = args_given(argc, argv, "--val-data", NULL);
+    g->val_frac = args_given(argc, argv, "--val-frac", NULL);
+    g->seq = args_given(argc, argv, "--seq", NULL);
+    g->sequential = args_given(argc, argv, "--sequential", NULL);
+    g->compact_vocab = args_given(argc, argv, "--compact-vocab", NULL);
+    g->pipeline = args_given(argc, argv, "--pipeline", "-p");
+    g->device = args_given(argc, argv, "--device", NULL);
+    g->precision = args_given(argc, argv, "--precision", NULL);
+    g->seed = args_given(argc, argv, "--seed", NULL);
+    g->steps = args_given(argc, argv, "--steps", "-n");
+    g->lr = args_given(argc, argv, "--lr", NULL);
+    g->accum = args_given(argc, argv, "--accum", NULL);
+    g->warmup = args_given(argc, argv, "--warmup", NULL);
+    g->clip = args_given(argc, argv, "--clip", NULL);
+    g->loss_scale = args_given(argc, argv, "--loss-scale", NULL);
+}
+
+// The first value that makes no sense, or NULL.
+static const char *bad_value(const TrainOptions *o) {
+    if (o->steps < 0) return "--steps must be >= 0";
+    if (o->stop_after < 0) return "--stop-after must be >= 0";
+    if (o->accum <= 0) return "--accum must be positive";
+    if (o->warmup < 0) return "--warmup must be >= 0";
+    if (o->seq < 2) return "--seq must be at least 2";
+    if (!(o->lr > 0)) return "--lr must be positive";
+    if (o->val_frac < 0 || o->val_frac >= 1) return "--val-frac must be in [0, 1)";
+    if (o->print_every <= 0) return "--print-every must be positive";
+    if (o->max_skips <= 0) return "--max-skips must be positive";
+    if (o->loss_scale < 0) return "--loss-scale must be >= 0";
+    if (o->threads < 0) return "--threads must be >= 0";
+    if (o->res_scale < 0) return "--res-scale must be >= 0";
+    if (o->compile_budget <= 0) return "--compile-budget must be positive";
+    if (o->save_every < 0 || o->eval_every < 0 || o->eval_windows < 0)
+        return "--save-every/--eval-every/--eval-windows must be >= 0";
+    return NULL;
+}
 
 int cmd_train(int argc, char **argv) {
     TrainOptions o;
     trainer_defaults(&o);
-    const char *ckpt = "runs/ckpt.bin";
-    o.ckpt = ckpt;
-    long long steps = o.steps, seed = o.seed, stop_after = 0;
     char model_help[256];
-    snprintf(model_help, sizeof model_help, "preset (%s) or weights file (default stories260k)",
-             config_preset_names());
+    snprintf(model_help, sizeof model_help,
+             "preset (%s), weights file, or HF config.json (default stories260k)", config_preset_names());
     Flag flags[] = {
         {"--model", "-m", FLAG_STR, &o.model, model_help},
         {"--data", "-d", FLAG_STR, &o.data, "training token file (default: built-in corpus)"},
         {"--val-data", NULL, FLAG_STR, &o.val_data, "validation token file (default: held-out tail of --data)"},
         {"--val-frac", NULL, FLAG_FLOAT, &o.val_frac, "fraction of --data held out when no --val-data"},
-        {"--steps", "-n", FLAG_LONG, &steps, "optimizer updates"},
-        {"--stop-after", NULL, FLAG_LONG, &stop_after, "save and stop after N updates of this run (0 = never)"},
+        {"--steps", "-n", FLAG_LONG, &o.steps, "optimizer updates (0 = write the initialized checkpoint)"},
+        {"--stop-after", NULL, FLAG_LONG, &o.stop_after, "save and stop after N updates of this run (0 = never)"},
         {"--lr", NULL, FLAG_FLOAT, &o.lr, "peak learning rate"},
         {"--accum", NULL, FLAG_INT, &o.accum, "windows accumulated per update"},
         {"--warmup", NULL, FLAG_INT, &o.warmup, "linear warmup updates (then cosine to 0.1 x lr)"},
         {"--clip", NULL, FLAG_FLOAT, &o.clip, "global gradient-norm clip (<= 0 disables)"},
         {"--seq", NULL, FLAG_INT, &o.seq, "window length in tokens (capped at the model's seq_len)"},
-        {"--seed", NULL, FLAG_LONG, &seed, "seed for initialization and data order"},
+        {"--seed", NULL, FLAG_LONG, &o.seed, "seed for initialization and data order"},
         {"--sequential", NULL, FLAG_BOOL, &o.sequential, "walk the data in order instead of random windows"},
         {"--compact-vocab", NULL, FLAG_BOOL, &o.compact_vocab,
          "classifier over the ids that occur in --data/--val-data only (faster; the loss is over those ids)"},
@@ -56,7 +95,9 @@ int cmd_train(int argc, char **argv) {
         {"--precision", NULL, FLAG_STR, &o.precision, "cpu pipeline: fp32, or bf16 (bf16 GEMM inputs, fp32 accumulation)"},
         {"--threads", "-t", FLAG_INT, &o.threads, "CPU threads for the pipeline's pool (0 = one per CPU)"},
         {"--ckpt", "-c", FLAG_STR, &o.ckpt, "checkpoint path (the best one goes to NAME.best.bin)"},
-        {"--resume", "-r", FLAG_BOOL, &o.resume, "continue from --ckpt exactly"},
+        {"--resume", "-r", FLAG_BOOL, &o.resume, "continue the run saved in --ckpt exactly"},
+        {"--resume-with-changes", NULL, FLAG_BOOL, &o.resume_with_changes,
+         "with --resume: allow data, --seq, --pipeline, ... to differ from the checkpoint's run (listed)"},
         {"--scratch", NULL, FLAG_BOOL, &o.scratch, "random init even when --model is a file"},
         {"--save-every", NULL, FLAG_INT, &o.save_every, "save every N updates (0 = only at the end)"},
         {"--eval-every", NULL, FLAG_INT, &o.eval_every, "evaluate every N updates (0 = never)"},
@@ -64,49 +105,24 @@ int cmd_train(int argc, char **argv) {
         {"--print-every", NULL, FLAG_INT, &o.print_every, "print a step line every N updates"},
         {"--max-skips", NULL, FLAG_INT, &o.max_skips, "stop after N non-finite updates in a row"},
         {"--res-scale", NULL, FLAG_FLOAT, &o.res_scale, "residual branch scale (0 = model's; 1/sqrt(2L) = seed's)"},
-        {"--log", NULL, FLAG_STR, &o.log_path, "append JSON lines (steps, evals, checkpoints, report)"},
+        {"--log", NULL, FLAG_STR, &o.log_path, "append JSON lines (schema v1; - or /dev/stdout for stdout)"},
         {"--out-dir", NULL, FLAG_STR, &o.out_dir, "directory for the built-in corpus and tokenizer"},
         {"--quiet", "-q", FLAG_BOOL, &o.quiet, "no step lines or report on stdout"},
         {0},
     };
     int rc = args_parse(argc, argv, flags, "train [flags]", ABOUT, NULL, 0, NULL);
     if (rc != 0) return rc > 0 ? 0 : 2;
+    note_given(&o.given, argc, argv);
     // The built-in corpus is the newcomer's first run: unless told otherwise, use
     // settings that show a small model learning in a minute or two.
-    if (!o.data && !o.resume) {
-        if (!args_given(argc, argv, "--steps", "-n")) steps = BUILTIN_STEPS;
-        if (!args_given(argc, argv, "--lr", NULL)) o.lr = BUILTIN_LR;
-        if (!args_given(argc, argv, "--accum", NULL)) o.accum = BUILTIN_ACCUM;
-        if (!args_given(argc, argv, "--warmup", NULL)) o.warmup = BUILTIN_WARMUP;
-    }
-    o.steps = steps;
-    o.seed = seed;
-    o.stop_after = stop_after;
-    const char *bad = NULL;
-    if (o.steps <= 0) bad = "--steps must be positive";
-    else if (stop_after < 0) bad = "--stop-after must be >= 0";
-    else if (o.accum <= 0) bad = "--accum must be positive";
-    else if (o.warmup < 0) bad = "--warmup must be >= 0";
-    else if (o.seq < 2) bad = "--seq must be at least 2";
-    else if (!(o.lr > 0)) bad = "--lr must be positive";
-    else if (o.val_frac < 0 || o.val_frac >= 1) bad = "--val-frac must be in [0, 1)";
-    else if (o.print_every <= 0) bad = "--print-every must be positive";
-    else if (o.max_skips <= 0) bad = "--max-skips must be positive";
-    else if (o.loss_scale < 0) bad = "--loss-scale must be >= 0";
-    else if (o.save_every < 0 || o.eval_every < 0 || o.eval_windows < 0) bad = "--save-every/--eval-every/--eval-windows must be >= 0";
+    if (!o.data && !o.resume) trainer_builtin_recipe(&o);
+    const char *bad = bad_value(&o);
+    if (!bad && o.resume_with_changes && !o.resume) bad = "--resume-with-changes needs --resume";
     if (bad) {
         fprintf(stderr, "anetrain train: %s; see --help\n", bad);
         return 2;
     }
     if (o.warmup == 0) o.warmup = 1;  // lr(step 0) = lr * 1/1: no warmup
-    // A resumed run keeps the checkpoint's recipe for everything not given again.
-    if (o.resume) {
-        if (!args_given(argc, argv, "--steps", "-n")) o.steps = TRAIN_KEEP;
-        if (!args_given(argc, argv, "--lr", NULL)) o.lr = TRAIN_KEEP;
-        if (!args_given(argc, argv, "--accum", NULL)) o.accum = TRAIN_KEEP;
-        if (!args_given(argc, argv, "--warmup", NULL)) o.warmup = TRAIN_KEEP;
-        if (!args_given(argc, argv, "--clip", NULL)) o.clip = TRAIN_KEEP;
-    }
     if (trainer_run(&o) != 0) {
         fprintf(stderr, "anetrain train: %s\n", err_msg());
         return 1;

@@ -3,6 +3,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/gemm.h"
+
+#define ANETRAIN_VERSION "0.2.0"
 
 typedef struct {
     const char *name;
@@ -13,15 +16,16 @@ typedef struct {
 static const Command COMMANDS[] = {
     {"info", cmd_info, "print what a model file holds"},
     {"sample", cmd_sample, "generate text from a model"},
-    {"train", cmd_train, "train a model (cpu pipeline; built-in corpus without --data)"},
+    {"train", cmd_train, "train a model (cpu or dynamic pipeline; built-in corpus without --data)"},
     {"mil", cmd_mil, "print a kernel's MIL program, or run a MIL file on the sim device"},
     {"eval", cmd_eval, "mean loss and perplexity of a model over a token file"},
-    {"export", cmd_export, "write a model or checkpoint as a llama2.c .bin"},
+    {"export", cmd_export, "write a model or checkpoint as llama2.c .bin or Hugging Face safetensors"},
     {"tokenize", cmd_tokenize, "turn text files into a token file"},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: anetrain COMMAND [flags]   (anetrain COMMAND --help for its flags)\n\ncommands:\n");
+    fprintf(f, "usage: anetrain COMMAND [flags]   (anetrain COMMAND --help for its flags)\n"
+               "       anetrain --version\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].about);
 }
@@ -30,6 +34,16 @@ int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("anetrain %s (gemm: %s, cJSON: %s)\n", ANETRAIN_VERSION, gemm_backend_name(),
+#ifdef USE_CJSON
+               "yes"
+#else
+               "no"
+#endif
+        );
+        return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);

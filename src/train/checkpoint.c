@@ -8,12 +8,14 @@
 #include "train/checkpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/io.h"
@@ -41,9 +43,16 @@ enum {
     S_LOSS_SCALE = 200, S_LS_DYNAMIC = 204, S_GOOD_STEPS = 208, S_SKIPPED = 216, S_SEED = 224,
     S_DATA_RNG = 232, S_DATA_CURSOR = 240, S_BEST_VAL = 248, S_LAST_LOSS = 252, S_TRAIN_MS = 256,
     H_FIELDS_END = 264,
+    // RunIdentity (version 1 files written before it have zeros here: id.present = 0)
+    R_PRESENT = 512, R_SEQ = 516, R_COMPACT = 520, R_SEQUENTIAL = 524, R_VAL_FRAC = 528,
+    R_DATA_BYTES = 536, R_DATA_FP = 544, R_VAL_BYTES = 552, R_VAL_FP = 560,
+    R_PIPELINE = 568, R_DEVICE = 584, R_PRECISION = 600, R_NAME_LEN = 16,
+    R_DATA = 1024, R_VAL_DATA = 2048, R_PATH_LEN = 1024,
+    R_FIELDS_END = 3072,
     H_CRC = 4092,
 };
-_Static_assert(H_FIELDS_END <= H_CRC && H_CRC + 4 == CKPT_HEADER_BYTES, "header fields overlap the CRC");
+_Static_assert(H_FIELDS_END <= R_PRESENT && R_FIELDS_END <= H_CRC && H_CRC + 4 == CKPT_HEADER_BYTES,
+               "header fields overlap");
 
 enum { FLAG_MOMENTS = 1u, TRAILER_BYTES = 8 };
 static const char TRAILER_MAGIC[4] = {'D', 'O', 'N', 'E'};
@@ -134,6 +143,55 @@ static uint64_t expected_size(uint64_t n_params, int moments) {
     return CKPT_HEADER_BYTES + 4 * n_params * (moments ? 3 : 1) + TRAILER_BYTES;
 }
 
+// A NUL-terminated string in a fixed field (truncated to cap - 1 bytes; the
+// rest of the field stays zero).
+static void put_str(uint8_t *h, int off, const char *s, size_t cap) {
+    size_t len = strnlen(s, cap - 1);
+    memcpy(h + off, s, len);
+}
+
+static void get_str(const uint8_t *h, int off, char *dst, size_t cap) {
+    memcpy(dst, h + off, cap - 1);
+    dst[cap - 1] = 0;
+}
+
+static void identity_encode(uint8_t *h, const RunIdentity *id) {
+    if (!id->present) return;
+    put_u32(h, R_PRESENT, 1);
+    put_i32(h, R_SEQ, id->seq);
+    put_u32(h, R_COMPACT, (uint32_t)id->compact_vocab);
+    put_u32(h, R_SEQUENTIAL, (uint32_t)id->sequential);
+    put_f32(h, R_VAL_FRAC, id->val_frac);
+    put_u64(h, R_DATA_BYTES, id->data_bytes);
+    put_u64(h, R_DATA_FP, id->data_fp);
+    put_u64(h, R_VAL_BYTES, id->val_bytes);
+    put_u64(h, R_VAL_FP, id->val_fp);
+    put_str(h, R_PIPELINE, id->pipeline, R_NAME_LEN);
+    put_str(h, R_DEVICE, id->device, R_NAME_LEN);
+    put_str(h, R_PRECISION, id->precision, R_NAME_LEN);
+    put_str(h, R_DATA, id->data, R_PATH_LEN);
+    put_str(h, R_VAL_DATA, id->val_data, R_PATH_LEN);
+}
+
+static void identity_decode(const uint8_t *h, RunIdentity *id) {
+    memset(id, 0, sizeof *id);
+    if (get_u32(h, R_PRESENT) != 1) return;
+    id->present = 1;
+    id->seq = get_i32(h, R_SEQ);
+    id->compact_vocab = get_u32(h, R_COMPACT) != 0;
+    id->sequential = get_u32(h, R_SEQUENTIAL) != 0;
+    id->val_frac = get_f32(h, R_VAL_FRAC);
+    id->data_bytes = get_u64(h, R_DATA_BYTES);
+    id->data_fp = get_u64(h, R_DATA_FP);
+    id->val_bytes = get_u64(h, R_VAL_BYTES);
+    id->val_fp = get_u64(h, R_VAL_FP);
+    get_str(h, R_PIPELINE, id->pipeline, R_NAME_LEN);
+    get_str(h, R_DEVICE, id->device, R_NAME_LEN);
+    get_str(h, R_PRECISION, id->precision, R_NAME_LEN);
+    get_str(h, R_DATA, id->data, R_PATH_LEN);
+    get_str(h, R_VAL_DATA, id->val_data, R_PATH_LEN);
+}
+
 static void header_encode(uint8_t *h, const Config *c, const TrainState *st, size_t n, int moments) {
     memset(h, 0, CKPT_HEADER_BYTES);
     memcpy(h + H_MAGIC, CKPT_MAGIC, 8);
@@ -184,6 +242,7 @@ static void header_encode(uint8_t *h, const Config *c, const TrainState *st, siz
     put_f32(h, S_BEST_VAL, st->best_val_loss);
     put_f32(h, S_LAST_LOSS, st->last_loss);
     put_f64(h, S_TRAIN_MS, st->train_ms);
+    identity_encode(h, &st->id);
 
     put_u32(h, H_CRC, crc32_update(0, h, H_CRC));
 }
@@ -213,6 +272,7 @@ static void state_decode(const uint8_t *h, TrainState *st) {
     st->best_val_loss = get_f32(h, S_BEST_VAL);
     st->last_loss = get_f32(h, S_LAST_LOSS);
     st->train_ms = get_f64(h, S_TRAIN_MS);
+    identity_decode(h, &st->id);
 }
 
 // Validates the first `got` bytes of a file of `file_size` bytes as a version-1
@@ -291,18 +351,16 @@ static int header_decode(const uint8_t *h, size_t got, uint64_t file_size, const
 
 // Opens path for reading and returns its size; the file must be a regular file.
 FILE *ckpt_open_regular(const char *path, uint64_t *size) {
-    FILE *f = fopen(path, "rb");
+    size_t bytes = 0;
+    int fd = io_open_read(path, &bytes);  // a fifo or device is refused, never waited on
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
+        close(fd);
         err_set("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        err_set("%s: not a regular file", path);
-        return NULL;
-    }
-    *size = (uint64_t)sb.st_size;
+    *size = (uint64_t)bytes;
     return f;
 }
 
@@ -317,16 +375,30 @@ static int read_header(FILE *f, uint64_t size, const char *path, Config *cfg, Tr
 
 // --- save -------------------------------------------------------------------------
 
+// Progress of one save: bytes written so far, reported per chunk.
+typedef struct {
+    CkptProgress fn;
+    void *ctx;
+    uint64_t done, total;
+} SaveProgress;
+
 // Streams n floats to af in chunks, folding them into *crc.
-static void write_block(AtomicFile *af, const float *src, size_t n, uint32_t *crc) {
+static void write_block(AtomicFile *af, const float *src, size_t n, uint32_t *crc, SaveProgress *pr) {
     for (size_t i = 0; i < n && !af->failed; i += CHUNK_FLOATS) {
         size_t k = n - i < CHUNK_FLOATS ? n - i : CHUNK_FLOATS;
         *crc = crc32_update(*crc, src + i, k * sizeof(float));
         io_atomic_write(af, src + i, k * sizeof(float));
+        pr->done += k * sizeof(float);
+        if (pr->fn) pr->fn(pr->ctx, (double)pr->done / (double)pr->total);
     }
 }
 
 int ckpt_save(const char *path, const Params *p, const float *m, const float *v, const TrainState *st) {
+    return ckpt_save_progress(path, p, m, v, st, NULL, NULL);
+}
+
+int ckpt_save_progress(const char *path, const Params *p, const float *m, const float *v, const TrainState *st,
+                       CkptProgress fn, void *ctx) {
     if ((m == NULL) != (v == NULL))
         return err_set("%s: cannot save checkpoint: Adam moments m and v must both be given, or neither", path);
     if (!p->data) return err_set("%s: cannot save checkpoint: the model has no parameters loaded", path);
@@ -350,16 +422,35 @@ int ckpt_save(const char *path, const Params *p, const float *m, const float *v,
     if (io_atomic_open(&af, path) != 0) return err_wrap("cannot save checkpoint %s (any previous file is kept)", path);
     io_atomic_write(&af, h, sizeof h);
     uint32_t crc = 0;
-    write_block(&af, p->data, n, &crc);
+    SaveProgress pr = {fn, ctx, 0, expected_size(n, moments)};
+    write_block(&af, p->data, n, &crc, &pr);
     if (moments) {
-        write_block(&af, m, n, &crc);
-        write_block(&af, v, n, &crc);
+        write_block(&af, m, n, &crc, &pr);
+        write_block(&af, v, n, &crc, &pr);
     }
     uint8_t trailer[TRAILER_BYTES];
     put_u32(trailer, 0, crc);
     memcpy(trailer + 4, TRAILER_MAGIC, 4);
     io_atomic_write(&af, trailer, sizeof trailer);
     if (io_atomic_commit(&af) != 0) return err_wrap("cannot save checkpoint %s (any previous file is kept)", path);
+    return 0;
+}
+
+int ckpt_link(const char *existing, const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return err_set("%s: exists and is not a regular file; not replacing it", path);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    unlink(tmp);
+    // a symlinked --ckpt: link the file it names, not the symlink
+    if (linkat(AT_FDCWD, existing, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0)
+        return err_set("%s: cannot link to %s: %s", tmp, existing, strerror(errno));
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return err_set("%s: rename to %s failed: %s", tmp, path, strerror(e));
+    }
     return 0;
 }
 
@@ -469,7 +560,7 @@ int ckpt_read_header(const char *path, Config *cfg, TrainState *st, int *has_mom
 
 // Reads up to n leading bytes; returns how many, or -1 if the file cannot be opened.
 long ckpt_read_prefix(const char *path, uint8_t *buf, size_t n) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = ckpt_open_regular(path, &(uint64_t){0});
     if (!f) return -1;
     size_t got = fread(buf, 1, n, f);
     fclose(f);
@@ -488,4 +579,46 @@ int ckpt_check_config(const char *path, const Config *want) {
     if (!config_equal(&have, want, why, sizeof why))
         return err_set("%s: checkpoint holds a different model than expected: %s (file vs expected)", path, why);
     return 0;
+}
+
+// --- verify (for `info`) -----------------------------------------------------------
+
+// Both CRCs of a checkpoint, streaming the body through a 4 MiB buffer (a
+// 9.5 GB checkpoint is never held in memory). Same order and messages as
+// ckpt_load: header (magic, version, CRC, exact size), body CRC, trailer.
+int ckpt_verify(const char *path) {
+    if (io_check_input(path, 0) != 0) return -1;  // a fifo must not hang the fopen below
+    uint64_t size = 0;
+    FILE *f = ckpt_open_regular(path, &size);
+    if (!f) return -1;
+    Config cfg;
+    uint8_t *buf = NULL;
+    int rc = read_header(f, size, path, &cfg, NULL, NULL, NULL);
+    if (rc == 0 && !(buf = malloc(CHUNK_FLOATS * sizeof(float)))) rc = err_set("%s: out of memory", path);
+    uint64_t body = size - CKPT_HEADER_BYTES - TRAILER_BYTES, pos = 0;  // read_header checked the exact size
+    uint32_t crc = 0;
+    while (rc == 0 && pos < body) {
+        size_t k = body - pos < CHUNK_FLOATS * sizeof(float) ? (size_t)(body - pos) : CHUNK_FLOATS * sizeof(float);
+        if (fread(buf, 1, k, f) != k)
+            rc = err_set("%s: read error at byte %llu of the checkpoint body: %s", path,
+                         (unsigned long long)(CKPT_HEADER_BYTES + pos),
+                         ferror(f) ? strerror(errno) : "unexpected end of file");
+        crc = crc32_update(crc, buf, k);
+        pos += k;
+    }
+    uint8_t trailer[TRAILER_BYTES];
+    if (rc == 0 && fread(trailer, 1, sizeof trailer, f) != sizeof trailer)
+        rc = err_set("%s: read error in the checkpoint trailer at byte %llu", path,
+                     (unsigned long long)(CKPT_HEADER_BYTES + pos));
+    if (rc == 0 && get_u32(trailer, 0) != crc)
+        rc = err_set("%s: checkpoint body is corrupted: stored CRC-32 0x%08x, computed 0x%08x over %llu bytes", path,
+                     get_u32(trailer, 0), crc, (unsigned long long)body);
+    if (rc == 0 && memcmp(trailer + 4, TRAILER_MAGIC, 4) != 0) {
+        char found[40];
+        show_bytes(found, sizeof found, trailer + 4, 4);
+        rc = err_set("%s: checkpoint trailer: expected \"DONE\", found %s", path, found);
+    }
+    free(buf);
+    fclose(f);
+    return rc;
 }

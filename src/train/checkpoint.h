@@ -24,7 +24,16 @@
 //     200  f32 loss_scale  204 i32 loss_scale_dynamic           208 i64 good_steps
 //     216  i64 skipped     224 u64 seed         232 u64 data_rng 240 u64 data_cursor
 //     248  f32 best_val_loss 252 f32 last_loss 256 f64 train_ms
-//     264..4091 reserved (0)
+//     264..511 reserved (0)
+//   RunIdentity (src/train/state.h), 512..3071; all zero in files written
+//   before it was recorded (then a resume says so and uses the flags given):
+//     512  u32 present (1)   516 i32 seq   520 u32 compact_vocab  524 u32 sequential
+//     528  f32 val_frac      532 reserved
+//     536  u64 data_bytes    544 u64 data_fp   552 u64 val_bytes   560 u64 val_fp
+//     568  char[16] pipeline 584 char[16] device  600 char[16] precision  616..1023 reserved
+//     1024 char[1024] data path (absolute; "" = built-in corpus)
+//     2048 char[1024] validation data path (absolute; "" = held-out tail)
+//     3072..4091 reserved (0)
 //     4092 u32      CRC-32 (IEEE) of header bytes [0, 4092)
 //   body: params, then (if flag 0) Adam m, then Adam v; each n_params fp32, in
 //         the Params block layout (src/model/params.h)
@@ -51,6 +60,14 @@ enum { CKPT_VERSION = 1, CKPT_HEADER_BYTES = 4096 };
 // Params layout) and st atomically. st may be NULL (recipe defaults, step 0).
 // On failure the previous file at path is untouched.
 int ckpt_save(const char *path, const Params *p, const float *m, const float *v, const TrainState *st);
+// The same, calling fn(ctx, fraction written) after every 4 MiB chunk.
+typedef void (*CkptProgress)(void *ctx, double fraction);
+int ckpt_save_progress(const char *path, const Params *p, const float *m, const float *v, const TrainState *st,
+                       CkptProgress fn, void *ctx);
+// Makes path a second name of the file `existing` (a hard link, placed
+// atomically: link to path.tmp, then rename). -1 where the file system has no
+// hard links; the caller then writes a copy.
+int ckpt_link(const char *existing, const char *path);
 // Reads only the Config and state (for `info` and config checks). Validates the
 // header fully, including that the file size matches it; the body is not read.
 // st and has_moments may be NULL.
@@ -115,3 +132,9 @@ int ckpt_read_original_header(const char *path, Config *cfg, TrainState *st, int
 // chain calls, crc32_update(crc32_update(0, a, n), b, m) = CRC of a||b.
 // crc32_update(0, "123456789", 9) == 0xCBF43926.
 uint32_t crc32_update(uint32_t crc, const void *data, size_t n);
+
+// Verifies a checkpoint without loading it: the header as ckpt_read_header
+// does (magic, version, header CRC, exact size), then the body CRC-32 and the
+// trailer, streaming the body in 4 MiB chunks (memory stays flat for a 9.5 GB
+// file). 0, or -1 with the same one-line messages as ckpt_load. For `info`.
+int ckpt_verify(const char *path);

@@ -1,26 +1,56 @@
+// metrics: see metrics.h. Printing (stdout, the terminal) and the JSON-lines
+// log side by side, one function per kind of event.
 #include "train/metrics.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/io.h"
+#include "core/timer.h"
+
+// --- the log ---------------------------------------------------------------------------
+
+static int open_log(Metrics *mt, const char *path) {
+    snprintf(mt->log_path, sizeof mt->log_path, "%s", path);
+    mt->log = io_open_append(path);
+    return mt->log ? 0 : -1;
+}
 
 int metrics_open(Metrics *mt, const char *log_path, int quiet) {
     memset(mt, 0, sizeof *mt);
     mt->quiet = quiet;
     mt->tty = isatty(STDOUT_FILENO);
-    if (log_path) {
-        mt->log = fopen(log_path, "a");
-        if (!mt->log) return err_set("%s: cannot open the log for appending", log_path);
-    }
-    return 0;
+    mt->t0 = time_ms();
+    return log_path ? open_log(mt, log_path) : 0;
 }
 
 void metrics_close(Metrics *mt) {
-    if (mt->log) fclose(mt->log);
+    if (mt->log && fclose(mt->log) != 0 && !mt->log_errno) mt->log_errno = errno ? errno : EIO;
     mt->log = NULL;
 }
+
+int metrics_log_status(const Metrics *mt) {
+    if (!mt->log_errno) return 0;
+    return err_set("%s: the log is incomplete (its write error is said above)", mt->log_path);
+}
+
+// Writes one record; the first failure is said once on stderr.
+void metrics_log_record(Metrics *mt, JsonW *j) {
+    if (!mt->log || mt->log_errno) return;
+    jsonw_num(j, "t_ms", time_ms() - mt->t0);
+    errno = 0;
+    if (fputs(jsonw_end(j), mt->log) < 0 || fflush(mt->log) != 0 || ferror(mt->log)) {
+        mt->log_errno = errno ? errno : EIO;
+        fprintf(stderr, "anetrain: %s: writing the log failed: %s; training continues, the run will exit 1\n",
+                mt->log_path, strerror(mt->log_errno));
+    }
+}
+
+// --- the terminal -------------------------------------------------------------------------
 
 static void clear_bar(Metrics *mt) {
     if (mt->bar_shown) {
@@ -29,29 +59,67 @@ static void clear_bar(Metrics *mt) {
     }
 }
 
-void metrics_banner(Metrics *mt, const Config *c, const char *pipeline, const char *data, int seq,
-                    const TrainState *st, int resumed, const char *blas) {
+static double rss_mb(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return NAN;
+#ifdef __APPLE__
+    return ru.ru_maxrss / 1048576.0;  // bytes
+#else
+    return ru.ru_maxrss / 1024.0;     // KiB
+#endif
+}
+
+void metrics_banner(Metrics *mt, const RunInfo *ri, const TrainState *st) {
+    const Config *c = ri->cfg;
     if (!mt->quiet) {
         printf("anetrain train\n");
         config_print(c, stdout);
-        printf("  pipeline  %s (gemm: %s)\n", pipeline, blas);
-        printf("  data      %s\n", data);
-        printf("  window    %d tokens x accum %d = %d tokens per update\n", seq, st->accum, seq * st->accum);
+        printf("  pipeline  %s", ri->pipeline);
+        if (strcmp(ri->pipeline, "cpu") != 0) printf(" on %s", ri->device);
+        printf(" (%s, gemm: %s)\n", ri->precision, ri->blas);
+        printf("  data      %s\n", ri->data);
+        printf("  window    %d tokens x accum %d = %d tokens per update\n", ri->seq, st->accum, ri->seq * st->accum);
         printf("  schedule  %lld updates, lr %g (warmup %d, cosine to %g), clip %g, wd %g, betas %g/%g\n",
                (long long)st->total_steps, st->lr, st->warmup, st->lr * st->min_lr_frac, st->clip,
                st->weight_decay, st->beta1, st->beta2);
-        if (resumed) printf("  resumed   at update %lld (%lld tokens seen)\n", (long long)st->step, (long long)st->tokens_seen);
+        if (ri->resumed)
+            printf("  resumed   at update %lld (%lld tokens seen)\n", (long long)st->step, (long long)st->tokens_seen);
         fflush(stdout);
     }
-    if (mt->log) {
-        fprintf(mt->log,
-                "{\"type\":\"start\",\"model\":\"%s\",\"dim\":%d,\"hidden\":%d,\"layers\":%d,\"heads\":%d,"
-                "\"kv_heads\":%d,\"head_dim\":%d,\"vocab\":%d,\"seq\":%d,\"accum\":%d,\"steps\":%lld,\"lr\":%g,"
-                "\"pipeline\":\"%s\",\"resumed_at\":%lld}\n",
-                c->name, c->dim, c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab, seq,
-                st->accum, (long long)st->total_steps, st->lr, pipeline, resumed ? (long long)st->step : -1LL);
-        fflush(mt->log);
-    }
+    JsonW j;
+    jsonw_begin(&j, "start");
+    jsonw_int(&j, "v", 1);
+    jsonw_str(&j, "model", c->name);
+    jsonw_int(&j, "dim", c->dim);
+    jsonw_int(&j, "hidden", c->hidden);
+    jsonw_int(&j, "layers", c->n_layers);
+    jsonw_int(&j, "heads", c->n_heads);
+    jsonw_int(&j, "kv_heads", c->n_kv_heads);
+    jsonw_int(&j, "head_dim", c->head_dim);
+    jsonw_int(&j, "vocab", c->vocab);
+    jsonw_int(&j, "vocab_rows", ri->n_vocab_rows > 0 ? ri->n_vocab_rows : c->vocab);
+    jsonw_int(&j, "params", (long long)config_num_params(c));
+    jsonw_int(&j, "seq", ri->seq);
+    jsonw_str(&j, "pipeline", ri->pipeline);
+    jsonw_str(&j, "device", strcmp(ri->pipeline, "cpu") ? ri->device : NULL);
+    jsonw_str(&j, "precision", ri->precision);
+    jsonw_str(&j, "gemm", ri->blas);
+    jsonw_int(&j, "kernels", ri->kernels_compiled);
+    jsonw_int(&j, "accum", st->accum);
+    jsonw_int(&j, "steps", st->total_steps);
+    jsonw_num(&j, "lr", st->lr);
+    jsonw_int(&j, "warmup", st->warmup);
+    jsonw_num(&j, "min_lr_frac", st->min_lr_frac);
+    jsonw_num(&j, "clip", st->clip);
+    jsonw_num(&j, "weight_decay", st->weight_decay);
+    jsonw_int(&j, "tokens_per_update", (long long)ri->seq * st->accum);
+    jsonw_num(&j, "flops_per_update", ri->flops_per_update);
+    jsonw_str(&j, "data", ri->data);
+    jsonw_str(&j, "val_data", ri->val_data);
+    jsonw_str(&j, "ckpt", ri->ckpt);
+    jsonw_int(&j, "seed", (long long)st->seed);
+    jsonw_int(&j, "resumed_at", ri->resumed ? (long long)st->step : -1LL);
+    metrics_log_record(mt, &j);
 }
 
 static void fmt_eta(char *buf, size_t n, double sec) {
@@ -61,17 +129,28 @@ static void fmt_eta(char *buf, size_t n, double sec) {
     else snprintf(buf, n, "%dh%02dm", (int)sec / 3600, (int)sec % 3600 / 60);
 }
 
+static void log_step(Metrics *mt, const StepRecord *r, double tok_s) {
+    JsonW j;
+    jsonw_begin(&j, "step");
+    jsonw_int(&j, "step", r->step);
+    jsonw_num(&j, "loss", r->loss);
+    jsonw_num(&j, "lr", r->lr);
+    jsonw_num(&j, "ms", r->ms);
+    jsonw_num(&j, "tokens_per_s", tok_s);
+    jsonw_num(&j, "grad_norm", r->grad_norm);
+    jsonw_num(&j, "loss_scale", r->loss_scale);
+    jsonw_num(&j, "t_data", r->data_ms);
+    jsonw_num(&j, "t_fwd", r->forward_ms);
+    jsonw_num(&j, "t_bwd", r->backward_ms);
+    jsonw_num(&j, "t_optim", r->optim_ms);
+    jsonw_num(&j, "rss_mb", rss_mb());
+    metrics_log_record(mt, &j);
+}
+
 void metrics_step(Metrics *mt, const StepRecord *r, int print_line) {
     mt->step_ms_ewma = mt->step_ms_ewma > 0 ? 0.9 * mt->step_ms_ewma + 0.1 * r->ms : r->ms;
     const double tok_s = r->tokens / (r->ms / 1e3);
-    if (mt->log) {
-        fprintf(mt->log,
-                "{\"type\":\"step\",\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"ms\":%.3f,\"tokens_per_s\":%.1f,"
-                "\"grad_norm\":%.6g,\"loss_scale\":%g,\"t_data\":%.3f,\"t_fwd\":%.3f,\"t_bwd\":%.3f,\"t_optim\":%.3f}\n",
-                r->step, r->loss, r->lr, r->ms, tok_s, r->grad_norm, r->loss_scale, r->data_ms, r->forward_ms,
-                r->backward_ms, r->optim_ms);
-        fflush(mt->log);
-    }
+    log_step(mt, r, tok_s);
     if (mt->quiet) return;
     char eta[32];
     fmt_eta(eta, sizeof eta, (r->total - r->step) * mt->step_ms_ewma / 1e3);
@@ -92,46 +171,85 @@ void metrics_step(Metrics *mt, const StepRecord *r, int print_line) {
 }
 
 void metrics_eval(Metrics *mt, long long step, float val_loss, int improved) {
-    if (mt->log) {
-        fprintf(mt->log, "{\"type\":\"eval\",\"step\":%lld,\"val_loss\":%.6f,\"val_ppl\":%.4f,\"best\":%s}\n", step,
-                val_loss, exp(val_loss), improved ? "true" : "false");
-        fflush(mt->log);
-    }
+    JsonW j;
+    jsonw_begin(&j, "eval");
+    jsonw_int(&j, "step", step);
+    jsonw_num(&j, "val_loss", val_loss);
+    jsonw_num(&j, "val_ppl", exp(val_loss));
+    jsonw_bool(&j, "best", improved);
+    metrics_log_record(mt, &j);
     if (!mt->quiet) {
         clear_bar(mt);
         printf("eval step %lld val loss %.4f ppl %.2f%s\n", step, val_loss, exp(val_loss), improved ? " (best)" : "");
     }
 }
 
-void metrics_checkpoint(Metrics *mt, long long step, const char *path) {
-    if (mt->log) {
-        fprintf(mt->log, "{\"type\":\"checkpoint\",\"step\":%lld,\"path\":\"%s\"}\n", step, path);
-        fflush(mt->log);
-    }
+void metrics_eval_progress(Metrics *mt, long long done, long long total) {
+    if (mt->quiet || !mt->tty) return;
+    printf("\r\033[K  evaluating %lld/%lld windows", done, total);
+    mt->bar_shown = 1;
+    fflush(stdout);
+}
+
+void metrics_checkpoint(Metrics *mt, long long step, const char *path, int best_link) {
+    JsonW j;
+    jsonw_begin(&j, "checkpoint");
+    jsonw_int(&j, "step", step);
+    jsonw_str(&j, "path", path);
+    if (best_link) jsonw_bool(&j, "link", 1);
+    metrics_log_record(mt, &j);
     if (!mt->quiet) {
         clear_bar(mt);
-        printf("saved %s at update %lld\n", path, step);
+        printf("saved %s at update %lld%s\n", path, step, best_link ? " (linked to the latest)" : "");
     }
 }
 
-void metrics_event(Metrics *mt, long long step, const char *what, float loss, double grad_norm, float loss_scale) {
-    if (mt->log) {
-        fprintf(mt->log, "{\"type\":\"%s\",\"step\":%lld,\"loss\":%g,\"grad_norm\":%g,\"loss_scale\":%g}\n", what,
-                step, loss, grad_norm, loss_scale);
-        fflush(mt->log);
-    }
+void metrics_save_progress(Metrics *mt, const char *path, double fraction) {
+    if (mt->quiet || !mt->tty) return;
+    printf("\r\033[K  saving %s %.0f%%", path, 100 * fraction);
+    mt->bar_shown = 1;
+    fflush(stdout);
+}
+
+void metrics_skip(Metrics *mt, long long step, const char *why, float loss, double grad_norm, float loss_scale) {
+    JsonW j;
+    jsonw_begin(&j, "skip");
+    jsonw_int(&j, "step", step);
+    jsonw_str(&j, "why", why);
+    jsonw_num(&j, "loss", loss);
+    jsonw_num(&j, "grad_norm", grad_norm);
+    jsonw_num(&j, "loss_scale", loss_scale);
+    metrics_log_record(mt, &j);
     clear_bar(mt);
-    fprintf(stderr, "update %lld skipped: loss %g, gradient norm %g (non-finite), loss scale now %g\n", step, loss,
+    fprintf(stderr, "update %lld skipped: %s (loss %g, gradient norm %g), loss scale now %g\n", step, why, loss,
             grad_norm, loss_scale);
 }
 
+void metrics_change(Metrics *mt, const char *what, const char *from, const char *to) {
+    JsonW j;
+    jsonw_begin(&j, "change");
+    jsonw_str(&j, "what", what);
+    jsonw_str(&j, "from", from);
+    jsonw_str(&j, "to", to);
+    metrics_log_record(mt, &j);
+    clear_bar(mt);
+    if (!mt->quiet) printf("  changed   %s: %s -> %s\n", what, from, to);
+}
+
 void metrics_note(Metrics *mt, const char *text) {
-    if (mt->log) {
-        fprintf(mt->log, "{\"type\":\"note\",\"text\":\"%s\"}\n", text);
-        fflush(mt->log);
-    }
+    JsonW j;
+    jsonw_begin(&j, "note");
+    jsonw_str(&j, "text", text);
+    metrics_log_record(mt, &j);
     clear_bar(mt);
     if (!mt->quiet) printf("%s\n", text);
+}
+
+void metrics_doing(Metrics *mt, const char *text) {
+    if (mt->quiet) return;
+    clear_bar(mt);
+    printf("%s\n", text);
+    fflush(stdout);
 }
 
 double metrics_flops_per_window(const Config *c, int seq) {
@@ -140,55 +258,4 @@ double metrics_flops_per_window(const Config *c, int seq) {
     const double matmul = 2.0 * seq * (c->n_layers * per_layer + (double)c->vocab * D);
     const double attn = c->n_layers * 4.0 * seq * seq * QD;
     return 3.0 * (matmul + attn);
-}
-
-static void phase(const char *name, double ms, double wall) {
-    if (ms > 0) printf("  %-12s %10.1f ms (%4.1f%%)\n", name, ms, 100.0 * ms / wall);
-}
-
-void metrics_report(Metrics *mt, const TrainState *st, const PhaseTimes *pt, long long steps, int seq,
-                    double flops_per_window, double wall_ms) {
-    clear_bar(mt);
-    // forward/backward include the device, staging and cpu-op time spent inside them
-    const double train_ms = pt->forward + pt->backward + mt->optim_ms + mt->data_ms;
-    const double windows = (double)steps * st->accum;
-    const double gflops = train_ms > 0 ? flops_per_window * windows / (train_ms * 1e6) : 0;
-    if (mt->log) {
-        fprintf(mt->log,
-                "{\"type\":\"report\",\"steps\":%lld,\"wall_ms\":%.1f,\"compile_ms\":%.1f,\"train_ms\":%.1f,"
-                "\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"gflops\":%.2f,\"t_fwd\":%.1f,\"t_bwd\":%.1f,"
-                "\"t_optim\":%.1f,\"t_data\":%.1f,\"t_eval\":%.1f,\"t_ckpt\":%.1f}\n",
-                steps, wall_ms, pt->compile, train_ms, steps ? train_ms / steps : 0,
-                train_ms > 0 ? windows * seq / (train_ms / 1e3) : 0, gflops, pt->forward, pt->backward, mt->optim_ms,
-                mt->data_ms, mt->eval_ms, mt->ckpt_ms);
-        fflush(mt->log);
-    }
-    if (mt->quiet) return;
-    printf("\n=== Efficiency Report ===\n");
-    printf("Total steps:     %lld (x%d micro-steps of %d tokens)\n", steps, st->accum, seq);
-    printf("Wall time:       %.0f ms (%.1f s)\n", wall_ms, wall_ms / 1e3);
-    printf("Compile time:    %.0f ms (%.1f%%)\n", pt->compile, 100.0 * pt->compile / wall_ms);
-    printf("Train time:      %.0f ms (%.1f%%)\n", train_ms, 100.0 * train_ms / wall_ms);
-    printf("Avg train:       %.1f ms/step\n", steps ? train_ms / steps : 0.0);
-    if (pt->kernels_compiled)
-        printf("Device:          %lld kernels compiled once, %.0f evaluations per step (%.1f per window)\n",
-               pt->kernels_compiled, steps ? (double)pt->device_evals / steps : 0.0,
-               windows > 0 ? pt->device_evals / windows : 0.0);
-    printf("Tokens/s:        %.0f\n", train_ms > 0 ? windows * seq / (train_ms / 1e3) : 0.0);
-    printf("Achieved:        %.2f GFLOPS (%.2f TFLOPS)\n", gflops, gflops / 1e3);
-    printf("  FLOPs/update = accum x 3 x [2*seq*(layer matrices + classifier) + L*4*seq^2*NH*HD] = %.3g\n",
-           flops_per_window * st->accum);
-    printf("Time per phase:\n");
-    phase("forward", pt->forward, wall_ms);
-    phase("backward", pt->backward, wall_ms);
-    phase("  device", pt->device, wall_ms);
-    phase("  staging", pt->staging, wall_ms);
-    phase("  cpu ops", pt->cpu_ops, wall_ms);
-    phase("  dW wait", pt->dw_wait, wall_ms);
-    phase("optimizer", mt->optim_ms, wall_ms);
-    phase("data", mt->data_ms, wall_ms);
-    phase("eval", mt->eval_ms, wall_ms);
-    phase("checkpoint", mt->ckpt_ms, wall_ms);
-    if (st->skipped) printf("Skipped updates: %lld (non-finite loss or gradients)\n", (long long)st->skipped);
-    fflush(stdout);
 }

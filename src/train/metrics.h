@@ -1,9 +1,17 @@
 // metrics: what the trainer tells people and tools — the startup table, step
 // lines (with a progress bar on a terminal), a JSON-lines log (--log) for the
 // dashboard and plots, and the Efficiency Report at the end.
+//
+// The log, schema version 1: one JSON object per line, every string escaped,
+// non-finite numbers written as null, each with "type" and "t_ms" (since the
+// run started). Types: start (with "v": 1 and the whole configuration), step,
+// eval, checkpoint, skip, change (a resume changed the run), note, report.
+// A write error of the log is reported once on stderr; metrics_log_status()
+// then fails so the run exits non-zero.
 #pragma once
 #include <stdio.h>
 
+#include "core/jsonw.h"
 #include "model/config.h"
 #include "train/pipeline.h"
 #include "train/state.h"
@@ -17,23 +25,59 @@ typedef struct {
 
 typedef struct {
     FILE *log;          // JSON lines, or NULL
+    char log_path[1024];
+    int log_errno;      // first write error (0 = none)
     int tty, quiet;
+    double t0;          // time_ms() at metrics_open
     double optim_ms, data_ms, eval_ms, ckpt_ms;  // cumulative phases owned by the trainer
     double step_ms_ewma;
     int bar_shown;
 } Metrics;
 
+// What the start record and the banner describe.
+typedef struct {
+    const Config *cfg;
+    const char *pipeline, *device, *precision, *blas, *data, *val_data, *ckpt;
+    int seq, resumed, n_vocab_rows;
+    long long kernels_compiled;
+    double flops_per_update;
+} RunInfo;
+
+// log_path: NULL (none), or what io_open_append takes: a regular file
+// (appended; created if missing), "-", /dev/stdout or /dev/stderr.
 int metrics_open(Metrics *mt, const char *log_path, int quiet);
 void metrics_close(Metrics *mt);
-void metrics_banner(Metrics *mt, const Config *cfg, const char *pipeline, const char *data, int seq,
-                    const TrainState *st, int resumed, const char *blas);
+// 0, or -1 with err_msg() naming the log if any write to it failed.
+int metrics_log_status(const Metrics *mt);
+
+// Adds "t_ms" and writes one record (j from jsonw_begin + fields) to the log.
+void metrics_log_record(Metrics *mt, JsonW *j);
+
+void metrics_banner(Metrics *mt, const RunInfo *ri, const TrainState *st);
 void metrics_step(Metrics *mt, const StepRecord *r, int print_line);
 void metrics_eval(Metrics *mt, long long step, float val_loss, int improved);
-void metrics_checkpoint(Metrics *mt, long long step, const char *path);
-void metrics_event(Metrics *mt, long long step, const char *what, float loss, double grad_norm, float loss_scale);
+// On a terminal: "eval 12/40" in place of the progress bar.
+void metrics_eval_progress(Metrics *mt, long long done, long long total);
+void metrics_checkpoint(Metrics *mt, long long step, const char *path, int best_link);
+// On a terminal: "saving PATH 45%" (only called for large files).
+void metrics_save_progress(Metrics *mt, const char *path, double fraction);
+void metrics_skip(Metrics *mt, long long step, const char *why, float loss, double grad_norm, float loss_scale);
+void metrics_change(Metrics *mt, const char *what, const char *from, const char *to);
 void metrics_note(Metrics *mt, const char *text);
-void metrics_report(Metrics *mt, const TrainState *st, const PhaseTimes *pt, long long steps, int seq,
-                    double flops_per_window, double wall_ms);
+// A line about a long operation starting ("loading ..."); not logged.
+void metrics_doing(Metrics *mt, const char *text);
+
+// Times of this process's run, for the report.
+typedef struct {
+    long long steps;        // updates run in this process
+    int seq, accum;
+    double flops_per_window;
+    double wall_ms;         // whole trainer_run
+    double setup_ms;        // model, data, pipeline (compile included), log
+    double train_ms;        // sum of update wall times
+    PhaseTimes train;       // pipeline times of training only (evaluation excluded)
+} ReportInfo;
+void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri);
 
 // Training FLOPs of one window of `seq` tokens (forward + backward):
 //   3 x [ 2*seq*(per-layer matrices + classifier) + L * 4*seq*seq*NH*HD ]

@@ -111,53 +111,149 @@ typedef struct {
     const float *g;
     float *m, *v;
     float b1, b2, eps, step, inv_bc2, mul, lr_wd;
+    int dry;                       // 1: compute, store nothing, count non-finite results
+    float wmax[THREADS_MAX], mmax[THREADS_MAX], vmax[THREADS_MAX];
+    size_t bad[THREADS_MAX];
 } AdamJob;
 
+// Running maxima of one span: |w'|, |m'|, v' (or, dry, the non-finite count).
+typedef struct {
+    float w, m, v;
+    size_t bad;
+} SpanStats;
+
+static inline void span_scalar(float *mx, float x) {
+    if (x > *mx) *mx = x;
+}
+
 // Elements [b, e) of one tensor: the update of optim.h, 8 lanes at a time.
-static void adam_span(const AdamJob *j, size_t b, size_t e, float decay) {
+static void adam_span(const AdamJob *j, size_t b, size_t e, float decay, SpanStats *ss) {
     float *restrict w = j->p->data, *restrict m = j->m, *restrict v = j->v;
     const float *restrict g = j->g;
     const float b1 = j->b1, b2 = j->b2, eps = j->eps, step = j->step, inv_bc2 = j->inv_bc2, mul = j->mul;
+    const int dry = j->dry;
     size_t i = b;
 #if defined(__AVX2__) && defined(__FMA__)
     const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), c1 = _mm256_set1_ps(1.0f - b1),
                  c2 = _mm256_set1_ps(1.0f - b2), vmul = _mm256_set1_ps(mul), vstep = _mm256_set1_ps(step),
                  veps = _mm256_set1_ps(eps), vibc2 = _mm256_set1_ps(inv_bc2), vdec = _mm256_set1_ps(decay);
+    const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(3.4028235e38f);
+    __m256 aw = _mm256_setzero_ps(), am = aw, av = aw;
     for (; i + 8 <= e; i += 8) {
         const __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), vmul);
         const __m256 mi = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(c1, gi));
         const __m256 vi =
             _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(c2, gi), gi));
-        _mm256_storeu_ps(m + i, mi);
-        _mm256_storeu_ps(v + i, vi);
         const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vi, vibc2)), veps);
         const __m256 wi = _mm256_loadu_ps(w + i);
         const __m256 upd = _mm256_add_ps(_mm256_div_ps(_mm256_mul_ps(vstep, mi), den), _mm256_mul_ps(vdec, wi));
-        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, upd));
+        const __m256 wn = _mm256_sub_ps(wi, upd);
+        if (dry) {
+            // |x| <= FLT_MAX is false for inf and NaN
+            __m256 ok = _mm256_and_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, wn), big, _CMP_LE_OQ),
+                                      _mm256_cmp_ps(_mm256_andnot_ps(sign, mi), big, _CMP_LE_OQ));
+            ok = _mm256_and_ps(ok, _mm256_cmp_ps(vi, big, _CMP_LE_OQ));
+            ss->bad += 8 - (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(ok));
+            continue;
+        }
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(w + i, wn);
+        aw = _mm256_max_ps(aw, _mm256_andnot_ps(sign, wn));
+        am = _mm256_max_ps(am, _mm256_andnot_ps(sign, mi));
+        av = _mm256_max_ps(av, vi);
     }
+    float lw[8], lm[8], lv[8];
+    _mm256_storeu_ps(lw, aw);
+    _mm256_storeu_ps(lm, am);
+    _mm256_storeu_ps(lv, av);
+    for (int l = 0; l < 8; l++) span_scalar(&ss->w, lw[l]), span_scalar(&ss->m, lm[l]), span_scalar(&ss->v, lv[l]);
 #endif
     for (; i < e; i++) {
         const float gi = g[i] * mul;
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        w[i] -= step * m[i] / (sqrtf(v[i] * inv_bc2) + eps) + decay * w[i];
+        const float mi = b1 * m[i] + (1.0f - b1) * gi;
+        const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        const float wn = w[i] - (step * mi / (sqrtf(vi * inv_bc2) + eps) + decay * w[i]);
+        if (dry) {
+            ss->bad += !(isfinite(wn) && isfinite(mi) && isfinite(vi));
+            continue;
+        }
+        m[i] = mi, v[i] = vi, w[i] = wn;
+        span_scalar(&ss->w, fabsf(wn)), span_scalar(&ss->m, fabsf(mi)), span_scalar(&ss->v, vi);
     }
 }
 
 static void adam_run(void *ctx, int tid, int nt) {
-    const AdamJob *j = ctx;
+    AdamJob *j = ctx;
     size_t b, e;
     threads_range(j->p->n, tid, nt, 1024, &b, &e);
+    SpanStats ss = {0, 0, 0, 0};
     for (int t = 0; t < j->p->n_tensors; t++) {
         const TensorDesc *d = &j->p->t[t];
         const size_t lo = d->offset > b ? d->offset : b, hi = d->offset + d->numel < e ? d->offset + d->numel : e;
-        if (lo < hi) adam_span(j, lo, hi, d->is_norm ? 0.0f : j->lr_wd);
+        if (lo < hi) adam_span(j, lo, hi, d->is_norm ? 0.0f : j->lr_wd, &ss);
+    }
+    j->wmax[tid] = ss.w, j->mmax[tid] = ss.m, j->vmax[tid] = ss.v, j->bad[tid] = ss.bad;
+}
+
+// Runs the update (or, dry, its check); returns the non-finite count of a dry run.
+static size_t adam_pass(Params *p, const float *g, float *m, float *v, const TrainState *st, float lr,
+                        float grad_mul, int dry, OptimBounds *bounds) {
+    const float b1 = st->beta1, b2 = st->beta2;
+    const float bc1 = 1.0f - powf(b1, (float)st->adam_t), bc2 = 1.0f - powf(b2, (float)st->adam_t);
+    AdamJob j = {.p = p, .g = g, .m = m, .v = v, .b1 = b1, .b2 = b2, .eps = st->eps, .step = lr / bc1,
+                 .inv_bc2 = 1.0f / bc2, .mul = grad_mul, .lr_wd = lr * st->weight_decay, .dry = dry};
+    const int nt = threads_run_n(adam_run, &j, p->n < (1u << 18) ? 1 : THREADS_MAX);
+    size_t bad = 0;
+    OptimBounds b = {0, 0, 0};
+    for (int i = 0; i < nt; i++) {
+        bad += j.bad[i];
+        span_scalar(&b.w, j.wmax[i]), span_scalar(&b.m, j.mmax[i]), span_scalar(&b.v, j.vmax[i]);
+    }
+    if (bounds && !dry) *bounds = b;
+    return bad;
+}
+
+void optim_adamw(Params *p, const float *g, float *m, float *v, const TrainState *st, float lr, float grad_mul,
+                 OptimBounds *b) {
+    adam_pass(p, g, m, v, st, lr, grad_mul, 0, b);
+}
+
+void optim_bounds(const Params *p, const float *m, const float *v, OptimBounds *b) {
+    b->w = b->m = b->v = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const float w = fabsf(p->data[i]), mi = m ? fabsf(m[i]) : 0, vi = v ? v[i] : 0;
+        // a NaN makes the bound inf: "not provably safe"
+        b->w = isnan(w) ? INFINITY : fmaxf(b->w, w);
+        b->m = isnan(mi) ? INFINITY : fmaxf(b->m, mi);
+        b->v = isnan(vi) ? INFINITY : fmaxf(b->v, vi);
     }
 }
 
-void optim_adamw(Params *p, const float *g, float *m, float *v, const TrainState *st, float lr, float grad_mul) {
-    const float b1 = st->beta1, b2 = st->beta2;
-    const float bc1 = 1.0f - powf(b1, (float)st->adam_t), bc2 = 1.0f - powf(b2, (float)st->adam_t);
-    AdamJob j = {p, g, m, v, b1, b2, st->eps, lr / bc1, 1.0f / bc2, grad_mul, lr * st->weight_decay};
-    threads_run_n(adam_run, &j, p->n < (1u << 18) ? 1 : THREADS_MAX);
+// The worst case of every element of the update from the bounds alone, in
+// double: with G >= |g_i * grad_mul| (a vector norm bounds each element),
+//   m' <= b1 M + (1-b1) G,   v' <= b2 V + (1-b2) G^2,   den >= eps,
+//   |w'| <= W + lr/bc1 * m'/eps + lr*wd*W.
+// Every intermediate must stay below 1e37, far enough from FLT_MAX (3.4e38)
+// that float rounding cannot reach it.
+static int bounds_prove_finite(const TrainState *st, float lr, double G, const OptimBounds *b) {
+    const double limit = 1e37;
+    const double b1 = st->beta1, b2 = st->beta2;
+    const double bc1 = 1.0 - pow(b1, (double)st->adam_t), bc2 = 1.0 - pow(b2, (double)st->adam_t);
+    const double M1 = b1 * b->m + (1 - b1) * G, V1 = b2 * b->v + (1 - b2) * G * G;
+    const double step_m = lr / bc1 * M1, upd = step_m / st->eps + (double)lr * st->weight_decay * b->w;
+    const double worst[] = {G * G, V1 / bc2, step_m, upd, b->w + upd};
+    for (size_t i = 0; i < sizeof worst / sizeof worst[0]; i++)
+        if (!(worst[i] < limit)) return 0;
+    return bc1 > 0 && bc2 > 0;
+}
+
+int optim_update_finite(const Params *p, const float *g, const float *m, const float *v, const TrainState *st,
+                        float lr, float grad_mul, double grad_norm, const OptimBounds *b) {
+    // grad_norm is unscaled and unclipped; grad_mul unscales and clips, so the
+    // clipped vector's norm is grad_norm * grad_mul * (loss_scale * accum);
+    // 1% covers the float partial sums of optim_sumsq
+    const double G = 1.01 * grad_norm * grad_mul * ((double)st->loss_scale * st->accum);
+    if (b && bounds_prove_finite(st, lr, G, b)) return 1;
+    return adam_pass((Params *)p, g, (float *)m, (float *)v, st, lr, grad_mul, 1, NULL) == 0;
 }

@@ -17,11 +17,29 @@ void optim_defaults(TrainState *st);
 float optim_lr(const TrainState *st, long long step);
 // Sum of squares of g[0..n) in double (threaded over 2+ cores in the fast path).
 double optim_sumsq(const float *g, size_t n);
+// An update whose result would not be finite is skipped like a non-finite
+// gradient. Proving it finite must not cost a pass over the block on every
+// update, so the bounds below (largest |w|, |m| and v, refreshed for free by
+// optim_adamw) give a worst case for every element: when that worst case is
+// far from overflowing the update is safe; only otherwise does a read-only
+// pass compute the update exactly and look.
+typedef struct {
+    float w, m, v;  // max |w|, max |m|, max v over the block
+} OptimBounds;
 // One fused pass over every tensor: g *= grad_mul (unscale + clip factor), then
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
 //   w -= lr * (m̂ / (sqrt(v̂) + eps) + wd * w)     (wd = 0 for norm weights)
 // with bias correction from st->adam_t (already incremented for this update).
-void optim_adamw(Params *p, const float *g, float *m, float *v, const TrainState *st, float lr, float grad_mul);
+// Also refreshes *b (may be NULL) to the new weights' and moments' bounds.
+void optim_adamw(Params *p, const float *g, float *m, float *v, const TrainState *st, float lr, float grad_mul,
+                 OptimBounds *b);
+
+// One pass over the block (after init or load). Non-finite values give inf.
+void optim_bounds(const Params *p, const float *m, const float *v, OptimBounds *b);
+// 1 if optim_adamw(p, g, m, v, st, lr, grad_mul) would leave every weight and
+// moment finite. grad_norm is optim_prepare's *norm.
+int optim_update_finite(const Params *p, const float *g, const float *m, const float *v, const TrainState *st,
+                        float lr, float grad_mul, double grad_norm, const OptimBounds *b);
 
 // Decides what to do with the accumulated (still scaled) gradients of one
 // update. Returns 1 if they are finite and the update should happen, 0 if it

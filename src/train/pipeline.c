@@ -6,18 +6,20 @@
 #include "core/err.h"
 #include "cpu/model.h"
 
-static float cpu_step(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *grads, float scale) {
+static int cpu_step(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *grads, float scale,
+                    float *loss) {
     CpuModel *m = pl->impl;
-    float loss = cpu_model_forward(m, p, tok, tgt);
+    *loss = cpu_model_forward(m, p, tok, tgt);
     cpu_model_backward(m, p, grads, scale);
     pl->times.forward += m->ms_forward;
     pl->times.backward += m->ms_backward;
-    return loss;
+    return 0;
 }
 
-static float cpu_eval(Pipeline *pl, const Params *p, const int *tok, const int *tgt) {
+static int cpu_eval(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *loss) {
     CpuModel *m = pl->impl;
-    return cpu_model_forward(m, p, tok, tgt);
+    *loss = cpu_model_forward(m, p, tok, tgt);
+    return 0;
 }
 
 static int cpu_params_changed(Pipeline *pl, const Params *p) {

@@ -16,11 +16,13 @@ typedef struct Pipeline Pipeline;
 struct Pipeline {
     const char *name;
     void *impl;
-    // loss of tokens -> targets; grads += loss_scale * d loss / d params
-    float (*step)(Pipeline *pl, const Params *p, const int *tokens, const int *targets, float *grads,
-                  float loss_scale);
-    // forward only (evaluation)
-    float (*eval)(Pipeline *pl, const Params *p, const int *tokens, const int *targets);
+    // *loss = loss of tokens -> targets; grads += loss_scale * d loss / d params.
+    // Returns 0, or -1 with err_msg() when the pipeline itself failed (a device
+    // error). A non-finite *loss with status 0 is numerical, not a failure.
+    int (*step)(Pipeline *pl, const Params *p, const int *tokens, const int *targets, float *grads,
+                float loss_scale, float *loss);
+    // forward only (evaluation); same status convention
+    int (*eval)(Pipeline *pl, const Params *p, const int *tokens, const int *targets, float *loss);
     // the weights changed (after an optimizer update): restage device copies
     int (*params_changed)(Pipeline *pl, const Params *p);
     void (*free)(Pipeline *pl);

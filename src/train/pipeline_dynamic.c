@@ -153,12 +153,13 @@ static void push_dw(Dyn *d, float *dW, const float *dY, const float *X, int rows
 
 // --- forward -----------------------------------------------------------------------------
 
-static float dyn_forward(Pipeline *pl, Dyn *d, const Params *p, const int *tok, const int *tgt) {
+// *loss = mean cross-entropy (0 without targets); -1 on a device error.
+static int dyn_forward(Pipeline *pl, Dyn *d, const Params *p, const int *tok, const int *tgt, float *loss) {
     const Config *c = &d->cfg;
     const int S = d->S, D = c->dim, V = c->vocab, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     const float eps = c->norm_eps, alpha = c->res_scale;
     double t0 = time_ms(), cpu = 0, tc;
-    if (!d->staged && stage_weights(pl, d, p) != 0) return NAN;
+    if (!d->staged && stage_weights(pl, d, p) != 0) return -1;
     memcpy(d->tok, tok, sizeof(int) * S);
     for (int t = 0; t < S; t++) d->tgt[t] = tgt ? tgt[t] : -1;
     embed_forward(d->layers[0].x, p->v.embed, tok, D, S);
@@ -171,13 +172,13 @@ static float dyn_forward(Pipeline *pl, Dyn *d, const Params *p, const int *tok, 
         if (stage(pl, d, l, MIL_K_SDPA_FWD, "xn", A->xn) || eval(pl, d, l, MIL_K_SDPA_FWD) ||
             fetch(pl, d, MIL_K_SDPA_FWD, "attn", A->att) || fetch(pl, d, MIL_K_SDPA_FWD, "q_rope", A->q) ||
             fetch(pl, d, MIL_K_SDPA_FWD, "k_rope", A->k) || fetch(pl, d, MIL_K_SDPA_FWD, "v", A->v))
-            return NAN;
+            return -1;
         if (c->qk_norm &&
             (fetch(pl, d, MIL_K_SDPA_FWD, "q_pre", A->q_pre) || fetch(pl, d, MIL_K_SDPA_FWD, "k_pre", A->k_pre)))
-            return NAN;
+            return -1;
         if (stage(pl, d, l, MIL_K_WO_FWD, "attn", A->att) || eval(pl, d, l, MIL_K_WO_FWD) ||
             fetch(pl, d, MIL_K_WO_FWD, "o", A->x2))
-            return NAN;
+            return -1;
         tc = time_ms();
         for (size_t i = 0; i < (size_t)D * S; i++) A->x2[i] = A->x[i] + alpha * A->x2[i];  // residual in fp32
         rmsnorm_forward(A->x2n, A->rstd2, A->x2, p->v.rms_ffn + (size_t)l * D, D, S, eps);
@@ -186,18 +187,18 @@ static float dyn_forward(Pipeline *pl, Dyn *d, const Params *p, const int *tok, 
             eval(pl, d, l, MIL_K_FFN_FUSED) || fetch(pl, d, MIL_K_FFN_FUSED, "x_next", x_next) ||
             fetch(pl, d, MIL_K_FFN_FUSED, "h1", A->h1) || fetch(pl, d, MIL_K_FFN_FUSED, "h3", A->h3) ||
             fetch(pl, d, MIL_K_FFN_FUSED, "g", A->g))
-            return NAN;
+            return -1;
         (void)NH, (void)NKV, (void)HD;
     }
     tc = time_ms();
     rmsnorm_forward(d->xf, d->rstdf, d->x_out, p->v.rms_final, D, S, eps);
-    float loss = classifier_forward(d->logits, d->lse, p->v.wcls, d->xf, d->tgt, S, V, D, d->cls_stats, NULL,
-                                    d->nthreads);
-    if (!tgt) loss = 0.0f;
+    *loss = classifier_forward(d->logits, d->lse, p->v.wcls, d->xf, d->tgt, S, V, D, d->cls_stats, NULL,
+                               d->nthreads);
+    if (!tgt) *loss = 0.0f;
     cpu += time_ms() - tc;
     pl->times.cpu_ops += cpu;
     pl->times.forward += time_ms() - t0;
-    return loss;
+    return 0;
 }
 
 // --- backward -----------------------------------------------------------------------------
@@ -319,19 +320,19 @@ static int dyn_backward(Pipeline *pl, Dyn *d, const Params *p, float *grads, flo
 
 // --- Pipeline methods -------------------------------------------------------------------
 
-static float dyn_step(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *grads, float scale) {
+static int dyn_step(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *grads, float scale,
+                    float *loss) {
     Dyn *d = pl->impl;
-    float loss = dyn_forward(pl, d, p, tok, tgt);
-    if (isnan(loss) && err_msg()[0]) return NAN;
+    if (dyn_forward(pl, d, p, tok, tgt, loss) != 0) return -1;
     if (dyn_backward(pl, d, p, grads, scale) != 0) {
-        dwq_wait(&d->dwq);
-        return NAN;
+        dwq_wait(&d->dwq);  // no worker may still write into grads
+        return -1;
     }
-    return loss;
+    return 0;
 }
 
-static float dyn_eval(Pipeline *pl, const Params *p, const int *tok, const int *tgt) {
-    return dyn_forward(pl, pl->impl, p, tok, tgt);
+static int dyn_eval(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *loss) {
+    return dyn_forward(pl, pl->impl, p, tok, tgt, loss);
 }
 
 static int dyn_params_changed(Pipeline *pl, const Params *p) {

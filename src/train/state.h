@@ -3,6 +3,24 @@
 #pragma once
 #include <stdint.h>
 
+// What a run trains on and how: a resume must continue the same run, so these
+// are recorded in the checkpoint, taken from it when not given, and a
+// different value given explicitly is refused unless the user says they mean
+// it (src/train/run_id.h).
+typedef struct {
+    int present;            // 0 in checkpoints written before this was recorded
+    char data[1024];        // training token file, absolute; "" = the built-in corpus
+    uint64_t data_bytes;    // its size
+    uint64_t data_fp;       // content fingerprint (run_id_fingerprint)
+    char val_data[1024];    // validation token file, absolute; "" = held-out tail of data
+    uint64_t val_bytes, val_fp;
+    float val_frac;         // held-out fraction when val_data is ""
+    int seq;                // window length
+    int sequential;         // 1: windows in file order instead of random
+    int compact_vocab;      // 1: classifier over the ids that occur in the data
+    char pipeline[16], device[16], precision[16];
+} RunIdentity;
+
 typedef struct {
     // optimizer recipe (from flags; a resume keeps the checkpoint's values unless overridden)
     float lr;            // peak learning rate
@@ -29,4 +47,5 @@ typedef struct {
     float best_val_loss; // +inf until the first evaluation
     float last_loss;
     double train_ms;     // cumulative time in training steps
+    RunIdentity id;
 } TrainState;

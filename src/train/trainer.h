@@ -1,25 +1,44 @@
 // trainer: the training loop shared by every pipeline.
 //
 // data order, gradient accumulation, clipping, LR schedule, loss scaling,
-// evaluation, checkpoints (latest + best, atomic), SIGINT/SIGTERM handling,
-// step lines, a JSON-lines metrics log and the Efficiency Report.
+// evaluation, checkpoints (latest + best, atomic, locked), SIGINT/SIGTERM
+// handling, step lines, a JSON-lines metrics log and the Efficiency Report.
+//
+// One optimizer update is trainer_update(): micro-steps -> reduce -> prepare
+// -> AdamW -> restage. trainer_run() is the loop around it, with evaluation
+// (trainer_evaluate) and saving (trainer_save) beside it.
 #pragma once
 #include <stdint.h>
 
+#include "core/io.h"
+#include "data/dataset.h"
+#include "train/metrics.h"
+#include "train/optim.h"
+#include "train/pipeline.h"
+#include "train/run_id.h"
+
+// Which options the user gave explicitly. A resume takes every option not
+// given from the checkpoint; see run_id.h for which given ones may differ.
 typedef struct {
-    const char *model;      // preset name, llama2.c .bin, or anetrain checkpoint (NULL: stories260k)
+    unsigned char model, data, val_data, val_frac, seq, sequential, compact_vocab, pipeline, device, precision;
+    unsigned char seed, steps, lr, accum, warmup, clip, loss_scale;
+} TrainGiven;
+
+typedef struct {
+    const char *model;      // preset, model file (llama2.c, checkpoint, HF dir) or HF config.json
     const char *data;       // token file; NULL = built-in story corpus
     const char *val_data;   // token file for evaluation; NULL = held-out tail of data
     const char *ckpt;       // checkpoint path (latest); best goes to <ckpt minus .bin>.best.bin
-    const char *log_path;   // JSON lines; NULL = none
+    const char *log_path;   // JSON lines; NULL = none ("-" or /dev/stdout: a stream)
     const char *pipeline;   // "cpu", "dynamic"
     const char *device;     // device pipelines: "sim" or "ane"
     const char *precision;  // cpu: "fp32" or "bf16"
-    int compile_budget;     // device compiles per process (0 = default)
+    int compile_budget;     // device compiles per process
     const char *out_dir;    // where built-in data and its tokenizer are written
     int resume, scratch, sequential;
+    int resume_with_changes;  // a resume may change the run's identity (run_id.h)
     int compact_vocab;      // classifier over the ids that occur in the data only (changes the loss)
-    long long steps;        // optimizer updates (the schedule's length)
+    long long steps;        // optimizer updates (the schedule's length); 0 = save the initial weights
     long long stop_after;   // stop (and save) after this many updates in this run; 0 = run to --steps
     int accum, warmup, seq, threads;
     int eval_every, eval_windows, save_every, print_every, max_skips;
@@ -27,12 +46,69 @@ typedef struct {
     float loss_scale;       // > 0: constant; 0: automatic (1 on cpu, dynamic from 1024 on fp16 pipelines)
     long long seed;
     int quiet;
+    TrainGiven given;
 } TrainOptions;
 
-// With resume, steps/lr/accum/warmup/clip set to TRAIN_KEEP keep the checkpoint's values.
-#define TRAIN_KEEP (-1)
-
+// Every default of a run, in one place (the recipe's come from optim_defaults).
 void trainer_defaults(TrainOptions *o);
+// The built-in corpus's recipe (a small model learning in a minute): sets
+// steps, lr, accum and warmup where o->given says they were not given.
+void trainer_builtin_recipe(TrainOptions *o);
+
+// A run in progress. Fields are the trainer's; the update, evaluation and
+// save functions below are the places other modules (dist, static
+// pipelines) hook into.
+typedef struct {
+    TrainOptions o;         // effective options (a resume fills them from the checkpoint)
+    Params p;
+    float *m, *v, *grads;   // Adam moments and the gradient block, p.n floats each
+    TrainState st;
+    OptimBounds bounds;     // magnitudes that prove an update stays finite
+    TokenFile train_file, val_file;
+    int have_val_file;
+    Dataset train, val;
+    int have_val;
+    char builtin_data[600];
+    char data_desc[2400];   // for the banner
+    int *vocab_rows, n_vocab_rows;
+    Pipeline pl;
+    int have_pipeline;
+    Metrics mt;
+    IoLock lock;
+    int seq;
+    double flops_per_window;
+    int *tok, *tgt;         // one window
+    char best[1100];        // path of the best checkpoint
+    long long start_step;
+    double train_ms_before; // st.train_ms at the start of this process
+    const char *saving;     // the checkpoint being written (for its progress line)
+    PhaseTimes train_times; // pipeline time of training only (evaluation excluded)
+    double setup_ms;
+    RunChanges changes;     // what a resume changed (printed and logged)
+    RunIdentity saved_id;   // the checkpoint's identity (option strings may point here)
+} Trainer;
+
+// Result of one update.
+typedef struct {
+    float loss, lr;
+    double grad_norm, ms, data_ms, optim_ms, forward_ms, backward_ms;
+    int applied;            // 0: skipped (non-finite loss, gradient or result)
+} UpdateResult;
+
+// Loads or initializes the model, takes the checkpoint lock, reconciles a
+// resume with the checkpoint, opens the data, the pipeline and the log.
+int trainer_init(Trainer *t, const TrainOptions *o);
+// One optimizer update. Returns 0 (r filled, applied or skipped), -1 on a
+// pipeline failure (err_msg()).
+int trainer_update(Trainer *t, UpdateResult *r);
+// Mean validation loss over --eval-windows windows. Returns 0, 1 if a stop
+// was requested during it (no loss), or -1 on a pipeline failure.
+int trainer_evaluate(Trainer *t, float *loss);
+// Saves the latest checkpoint, and the best one when best_too (a hard link to
+// the latest when the file system allows, else a second write).
+int trainer_save(Trainer *t, int best_too);
+void trainer_free(Trainer *t);
+
 // Runs training to completion (or until SIGINT/SIGTERM, after which it saves
 // and returns 0). Returns 0 on success, -1 with err_msg() on failure.
 int trainer_run(const TrainOptions *o);

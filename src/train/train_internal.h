@@ -1,0 +1,13 @@
+// train_internal: the pieces of trainer_init that live in their own files.
+#pragma once
+#include "train/trainer.h"
+
+// Resume: fills every identity option not given from the checkpoint's
+// RunIdentity; refuses a given one that differs (the first difference named)
+// unless --resume-with-changes, and lists every change, recipe included, in
+// t->changes. Old checkpoints without an identity resume with a notice.
+int trainer_reconcile(Trainer *t);
+// Records the identity of the run as it now is into t->st.id (saved with
+// every checkpoint); on a resume also checks that the built-in corpus is the
+// one the checkpoint was trained on.
+int run_id_record(Trainer *t);
