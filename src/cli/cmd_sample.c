@@ -15,8 +15,7 @@
 #include "core/err.h"
 #include "core/timer.h"
 #include "data/tokenizer.h"
-#include "infer/generate.h"
-#include "infer/sampler.h"
+#include "infer/textgen.h"
 #include "model/model_file.h"
 
 // The tokenizer must be a valid tokenizer.bin with exactly the model's vocab:
@@ -31,6 +30,12 @@ static int check_pair(const char *model_path, const char *tok_path) {
         return err_set("%s: expected %d tokens (the vocab of %s), found %d%s", tok_path, cfg.vocab, model_path,
                        entries, entries > cfg.vocab ? " (a tokenizer for a different model?)" : "");
     return 0;
+}
+
+static void print_piece(void *ctx, const char *piece) {
+    (void)ctx;
+    fputs(piece, stdout);
+    fflush(stdout);
 }
 
 int cmd_sample(int argc, char **argv) {
@@ -73,10 +78,7 @@ int cmd_sample(int argc, char **argv) {
 
     Params p;
     Tokenizer tok;
-    Generator gen;
-    Sampler smp;
-    int *ptoks = NULL, n_ptoks = 0, ok = 0;
-    int have_p = 0, have_tok = 0, have_gen = 0, have_smp = 0;
+    int ok = 0, have_p = 0, have_tok = 0;
     // the tokenizer is checked against the model's header before the weights
     // are read: a wrong pair fails in milliseconds, not after loading 2 GB
     if (check_pair(model_path, tok_path) != 0) goto done;
@@ -84,52 +86,25 @@ int cmd_sample(int argc, char **argv) {
     have_p = 1;
     if (tokenizer_init(&tok, tok_path, p.cfg.vocab) != 0) goto done;
     have_tok = 1;
-    if (steps <= 0 || steps > p.cfg.seq_len) steps = p.cfg.seq_len;
-    if (!prompt) prompt = "";
-
-    ptoks = malloc(sizeof(int) * (strlen(prompt) + 3));
-    if (!ptoks) {
-        err_set("out of memory for the prompt");
-        goto done;
-    }
-    if (tokenizer_encode(&tok, prompt, 1, 0, ptoks, &n_ptoks) != 0) goto done;
-    if (gen_init(&gen, &p, steps) != 0) goto done;
-    have_gen = 1;
     if (seed == 0 && temperature != 0.0f) {
         seed = (long long)time(NULL);
         fprintf(stderr, "seed: %lld\n", seed);
     }
-    if (sampler_init(&smp, p.cfg.vocab, temperature, topp, (uint64_t)seed) != 0) goto done;
-    have_smp = 1;
-
-    double start = 0.0;
-    int token = ptoks[0], pos = 0;
-    while (pos < steps) {
-        const float *logits = gen_step(&gen, token, pos);
-        if (!logits) goto done;
-        // while inside the prompt the next token is forced, afterwards sampled
-        int next = pos < n_ptoks - 1 ? ptoks[pos + 1] : sampler_sample(&smp, logits);
-        pos++;
-        if (next == TOK_BOS) break;  // BOS delimits sequences: the story is over
-        const char *piece = tokenizer_decode(&tok, token, next);
-        if (tokenizer_piece_printable(piece)) fputs(piece, stdout);
-        fflush(stdout);
-        token = next;
-        if (start == 0.0) start = time_ms();  // the first step is slower: time from the second on
-    }
+    TextGenOptions go = {.prompt = prompt, .max_tokens = steps, .temperature = temperature, .topp = topp,
+                         .seed = (uint64_t)seed};
+    double start = time_ms();
+    int positions = 0;
+    if (infer_generate(&p, &tok, &go, print_piece, NULL, &positions) != 0) goto done;
     printf("\n");
     fflush(stdout);
-    if (pos > 1) {
+    if (positions > 1) {
         double ms = time_ms() - start;
-        fprintf(stderr, "achieved tok/s: %f\n", ms > 0 ? (pos - 1) / ms * 1000.0 : 0.0);
+        fprintf(stderr, "achieved tok/s: %f\n", ms > 0 ? positions / ms * 1000.0 : 0.0);
     }
     ok = 1;
 
 done:
     if (!ok) fprintf(stderr, "anetrain sample: %s\n", err_msg());
-    free(ptoks);
-    if (have_smp) sampler_free(&smp);
-    if (have_gen) gen_free(&gen);
     if (have_tok) tokenizer_free(&tok);
     if (have_p) params_free(&p);
     return ok ? 0 : 1;

@@ -60,6 +60,7 @@ static const char *bad_value(const TrainOptions *o) {
     if (o->threads < 0) return "--threads must be >= 0";
     if (o->res_scale < 0) return "--res-scale must be >= 0";
     if (o->compile_budget <= 0) return "--compile-budget must be positive";
+    if (o->sample_every < 0) return "--sample-every must be >= 0";
     if (o->save_every < 0 || o->eval_every < 0 || o->eval_windows < 0)
         return "--save-every/--eval-every/--eval-windows must be >= 0";
     return NULL;
@@ -106,6 +107,10 @@ int cmd_train(int argc, char **argv) {
         {"--max-skips", NULL, FLAG_INT, &o.max_skips, "stop after N non-finite updates in a row"},
         {"--res-scale", NULL, FLAG_FLOAT, &o.res_scale, "residual branch scale (0 = model's; 1/sqrt(2L) = seed's)"},
         {"--log", NULL, FLAG_STR, &o.log_path, "append JSON lines (schema v1; - or /dev/stdout for stdout)"},
+        {"--sample-every", NULL, FLAG_INT, &o.sample_every,
+         "log and print a sample of the current weights every N updates (0 = only on SIGUSR1)"},
+        {"--tokenizer", "-z", FLAG_STR, &o.tokenizer, "tokenizer for samples (default: the built-in corpus's)"},
+        {"--sample-prompt", NULL, FLAG_STR, &o.sample_prompt, "prompt of the samples (default: none)"},
         {"--out-dir", NULL, FLAG_STR, &o.out_dir, "directory for the built-in corpus and tokenizer"},
         {"--quiet", "-q", FLAG_BOOL, &o.quiet, "no step lines or report on stdout"},
         {0},

@@ -245,6 +245,20 @@ void metrics_note(Metrics *mt, const char *text) {
     if (!mt->quiet) printf("%s\n", text);
 }
 
+// text starts with the prompt (its tokens are forced, then decoded like the rest)
+void metrics_sample(Metrics *mt, long long step, const char *prompt, const char *text) {
+    JsonW j;
+    jsonw_begin(&j, "sample");
+    jsonw_int(&j, "step", step);
+    jsonw_str(&j, "prompt", prompt);
+    jsonw_str(&j, "text", text);
+    metrics_log_record(mt, &j);
+    if (mt->quiet) return;
+    clear_bar(mt);
+    printf("sample at update %lld: %s\n", step, text);
+    fflush(stdout);
+}
+
 void metrics_doing(Metrics *mt, const char *text) {
     if (mt->quiet) return;
     clear_bar(mt);

@@ -5,7 +5,7 @@
 // The log, schema version 1: one JSON object per line, every string escaped,
 // non-finite numbers written as null, each with "type" and "t_ms" (since the
 // run started). Types: start (with "v": 1 and the whole configuration), step,
-// eval, checkpoint, skip, change (a resume changed the run), note, report.
+// eval, checkpoint, skip, change (a resume changed the run), sample, note, report.
 // A write error of the log is reported once on stderr; metrics_log_status()
 // then fails so the run exits non-zero.
 #pragma once
@@ -29,7 +29,7 @@ typedef struct {
     int log_errno;      // first write error (0 = none)
     int tty, quiet;
     double t0;          // time_ms() at metrics_open
-    double optim_ms, data_ms, eval_ms, ckpt_ms;  // cumulative phases owned by the trainer
+    double optim_ms, data_ms, eval_ms, ckpt_ms, sample_ms;  // cumulative phases owned by the trainer
     double step_ms_ewma;
     int bar_shown;
 } Metrics;
@@ -64,6 +64,8 @@ void metrics_save_progress(Metrics *mt, const char *path, double fraction);
 void metrics_skip(Metrics *mt, long long step, const char *why, float loss, double grad_norm, float loss_scale);
 void metrics_change(Metrics *mt, const char *what, const char *from, const char *to);
 void metrics_note(Metrics *mt, const char *text);
+// Text generated from the current weights.
+void metrics_sample(Metrics *mt, long long step, const char *prompt, const char *text);
 // A line about a long operation starting ("loading ..."); not logged.
 void metrics_doing(Metrics *mt, const char *text);
 

@@ -33,6 +33,7 @@ static void log_report(Metrics *mt, const ReportInfo *ri, double tok_s, double g
     jsonw_num(&j, "t_update_other", other);
     jsonw_num(&j, "t_eval", mt->eval_ms);
     jsonw_num(&j, "t_ckpt", mt->ckpt_ms);
+    jsonw_num(&j, "t_sample", mt->sample_ms);
     jsonw_int(&j, "device_evals", ri->train.device_evals);
     jsonw_int(&j, "kernels_compiled", ri->train.kernels_compiled);
     metrics_log_record(mt, &j);
@@ -46,7 +47,7 @@ void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
     const double gflops = train > 0 ? ri->flops_per_window * windows / (train * 1e6) : 0;
     // inside an update: zeroing the gradient block, loss bookkeeping
     const double other = train - (pt->forward + pt->backward + mt->optim_ms + mt->data_ms);
-    const double rest = wall - (ri->setup_ms + train + mt->eval_ms + mt->ckpt_ms);
+    const double rest = wall - (ri->setup_ms + train + mt->eval_ms + mt->ckpt_ms + mt->sample_ms);
     log_report(mt, ri, tok_s, gflops, other);
     if (mt->quiet) return;
     printf("\n=== Efficiency Report ===\n");
@@ -78,6 +79,7 @@ void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
     phase("update other", other, wall);
     phase("eval", mt->eval_ms, wall);
     phase("checkpoint", mt->ckpt_ms, wall);
+    phase("samples", mt->sample_ms, wall);
     phase("unaccounted", rest, wall);
     if (st->skipped) printf("Skipped updates: %lld (non-finite loss, gradients or result)\n", (long long)st->skipped);
     fflush(stdout);

@@ -11,3 +11,9 @@ int trainer_reconcile(Trainer *t);
 // every checkpoint); on a resume also checks that the built-in corpus is the
 // one the checkpoint was trained on.
 int run_id_record(Trainer *t);
+
+// Periodic samples (train_sample.c): loads the tokenizer when sampling is
+// asked for; train_sample writes one `sample` record from the current weights.
+int train_sample_init(Trainer *t);
+int train_sample(Trainer *t);
+void train_sample_free(Trainer *t);

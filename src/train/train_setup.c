@@ -266,6 +266,7 @@ int trainer_init(Trainer *t, const TrainOptions *o) {
     if (state_alloc(t) != 0) return -1;
     t->seq = t->o.seq < t->p.cfg.seq_len ? t->o.seq : t->p.cfg.seq_len;
     if (data_setup(t) != 0) return -1;
+    if (train_sample_init(t) != 0) return -1;
     if (run_id_record(t) != 0) return -1;
     if (t->st.total_steps > t->st.step && pipeline_setup(t) != 0) return -1;
     t->tok = malloc(sizeof(int) * t->seq);
@@ -288,6 +289,7 @@ void trainer_free(Trainer *t) {
     if (t->have_pipeline) pipeline_free(&t->pl);
     tokens_close(&t->train_file);
     if (t->have_val_file) tokens_close(&t->val_file);
+    train_sample_free(t);
     params_free(&t->p);
     free(t->m);
     free(t->v);

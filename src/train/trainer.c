@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/timer.h"
 #include "train/checkpoint.h"
+#include "train/train_internal.h"
 
 void trainer_defaults(TrainOptions *o) {
     memset(o, 0, sizeof *o);
@@ -48,19 +49,26 @@ void trainer_builtin_recipe(TrainOptions *o) {
 
 // --- signals: finish the current step, save, exit 0 ----------------------------------
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_sample_now;
 static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGUSR1) g_sample_now = 1;
+    else g_stop = 1;
 }
 
-static void catch_signals(void) {
-    g_stop = 0;
+static void catch_signal(int sig) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigaction(sig, &sa, NULL);
+}
+
+// SIGUSR1 (a sample, please) is caught from the start: its default action
+// would end the process. SIGINT/SIGTERM only once the loop runs, so that
+// Ctrl-C still interrupts a long load at once.
+static void catch_stop_signals(void) {
+    g_stop = 0;
+    catch_signal(SIGINT);
+    catch_signal(SIGTERM);
 }
 
 // --- one update ---------------------------------------------------------------------------
@@ -251,6 +259,10 @@ static int train_loop(Trainer *t, int *skips_in_row) {
         const int last = st->step == stop_at;
         int best_due;
         if (maybe_evaluate(t, st->step == st->total_steps, &best_due) != 0) return -1;
+        if (g_sample_now || (t->o.sample_every > 0 && st->step % t->o.sample_every == 0)) {
+            g_sample_now = 0;
+            if (train_sample(t) != 0) return -1;
+        }
         const int latest_due = last || g_stop || (t->o.save_every > 0 && st->step % t->o.save_every == 0);
         if (latest_due) {
             if (trainer_save(t, best_due) != 0) return -1;
@@ -264,9 +276,11 @@ static int train_loop(Trainer *t, int *skips_in_row) {
 int trainer_run(const TrainOptions *o) {
     const double t_start = time_ms();
     Trainer t;
+    g_sample_now = 0;
+    catch_signal(SIGUSR1);
     int rc = trainer_init(&t, o);
     if (rc == 0) {
-        catch_signals();
+        catch_stop_signals();
         int skips = 0;
         const long long before = t.st.step;
         rc = train_loop(&t, &skips);

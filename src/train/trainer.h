@@ -12,6 +12,7 @@
 
 #include "core/io.h"
 #include "data/dataset.h"
+#include "data/tokenizer.h"
 #include "train/metrics.h"
 #include "train/optim.h"
 #include "train/pipeline.h"
@@ -46,6 +47,9 @@ typedef struct {
     float loss_scale;       // > 0: constant; 0: automatic (1 on cpu, dynamic from 1024 on fp16 pipelines)
     long long seed;
     int quiet;
+    int sample_every;       // a `sample` record every N updates (0 = only when asked with SIGUSR1)
+    const char *tokenizer;  // for samples (default: the built-in corpus's)
+    const char *sample_prompt;
     TrainGiven given;
 } TrainOptions;
 
@@ -86,6 +90,8 @@ typedef struct {
     double setup_ms;
     RunChanges changes;     // what a resume changed (printed and logged)
     RunIdentity saved_id;   // the checkpoint's identity (option strings may point here)
+    Tokenizer sample_tok;   // for samples of the weights being trained
+    int have_sample_tok;
 } Trainer;
 
 // Result of one update.
@@ -110,5 +116,5 @@ int trainer_save(Trainer *t, int best_too);
 void trainer_free(Trainer *t);
 
 // Runs training to completion (or until SIGINT/SIGTERM, after which it saves
-// and returns 0). Returns 0 on success, -1 with err_msg() on failure.
+// and returns 0). SIGUSR1 asks for a sample at the end of the current update. Returns 0 on success, -1 with err_msg() on failure.
 int trainer_run(const TrainOptions *o);
