@@ -20,7 +20,8 @@
 // gradient passes through ~10 such roundings on its way down a layer, so we
 // hold each tensor to 10u relative to its largest element (max|a-b| / max|b|).
 // A wrong head mapping, RoPE layout or missing residual scale gives O(1).
-static void compare_step(const char *preset, int S, float res_scale) {
+// compact: both pipelines compact the classifier to the even ids (--compact-vocab).
+static void compare_step(const char *preset, int S, float res_scale, int compact) {
     Config c;
     REQUIRE(config_preset(&c, preset) == 0);
     c.res_scale = res_scale;
@@ -29,6 +30,10 @@ static void compare_step(const char *preset, int S, float res_scale) {
     params_init_random(&p, 11);
     Pipeline a, b;
     PipelineOptions oa = {.name = "cpu"}, ob = {.name = "dynamic", .device = "sim"};
+    int *rows = malloc(sizeof(int) * c.vocab), n_rows = 0;
+    for (int i = 0; compact && i < c.vocab; i += 2) rows[n_rows++] = i;
+    oa.vocab_rows = ob.vocab_rows = rows;
+    oa.n_vocab_rows = ob.n_vocab_rows = n_rows;
     REQUIRE(pipeline_init(&a, &oa, &c, S) == 0);
     if (!CHECKF(pipeline_init(&b, &ob, &c, S) == 0, "%s", err_msg())) return;
     int *tok = malloc(S * sizeof(int)), *tgt = malloc(S * sizeof(int));
@@ -50,16 +55,18 @@ static void compare_step(const char *preset, int S, float res_scale) {
     }
     CHECK(b.times.kernels_compiled == MIL_K_COUNT);
     CHECK(b.times.device_evals == 10LL * c.n_layers);
-    free(tok), free(tgt), free(ga), free(gb);
+    free(tok), free(tgt), free(ga), free(gb), free(rows);
     pipeline_free(&a);
     pipeline_free(&b);
     params_free(&p);
 }
 
-TEST(dynamic_grads_match_cpu_mha) { compare_step("tiny-mha", 32, 1.0f); }
-TEST(dynamic_grads_match_cpu_gqa_res_scale) { compare_step("tiny-gqa", 32, 0.5f); }
-TEST(dynamic_grads_match_cpu_qwen3) { compare_step("tiny-qwen3", 32, 1.0f); }
-TEST(dynamic_grads_match_cpu_stories260k) { compare_step("stories260k", 64, 1.0f); }  // GQA 8/4, head_dim 8
+TEST(dynamic_grads_match_cpu_mha) { compare_step("tiny-mha", 32, 1.0f, 0); }
+TEST(dynamic_grads_match_cpu_gqa_res_scale) { compare_step("tiny-gqa", 32, 0.5f, 0); }
+TEST(dynamic_grads_match_cpu_qwen3) { compare_step("tiny-qwen3", 32, 1.0f, 0); }
+TEST(dynamic_grads_match_cpu_stories260k) { compare_step("stories260k", 64, 1.0f, 0); }  // GQA 8/4, head_dim 8
+// --compact-vocab on the dynamic pipeline: the same compacted loss and gradients as the cpu pipeline's
+TEST(dynamic_grads_match_cpu_compact_vocab) { compare_step("tiny-gqa", 32, 1.0f, 1); }
 
 static int read_losses(const char *log, float *out, int max) {
     char *txt = NULL;

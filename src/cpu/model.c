@@ -128,32 +128,8 @@ void cpu_model_free(CpuModel *m) {
 }
 
 int cpu_model_set_vocab(CpuModel *m, const int *rows, int n) {
-    free(m->cls_map), free(m->cls_rows), free(m->cembed), free(m->dcembed);
-    m->cls_map = m->cls_rows = NULL;
-    m->cembed = m->dcembed = NULL;
-    m->cls_n = 0;
-    if (n <= 0) return 0;
-    const int V = m->cfg.vocab, D = m->cfg.dim;
-    if (n > V) return err_set("vocab compaction: %d rows for a vocab of %d", n, V);
-    m->cls_map = malloc(sizeof(int) * V);
-    m->cls_rows = malloc(sizeof(int) * n);
-    m->cembed = malloc(sizeof(float) * (size_t)n * D);
-    m->dcembed = malloc(sizeof(float) * (size_t)n * D);
-    if (!m->cls_map || !m->cls_rows || !m->cembed || !m->dcembed) {
-        cpu_model_set_vocab(m, NULL, 0);
-        return err_set("out of memory for vocab compaction (%d rows)", n);
-    }
-    for (int i = 0; i < V; i++) m->cls_map[i] = -1;
-    for (int i = 0; i < n; i++) {
-        if (rows[i] < 0 || rows[i] >= V || (i && rows[i] <= rows[i - 1])) {
-            cpu_model_set_vocab(m, NULL, 0);
-            return err_set("vocab compaction: rows must be ascending ids in [0, %d)", V);
-        }
-        m->cls_rows[i] = rows[i];
-        m->cls_map[rows[i]] = i;
-    }
-    m->cls_n = n;
-    return 0;
+    vocab_compact_free(&m->vc);
+    return vocab_compact_init(&m->vc, m->cfg.vocab, m->cfg.dim, rows, n);
 }
 
 // Per-layer weight pointers from the stacked views.
@@ -253,12 +229,10 @@ float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const i
     lap(&ph->fwd_other, &t);
     const float *wcls = p->v.wcls;
     int Vc = V;
-    if (m->cls_n) {  // compacted classifier: gather the active rows, targets in compact ids
-        for (int i = 0; i < m->cls_n; i++)
-            memcpy(m->cembed + (size_t)i * D, wcls + (size_t)m->cls_rows[i] * D, sizeof(float) * D);
-        for (int i = 0; i < S; i++) m->targets[i] = m->targets[i] >= 0 ? m->cls_map[m->targets[i]] : -1;
-        wcls = m->cembed;
-        Vc = m->cls_n;
+    if (m->vc.n) {  // compacted classifier: the active rows, targets in compact ids
+        vocab_compact_gather(&m->vc, wcls, m->targets, m->targets, S);
+        wcls = m->vc.W;
+        Vc = m->vc.n;
     }
     const float loss = classifier_forward(m->logits, m->lse, wcls, m->xf, m->targets, S, Vc, D, m->cls_stats, ws,
                                           m->nthreads);
@@ -282,15 +256,10 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
     params_point(c, grads, &g);
 
     // classifier + softmax + cross-entropy: dxf -> dtmp, dWcls += ...
-    if (m->cls_n) {
-        memset(m->dcembed, 0, sizeof(float) * (size_t)m->cls_n * D);
-        classifier_backward(m->dtmp, m->dcembed, m->logits, m->lse, m->cembed, m->xf, m->targets, S, m->cls_n, D,
+    if (m->vc.n) {
+        classifier_backward(m->dtmp, m->vc.dW, m->logits, m->lse, m->vc.W, m->xf, m->targets, S, m->vc.n, D,
                             loss_scale, m->cls_dl, m->cls_dx, ws, m->nthreads);
-        for (int i = 0; i < m->cls_n; i++) {  // scatter into the full classifier rows
-            float *dst = g.wcls + (size_t)m->cls_rows[i] * D;
-            const float *src = m->dcembed + (size_t)i * D;
-            for (int d = 0; d < D; d++) dst[d] += src[d];
-        }
+        vocab_compact_scatter(&m->vc, g.wcls);
     } else {
         classifier_backward(m->dtmp, g.wcls, m->logits, m->lse, p->v.wcls, m->xf, m->targets, S, V, D, loss_scale,
                             m->cls_dl, m->cls_dx, ws, m->nthreads);

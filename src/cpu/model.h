@@ -26,6 +26,7 @@
 // gradients, norms, attention, softmax — stays fp32.
 #pragma once
 #include "cpu/ops.h"
+#include "cpu/vocab_compact.h"
 #include "cpu/ops_fast.h"
 #include "model/params.h"
 
@@ -82,11 +83,7 @@ typedef struct {
     float *cls_dx;                    // (nthreads-1,D,S) classifier dx partials
     float *bf_act;                    // (D,S) bf16 copy of a residual gradient (bf16 only)
     ParScratch wscratch;              // bf16 weight slices (bf16 only)
-    // vocab compaction (cpu_model_set_vocab): the classifier covers only these rows
-    int cls_n;                        // active rows (0 = the full vocab)
-    int *cls_map;                     // (V) full id -> compact id, -1 if inactive
-    int *cls_rows;                    // (cls_n) compact id -> full id, ascending
-    float *cembed, *dcembed;          // (cls_n,D) gathered classifier rows and their gradient
+    VocabCompact vc;                  // cpu_model_set_vocab: the classifier over these rows only
     // time spent in the last forward/backward (ms)
     double ms_forward, ms_backward;
     CpuPhaseTimes phases;

@@ -61,10 +61,7 @@ const char *pipeline_names(void) { return "cpu, dynamic"; }
 int pipeline_init(Pipeline *pl, const PipelineOptions *o, const Config *cfg, int seq) {
     const char *name = o && o->name ? o->name : "cpu";
     if (!strcmp(name, "cpu")) return pipeline_cpu_init(pl, cfg, seq, o);
-    if (!strcmp(name, "dynamic")) {
-        if (o && o->n_vocab_rows > 0) return err_set("vocab compaction is implemented for the cpu pipeline only");
-        return pipeline_dynamic_init(pl, cfg, seq, o);
-    }
+    if (!strcmp(name, "dynamic")) return pipeline_dynamic_init(pl, cfg, seq, o);
     return err_set("unknown pipeline '%s' (available: %s)", name, pipeline_names());
 }
 

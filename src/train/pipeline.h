@@ -35,7 +35,7 @@ typedef struct {
     const char *device;   // for device pipelines: "sim" (default) or "ane"
     int compile_budget;   // device compiles allowed per process (0 = default)
     const char *precision;  // cpu: "fp32" (default) or "bf16"
-    const int *vocab_rows;  // cpu: vocab compaction to these ascending ids (cpu_model_set_vocab)
+    const int *vocab_rows;  // vocab compaction to these ascending ids (cpu/vocab_compact.h)
     int n_vocab_rows;       // 0 = full vocab
 } PipelineOptions;
 

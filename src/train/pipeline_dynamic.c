@@ -19,6 +19,7 @@
 #include "core/timer.h"
 #include "core/threads.h"
 #include "cpu/ops.h"
+#include "cpu/vocab_compact.h"
 #include "cpu/ops_fast.h"
 #include "mil/kernels.h"
 #include "train/dw_queue.h"
@@ -56,6 +57,7 @@ typedef struct {
     float *block;          // behind every fp32 buffer
     float *x_out, *xf, *rstdf, *logits, *lse;  // logits (S,V), lse (S)
     float *cls_stats, *cls_dl, *cls_dx;        // fused classifier scratch (src/cpu/ops_fast.h)
+    VocabCompact vc;                           // --compact-vocab: the classifier over these rows
     int nthreads;                              // threads that scratch was sized for
     float *dx, *dx2, *dxn, *dtmp, *datt;   // (D,S)x4, (QD,S)
     float *qt, *kt, *vt, *dv_full, *dk_full;  // (QD,S) tiled / per-query-head buffers
@@ -192,8 +194,14 @@ static int dyn_forward(Pipeline *pl, Dyn *d, const Params *p, const int *tok, co
     }
     tc = time_ms();
     rmsnorm_forward(d->xf, d->rstdf, d->x_out, p->v.rms_final, D, S, eps);
-    *loss = classifier_forward(d->logits, d->lse, p->v.wcls, d->xf, d->tgt, S, V, D, d->cls_stats, NULL,
-                               d->nthreads);
+    const float *wcls = p->v.wcls;
+    int Vc = V;
+    if (d->vc.n) {  // as the cpu pipeline: the active rows, targets in compact ids
+        vocab_compact_gather(&d->vc, wcls, d->tgt, d->tgt, S);
+        wcls = d->vc.W;
+        Vc = d->vc.n;
+    }
+    *loss = classifier_forward(d->logits, d->lse, wcls, d->xf, d->tgt, S, Vc, D, d->cls_stats, NULL, d->nthreads);
     if (!tgt) *loss = 0.0f;
     cpu += time_ms() - tc;
     pl->times.cpu_ops += cpu;
@@ -213,8 +221,14 @@ static int dyn_backward(Pipeline *pl, Dyn *d, const Params *p, float *grads, flo
     ParamViews g;
     params_point(c, grads, &g);
 
-    classifier_backward(d->dtmp, g.wcls, d->logits, d->lse, p->v.wcls, d->xf, d->tgt, S, V, D, loss_scale, d->cls_dl,
-                        d->cls_dx, NULL, d->nthreads);
+    if (d->vc.n) {
+        classifier_backward(d->dtmp, d->vc.dW, d->logits, d->lse, d->vc.W, d->xf, d->tgt, S, d->vc.n, D, loss_scale,
+                            d->cls_dl, d->cls_dx, NULL, d->nthreads);
+        vocab_compact_scatter(&d->vc, g.wcls);
+    } else {
+        classifier_backward(d->dtmp, g.wcls, d->logits, d->lse, p->v.wcls, d->xf, d->tgt, S, V, D, loss_scale,
+                            d->cls_dl, d->cls_dx, NULL, d->nthreads);
+    }
     rmsnorm_backward(d->dx, g.rms_final, d->dtmp, d->x_out, p->v.rms_final, d->rstdf, D, S);
     cpu += time_ms() - tc;
 
@@ -354,6 +368,7 @@ static void dyn_free(Pipeline *pl) {
     }
     if (d->dev.ops) device_free(&d->dev);
     rope_table_free(&d->rope);
+    vocab_compact_free(&d->vc);
     free(d->req);
     free(d->in);
     free(d->layers);
@@ -420,6 +435,7 @@ int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const Pipeli
     if (!d->block) goto oom;
     carve(d, d->block);
     if (rope_table_init(&d->rope, seq, cfg->head_dim, cfg->rope_theta) != 0) goto fail;
+    if (o && vocab_compact_init(&d->vc, cfg->vocab, cfg->dim, o->vocab_rows, o->n_vocab_rows) != 0) goto fail;
     // compile the 10 kernels once
     double t0 = time_ms();
     for (int k = 0; k < MIL_K_COUNT; k++) {
