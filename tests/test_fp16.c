@@ -209,3 +209,25 @@ TEST(bf16_round_trip_and_rne) {
     CHECKF(bad == 0, "%d bf16 mismatches", bad);
     free(x), free(hv), free(back);
 }
+
+// The blocked transposing conversion (weight staging) against its naive loop,
+// bit for bit, on shapes with and without 8-aligned edges and a padded stride.
+TEST(fp16_transposed_matches_naive) {
+    const size_t shapes[][2] = {{1, 1}, {8, 8}, {7, 13}, {64, 72}, {131, 67}, {256, 8}, {9, 300}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const size_t rows = shapes[s][0], cols = shapes[s][1], stride = rows + 5;
+        float *src = malloc(sizeof(float) * rows * cols);
+        uint16_t *a = malloc(2 * cols * stride), *b = malloc(2 * cols * stride);
+        uint32_t x = 77;
+        for (size_t i = 0; i < rows * cols; i++) {
+            x = x * 1664525u + 1013904223u;
+            src[i] = ((float)(x >> 8) / 16777216.0f - 0.5f) * 300.0f;
+        }
+        memset(a, 0xab, 2 * cols * stride);
+        memset(b, 0xab, 2 * cols * stride);
+        fp16_from_f32_transposed(a, stride, src, rows, cols);
+        fp16_from_f32_transposed_naive(b, stride, src, rows, cols);
+        CHECKF(!memcmp(a, b, 2 * cols * stride), "transposed conversion differs at %zu x %zu", rows, cols);
+        free(src), free(a), free(b);
+    }
+}

@@ -133,3 +133,53 @@ const char *fp16_simd_name(void) {
     return "scalar";
 #endif
 }
+
+void fp16_from_f32_transposed_naive(uint16_t *dst, size_t dst_stride, const float *src, size_t rows, size_t cols) {
+    for (size_t i = 0; i < cols; i++)
+        for (size_t j = 0; j < rows; j++) dst[i * dst_stride + j] = fp16_from_f32(src[j * cols + i]);
+}
+
+// Columns [i0, i1) x rows [j0, j1) of the transposing conversion, one element at a time.
+static void transposed_edge(uint16_t *dst, size_t ds, const float *src, size_t cols, size_t i0, size_t i1, size_t j0,
+                            size_t j1) {
+    for (size_t i = i0; i < i1; i++)
+        for (size_t j = j0; j < j1; j++) dst[i * ds + j] = fp16_from_f32(src[j * cols + i]);
+}
+
+#if defined(FP16_F16C)
+// An 8 x 8 block: rows j..j+7 of src (columns i..i+7) become rows i..i+7 of dst.
+static void transpose8_f16(uint16_t *dst, size_t ds, const float *src, size_t cols) {
+    __m256 r[8], t[8];
+    for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(src + k * cols);
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+    for (int k = 0; k < 8; k++)
+        _mm_storeu_si128((__m128i *)(dst + k * ds), _mm256_cvtps_ph(t[k], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+#endif
+
+void fp16_from_f32_transposed(uint16_t *dst, size_t dst_stride, const float *src, size_t rows, size_t cols) {
+    size_t i8 = 0, j8 = 0;
+#if defined(FP16_F16C)
+    i8 = cols & ~(size_t)7, j8 = rows & ~(size_t)7;
+    // tiles of 64 x 64 keep the 64 source rows of a tile in L1/L2 as it is swept
+    for (size_t jb = 0; jb < j8; jb += 64)
+        for (size_t i = 0; i < i8; i += 8)
+            for (size_t j = jb; j < j8 && j < jb + 64; j += 8)
+                transpose8_f16(dst + i * dst_stride + j, dst_stride, src + j * cols + i, cols);
+#endif
+    transposed_edge(dst, dst_stride, src, cols, i8, cols, 0, rows);  // the columns past the blocks
+    transposed_edge(dst, dst_stride, src, cols, 0, i8, j8, rows);    // the rows past the blocks
+}

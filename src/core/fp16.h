@@ -25,6 +25,14 @@ void fp16_from_f32_array(uint16_t *dst, const float *src, size_t n);
 void fp16_to_f32_array(float *dst, const uint16_t *src, size_t n);
 // dst[i] = fp16_to_f32(fp16_from_f32(src[i])): the value an fp16 store would keep.
 void fp16_round_array(float *dst, const float *src, size_t n);
+
+// Transposing conversion: dst[i * dst_stride + j] = fp16(src[j * cols + i])
+// for i < cols, j < rows (src is a row-major [rows][cols] fp32 matrix; dst
+// gets its transpose, a row per source column). Blocked 8 x 8 through
+// registers with F16C (a strided walk would touch a new cache line per
+// element); the naive loop below is its reference and handles the edges.
+void fp16_from_f32_transposed(uint16_t *dst, size_t dst_stride, const float *src, size_t rows, size_t cols);
+void fp16_from_f32_transposed_naive(uint16_t *dst, size_t dst_stride, const float *src, size_t rows, size_t cols);
 void bf16_from_f32_array(uint16_t *dst, const float *src, size_t n);
 void bf16_to_f32_array(float *dst, const uint16_t *src, size_t n);
 

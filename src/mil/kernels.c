@@ -549,14 +549,12 @@ int mil_kernel_stage(const MilKernel *k, uint16_t *in, const char *name, const f
     const MilRegion *r = mil_kernel_input(k, name);
     if (!r) return err_set("mil kernel %s: no input region '%s'", k->name, name);
     const size_t W = (size_t)k->in_w;
-    for (int i = 0; i < r->nc; i++) {
-        uint16_t *row = in + (size_t)(r->c0 + i) * W + r->w0;
-        if (r->kind == MIL_REG_WT) {  // column i of M [nw][nc]
-            for (int j = 0; j < r->nw; j++) row[j] = fp16_from_f32(src[(size_t)j * r->nc + i]);
-        } else {
-            fp16_from_f32_array(row, src + (size_t)i * r->nw, (size_t)r->nw);
-        }
+    if (r->kind == MIL_REG_WT) {  // row i = column i of M [nw][nc]
+        fp16_from_f32_transposed(in + (size_t)r->c0 * W + r->w0, W, src, (size_t)r->nw, (size_t)r->nc);
+        return 0;
     }
+    for (int i = 0; i < r->nc; i++)
+        fp16_from_f32_array(in + (size_t)(r->c0 + i) * W + r->w0, src + (size_t)i * r->nw, (size_t)r->nw);
     return 0;
 }
 

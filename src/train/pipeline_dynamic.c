@@ -73,13 +73,11 @@ static DeviceRequest *request(Dyn *d, int l, int k) { return d->req[(PER_LAYER[k
 
 // --- staging helpers (timed as "staging") --------------------------------------------
 
+static int stage_raw(Dyn *d, int l, int k, const char *region, const float *src);
+
 static int stage(Pipeline *pl, Dyn *d, int l, int k, const char *region, const float *src) {
     double t0 = time_ms();
-    DeviceSurface *s = in_surf(d, l, k);
-    uint16_t *p = device_surface_lock(&d->dev, s, 1);
-    if (!p) return err_set("%s: cannot lock the input surface of layer %d", d->k[k].name, l);
-    int rc = mil_kernel_stage(&d->k[k], p, region, src);
-    device_surface_unlock(&d->dev, s, 1);
+    int rc = stage_raw(d, l, k, region, src);
     pl->times.staging += time_ms() - t0;
     return rc;
 }
@@ -104,26 +102,60 @@ static int eval(Pipeline *pl, Dyn *d, int l, int k) {
 }
 
 // Weights of layer l into its surfaces. Regions say whether a block is M or Mᵀ.
-static int stage_weights(Pipeline *pl, Dyn *d, const Params *p) {
+// One region of layer l's input surface of kernel k, untimed (the callers time).
+static int stage_raw(Dyn *d, int l, int k, const char *region, const float *src) {
+    DeviceSurface *s = in_surf(d, l, k);
+    uint16_t *p = device_surface_lock(&d->dev, s, 1);
+    if (!p) return err_set("%s: cannot lock the input surface of layer %d", d->k[k].name, l);
+    int rc = mil_kernel_stage(&d->k[k], p, region, src);
+    device_surface_unlock(&d->dev, s, 1);
+    return rc;
+}
+
+// Every weight of layer l into its surfaces (fp16, some transposed).
+static int stage_layer(Dyn *d, const Params *p, int l) {
     const Config *c = &d->cfg;
     const size_t D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c), HD = c->head_dim;
     const ParamViews *v = &p->v;
-    for (int l = 0; l < c->n_layers; l++) {
-        const float *wq = v->wq + l * QD * D, *wk = v->wk + l * KVD * D, *wv = v->wv + l * KVD * D;
-        const float *wo = v->wo + l * D * QD, *w1 = v->w1 + l * H * D, *w2 = v->w2 + l * D * H,
-                    *w3 = v->w3 + l * H * D;
-        int rc = stage(pl, d, l, MIL_K_SDPA_FWD, "Wq^T", wq) | stage(pl, d, l, MIL_K_SDPA_FWD, "Wk^T", wk) |
-                 stage(pl, d, l, MIL_K_SDPA_FWD, "Wv^T", wv) | stage(pl, d, l, MIL_K_WO_FWD, "Wo^T", wo) |
-                 stage(pl, d, l, MIL_K_FFN_FUSED, "W1^T", w1) | stage(pl, d, l, MIL_K_FFN_FUSED, "W3^T", w3) |
-                 stage(pl, d, l, MIL_K_FFN_FUSED, "W2", w2) | stage(pl, d, l, MIL_K_FFN_BWD_W2T, "W2", w2) |
-                 stage(pl, d, l, MIL_K_FFN_BWD_W13T, "W1", w1) | stage(pl, d, l, MIL_K_FFN_BWD_W13T, "W3", w3) |
-                 stage(pl, d, l, MIL_K_WOT_BWD, "Wo", wo) | stage(pl, d, l, MIL_K_Q_BWD, "Wq", wq) |
-                 stage(pl, d, l, MIL_K_KV_BWD, "Wk", wk) | stage(pl, d, l, MIL_K_KV_BWD, "Wv", wv);
-        if (c->qk_norm)
-            rc |= stage(pl, d, l, MIL_K_SDPA_FWD, "q_norm", v->q_norm + l * HD) |
-                  stage(pl, d, l, MIL_K_SDPA_FWD, "k_norm", v->k_norm + l * HD);
-        if (rc) return err_wrap("staging the weights of layer %d", l);
-    }
+    const float *wq = v->wq + l * QD * D, *wk = v->wk + l * KVD * D, *wv = v->wv + l * KVD * D;
+    const float *wo = v->wo + l * D * QD, *w1 = v->w1 + l * H * D, *w2 = v->w2 + l * D * H, *w3 = v->w3 + l * H * D;
+    int rc = stage_raw(d, l, MIL_K_SDPA_FWD, "Wq^T", wq) | stage_raw(d, l, MIL_K_SDPA_FWD, "Wk^T", wk) |
+             stage_raw(d, l, MIL_K_SDPA_FWD, "Wv^T", wv) | stage_raw(d, l, MIL_K_WO_FWD, "Wo^T", wo) |
+             stage_raw(d, l, MIL_K_FFN_FUSED, "W1^T", w1) | stage_raw(d, l, MIL_K_FFN_FUSED, "W3^T", w3) |
+             stage_raw(d, l, MIL_K_FFN_FUSED, "W2", w2) | stage_raw(d, l, MIL_K_FFN_BWD_W2T, "W2", w2) |
+             stage_raw(d, l, MIL_K_FFN_BWD_W13T, "W1", w1) | stage_raw(d, l, MIL_K_FFN_BWD_W13T, "W3", w3) |
+             stage_raw(d, l, MIL_K_WOT_BWD, "Wo", wo) | stage_raw(d, l, MIL_K_Q_BWD, "Wq", wq) |
+             stage_raw(d, l, MIL_K_KV_BWD, "Wk", wk) | stage_raw(d, l, MIL_K_KV_BWD, "Wv", wv);
+    if (c->qk_norm)
+        rc |= stage_raw(d, l, MIL_K_SDPA_FWD, "q_norm", v->q_norm + l * HD) |
+              stage_raw(d, l, MIL_K_SDPA_FWD, "k_norm", v->k_norm + l * HD);
+    return rc ? -1 : 0;
+}
+
+typedef struct {
+    Dyn *d;
+    const Params *p;
+    int failed[THREADS_MAX];
+} StageJob;
+
+// Layers are independent surfaces: the pool's threads take every nt-th one.
+static void stage_layers(void *ctx, int tid, int nt) {
+    StageJob *j = ctx;
+    for (int l = tid; l < j->d->cfg.n_layers; l += nt)
+        if (stage_layer(j->d, j->p, l) != 0) j->failed[tid] = 1;
+}
+
+static int stage_weights(Pipeline *pl, Dyn *d, const Params *p) {
+    const double t0 = time_ms();
+    StageJob j = {.d = d, .p = p};
+    const int nt = threads_run(stage_layers, &j);
+    int failed = 0;
+    for (int i = 0; i < nt; i++) failed |= j.failed[i];
+    // a worker's message is its own thread's; find it again on this one
+    for (int l = 0; failed && l < d->cfg.n_layers; l++)
+        if (stage_layer(d, p, l) != 0) return err_wrap("staging the weights of layer %d", l);
+    if (failed) return err_set("staging the weights failed on a worker thread");
+    pl->times.staging += time_ms() - t0;
     d->staged = 1;
     return 0;
 }
