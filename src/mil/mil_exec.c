@@ -14,7 +14,7 @@
 
 typedef struct {
     MilProgram *p;
-    float **buf;  // per value: runtime buffer (NULL for constants and not-yet-computed values)
+    float **buf;  // per value: its slice of the program's arena (NULL for constants)
     int fp16;     // MIL_PREC_FP16
 } Run;
 
@@ -398,72 +398,109 @@ static int exec_step(const Run *r, const MilStep *s) {
     return 0;
 }
 
-int mil_program_eval(MilProgram *p, MilPrecision prec, const float *in, float *out) {
-    Run r = {p, calloc((size_t)p->n_vals, sizeof(float *)), prec == MIL_PREC_FP16};
-    if (!r.buf) return err_set("mil: out of memory");
-    const MilSlot *vin = &p->vals[p->input];
-    int rc = 0;
-    r.buf[p->input] = malloc(sizeof(float) * vin->numel);
-    if (!r.buf[p->input]) rc = err_set("mil: out of memory for the input");
-    if (!rc) {
-        if (r.fp16)
-            fp16_round_array(r.buf[p->input], in, vin->numel);
-        else
-            memcpy(r.buf[p->input], in, sizeof(float) * vin->numel);
+// --- buffers: one arena, planned from lifetimes ----------------------------------------
+
+typedef struct {
+    size_t off, n;
+} Block;
+
+typedef struct {
+    Block *free_;      // released blocks, reused best-fit
+    int n_free;
+    size_t top;        // arena size so far, floats
+    unsigned char *held;
+} Plan;
+
+static size_t plan_take(Plan *pl, size_t numel) {
+    const size_t n = (numel + 15) & ~(size_t)15;  // 64-byte aligned slices
+    int best = -1;
+    for (int i = 0; i < pl->n_free; i++)
+        if (pl->free_[i].n >= n && (best < 0 || pl->free_[i].n < pl->free_[best].n)) best = i;
+    if (best < 0) {
+        pl->top += n;
+        return pl->top - n;
     }
-    for (int i = 0; !rc && i < p->n_steps; i++) {
+    Block *b = &pl->free_[best];
+    const size_t off = b->off;
+    b->off += n, b->n -= n;
+    if (b->n == 0) *b = pl->free_[--pl->n_free];
+    return off;
+}
+
+static void plan_release(Plan *pl, const MilProgram *p, int id) {
+    if (id < 0 || !pl->held[id]) return;  // a value read twice by one step is released once
+    pl->held[id] = 0;
+    pl->free_[pl->n_free++] = (Block){p->arena_off[id], (p->vals[id].numel + 15) & ~(size_t)15};
+}
+
+// Every computed value gets its slice when it is produced and gives it back
+// after its last reader, as the step loop used to malloc and free them; a
+// step's output never shares memory with its operands (they are released
+// after it runs).
+static int arena_plan(MilProgram *p) {
+    Plan pl = {malloc(sizeof(Block) * ((size_t)p->n_vals + 1)), 0, 0, calloc((size_t)p->n_vals, 1)};
+    p->arena_off = calloc((size_t)p->n_vals, sizeof(size_t));
+    if (!pl.free_ || !pl.held || !p->arena_off) goto oom;
+    p->arena_off[p->input] = plan_take(&pl, p->vals[p->input].numel);
+    pl.held[p->input] = 1;
+    for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];
-        MilSlot *vo = &p->vals[s->out];
-        r.buf[s->out] = malloc(sizeof(float) * (vo->numel ? vo->numel : 1));
-        if (!r.buf[s->out]) {
-            rc = err_set("mil:%d:%d: %s '%s': out of memory for %zu elements", s->line, s->col, s->opname, vo->name,
-                         vo->numel);
-            break;
-        }
-        rc = exec_step(&r, s);
-        if (!rc && r.fp16 && vo->type.dtype == MIL_DT_FP16) fp16_round_array(r.buf[s->out], r.buf[s->out], vo->numel);
-        // free every operand this step was the last reader of (and dead results)
+        p->arena_off[s->out] = plan_take(&pl, p->vals[s->out].numel ? p->vals[s->out].numel : 1);
+        pl.held[s->out] = 1;
         int ids[3] = {s->a, s->b, s->c};
         for (int k = 0; k < 3 + s->n_list; k++) {
             int id = k < 3 ? ids[k] : s->list[k - 3];
-            if (id >= 0 && p->vals[id].last_use == i && !p->vals[id].is_io && !p->vals[id].is_const) {
-                free(r.buf[id]);
-                r.buf[id] = NULL;
-            }
+            if (id >= 0 && p->vals[id].last_use == i && !p->vals[id].is_io && !p->vals[id].is_const)
+                plan_release(&pl, p, id);
         }
-        if (vo->last_use == i && !vo->is_io) {
-            free(r.buf[s->out]);
-            r.buf[s->out] = NULL;
-        }
+        if (p->vals[s->out].last_use == i && !p->vals[s->out].is_io) plan_release(&pl, p, s->out);
     }
-    if (!rc) {
-        const MilSlot *vout = &p->vals[p->output];
-        const float *src = data_of(&r, p->output);
-        if (r.fp16 && vout->is_const)
-            fp16_round_array(out, src, vout->numel);
-        else
-            memcpy(out, src, sizeof(float) * vout->numel);
+    p->arena = aligned_alloc(64, (pl.top ? pl.top : 16) * sizeof(float));
+    p->bufs = malloc(sizeof(float *) * (size_t)p->n_vals);
+    if (!p->arena || !p->bufs) goto oom;
+    for (int i = 0; i < p->n_vals; i++) p->bufs[i] = p->vals[i].is_const ? NULL : p->arena + p->arena_off[i];
+    free(pl.free_), free(pl.held);
+    return 0;
+oom:
+    free(pl.free_), free(pl.held);
+    free(p->arena_off), free(p->arena), free(p->bufs);
+    p->arena_off = NULL, p->arena = NULL, p->bufs = NULL;
+    return err_set("mil: out of memory planning the buffers of a program");
+}
+
+int mil_program_eval(MilProgram *p, MilPrecision prec, const float *in, float *out) {
+    if (!p->arena && arena_plan(p) != 0) return -1;
+    Run r = {p, p->bufs, prec == MIL_PREC_FP16};
+    const MilSlot *vin = &p->vals[p->input];
+    if (r.fp16)
+        fp16_round_array(r.buf[p->input], in, vin->numel);
+    else
+        memcpy(r.buf[p->input], in, sizeof(float) * vin->numel);
+    for (int i = 0; i < p->n_steps; i++) {
+        const MilStep *s = &p->steps[i];
+        const MilSlot *vo = &p->vals[s->out];
+        if (exec_step(&r, s) != 0) return -1;
+        if (r.fp16 && vo->type.dtype == MIL_DT_FP16) fp16_round_array(r.buf[s->out], r.buf[s->out], vo->numel);
     }
-    for (int i = 0; i < p->n_vals; i++) free(r.buf[i]);
-    free(r.buf);
-    return rc;
+    const MilSlot *vout = &p->vals[p->output];
+    const float *src = data_of(&r, p->output);
+    if (r.fp16 && vout->is_const)
+        fp16_round_array(out, src, vout->numel);
+    else
+        memcpy(out, src, sizeof(float) * vout->numel);
+    return 0;
 }
 
 int mil_program_run(MilProgram *p, const uint16_t *in, uint16_t *out) {
     MilIoDesc di, dout;
     mil_program_io(p, &di, &dout);
-    float *fi = malloc(sizeof(float) * di.numel), *fo = malloc(sizeof(float) * dout.numel);
-    int rc;
-    if (!fi || !fo) {
-        rc = err_set("mil: out of memory");
-    } else {
-        fp16_to_f32_array(fi, in, di.numel);
-        rc = mil_program_eval(p, MIL_PREC_FP16, fi, fo);
-        if (!rc) fp16_from_f32_array(out, fo, dout.numel);
-    }
-    free(fi);
-    free(fo);
-    return rc;
+    if (!p->io_in) p->io_in = malloc(sizeof(float) * di.numel);
+    if (!p->io_out) p->io_out = malloc(sizeof(float) * dout.numel);
+    if (!p->io_in || !p->io_out) return err_set("mil: out of memory");
+    fp16_to_f32_array(p->io_in, in, di.numel);
+    if (mil_program_eval(p, MIL_PREC_FP16, p->io_in, p->io_out) != 0) return -1;
+    fp16_from_f32_array(out, p->io_out, dout.numel);
+    return 0;
 }
 
 int mil_program_run_f32(MilProgram *p, const float *in, float *out) {

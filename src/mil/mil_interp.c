@@ -745,6 +745,7 @@ void mil_program_free(MilProgram *p) {
         free(p->vals[i].c32);
     }
     for (int i = 0; i < p->n_steps; i++) free(p->steps[i].list);
+    free(p->arena_off), free(p->arena), free(p->bufs), free(p->io_in), free(p->io_out);
     free(p->vals);
     free(p->steps);
     mil_graph_free(&p->graph);

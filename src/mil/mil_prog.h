@@ -54,4 +54,11 @@ struct MilProgram {
     MilStep *steps;
     int n_steps, cap_steps;
     int input, output;
+    // Buffers of one evaluation, planned once from the values' lifetimes
+    // (mil_exec.c) and kept: no allocation per evaluation, so a program runs
+    // one evaluation at a time, as a request does on the device.
+    size_t *arena_off;     // (n_vals) offset of each computed value in arena, in floats
+    float *arena;
+    float **bufs;          // (n_vals) arena + arena_off, NULL for constants
+    float *io_in, *io_out; // fp32 copies of the fp16 surfaces (mil_program_run)
 };

@@ -219,15 +219,39 @@ void optim_adamw(Params *p, const float *g, float *m, float *v, const TrainState
     adam_pass(p, g, m, v, st, lr, grad_mul, 0, b);
 }
 
-void optim_bounds(const Params *p, const float *m, const float *v, OptimBounds *b) {
-    b->w = b->m = b->v = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        const float w = fabsf(p->data[i]), mi = m ? fabsf(m[i]) : 0, vi = v ? v[i] : 0;
-        // a NaN makes the bound inf: "not provably safe"
-        b->w = isnan(w) ? INFINITY : fmaxf(b->w, w);
-        b->m = isnan(mi) ? INFINITY : fmaxf(b->m, mi);
-        b->v = isnan(vi) ? INFINITY : fmaxf(b->v, vi);
+// max |x| over n floats, or inf when one is NaN ("not provably safe");
+// written so the compiler vectorizes it (a select, and an or of compares).
+static float max_abs(const float *x, size_t n) {
+    float mx = 0.0f;
+    int nan = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float a = fabsf(x[i]);
+        mx = a > mx ? a : mx;
+        nan |= a != a;
     }
+    return nan ? INFINITY : mx;
+}
+
+typedef struct {
+    const float *x[3];
+    size_t n;
+    float part[3][THREADS_MAX];
+} BoundsJob;
+
+static void bounds_run(void *ctx, int tid, int nt) {
+    BoundsJob *j = ctx;
+    size_t b, e;
+    threads_range(j->n, tid, nt, 4096, &b, &e);
+    for (int k = 0; k < 3; k++) j->part[k][tid] = j->x[k] ? max_abs(j->x[k] + b, e - b) : 0.0f;
+}
+
+void optim_bounds(const Params *p, const float *m, const float *v, OptimBounds *b) {
+    BoundsJob j = {.x = {p->data, m, v}, .n = p->n};
+    const int nt = threads_run_n(bounds_run, &j, p->n < (1u << 20) ? 1 : THREADS_MAX);
+    float r[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < nt; i++) span_scalar(&r[k], j.part[k][i]);
+    b->w = r[0], b->m = r[1], b->v = r[2];
 }
 
 // The worst case of every element of the update from the bounds alone, in
