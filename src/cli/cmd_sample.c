@@ -14,21 +14,25 @@
 #include "cli/commands.h"
 #include "core/err.h"
 #include "core/timer.h"
-#include "data/tokenizer.h"
+#include "data/texttok.h"
 #include "infer/textgen.h"
 #include "model/model_file.h"
 
-// The tokenizer must be a valid tokenizer.bin with exactly the model's vocab:
-// run.c would silently read a prefix of a larger one (another model's
-// tokenizer) and print garbage.
-static int check_pair(const char *model_path, const char *tok_path) {
-    Config cfg;
+// A tokenizer.bin must have exactly the model's vocab: run.c would silently
+// read a prefix of a larger one (another model's tokenizer) and print garbage.
+// A Hugging Face tokenizer's ids must fit the model's (padded) vocab.
+static int check_pair(const char *model_path, const char *tok_path, const Config *cfg, const TextTok *tok) {
+    if (tok->kind == TEXTTOK_HF) {
+        if (tok->vocab_size > cfg->vocab)
+            return err_set("%s: has ids up to %d, but the vocab of %s is %d (a tokenizer for a different model?)",
+                           tok_path, tok->vocab_size - 1, model_path, cfg->vocab);
+        return 0;
+    }
     int entries = 0;
-    if (model_peek_config(model_path, &cfg) != 0) return -1;
     if (tokenizer_file_count(tok_path, &entries) != 0) return -1;
-    if (entries != cfg.vocab)
-        return err_set("%s: expected %d tokens (the vocab of %s), found %d%s", tok_path, cfg.vocab, model_path,
-                       entries, entries > cfg.vocab ? " (a tokenizer for a different model?)" : "");
+    if (entries != cfg->vocab)
+        return err_set("%s: expected %d tokens (the vocab of %s), found %d%s", tok_path, cfg->vocab, model_path,
+                       entries, entries > cfg->vocab ? " (a tokenizer for a different model?)" : "");
     return 0;
 }
 
@@ -45,8 +49,9 @@ int cmd_sample(int argc, char **argv) {
     int steps = 256;
     Flag flags[] = {
         {"--model", "-m", FLAG_STR, &model_path, "model: llama2.c .bin, anetrain checkpoint, or Hugging Face dir/.safetensors"},
-        {"--tokenizer", "-z", FLAG_STR, &tok_path, "llama2.c tokenizer.bin (its vocab size comes from the model)"},
-        {"--prompt", "-i", FLAG_STR, &prompt, "text to start from (encoded with BOS)"},
+        {"--tokenizer", "-z", FLAG_STR, &tok_path, "llama2.c tokenizer.bin (its vocab size comes from the model), or a "
+                                                    "Hugging Face tokenizer (Qwen3): directory, tokenizer.json, ..."},
+        {"--prompt", "-i", FLAG_STR, &prompt, "text to start from (encoded after BOS, or <|endoftext|> for Qwen)"},
         {"--temperature", "-t", FLAG_FLOAT, &temperature, "0 = greedy argmax"},
         {"--topp", "-p", FLAG_FLOAT, &topp, "nucleus sampling mass; 1 = plain multinomial"},
         {"--seed", "-s", FLAG_LONG, &seed, "RNG seed, run.c's xorshift (0 = from the clock, printed)"},
@@ -54,8 +59,9 @@ int cmd_sample(int argc, char **argv) {
         {0},
     };
     int rc = args_parse(argc, argv, flags, "sample --model FILE --tokenizer FILE [flags]",
-                        "Generates text from a model with a KV cache, as llama2.c's run does: the prompt (with\n"
-                        "BOS) is fed first, then tokens are sampled until --steps positions or a BOS token.",
+                        "Generates text from a model with a KV cache, as llama2.c's run does: the prompt (after\n"
+                        "BOS, or <|endoftext|> for a Hugging Face tokenizer) is fed first, then tokens are sampled\n"
+                        "until --steps positions or that token.",
                         NULL, 0, NULL);
     if (rc > 0) return 0;
     if (rc < 0) return 2;
@@ -77,15 +83,17 @@ int cmd_sample(int argc, char **argv) {
     }
 
     Params p;
-    Tokenizer tok;
+    Config cfg;
+    TextTok tok;
     int ok = 0, have_p = 0, have_tok = 0;
     // the tokenizer is checked against the model's header before the weights
     // are read: a wrong pair fails in milliseconds, not after loading 2 GB
-    if (check_pair(model_path, tok_path) != 0) goto done;
+    if (model_peek_config(model_path, &cfg) != 0) goto done;
+    if (texttok_open(&tok, tok_path, cfg.vocab) != 0) goto done;
+    have_tok = 1;
+    if (check_pair(model_path, tok_path, &cfg, &tok) != 0) goto done;
     if (model_load(&p, model_path) != 0) goto done;
     have_p = 1;
-    if (tokenizer_init(&tok, tok_path, p.cfg.vocab) != 0) goto done;
-    have_tok = 1;
     if (seed == 0 && temperature != 0.0f) {
         seed = (long long)time(NULL);
         fprintf(stderr, "seed: %lld\n", seed);
@@ -105,7 +113,7 @@ int cmd_sample(int argc, char **argv) {
 
 done:
     if (!ok) fprintf(stderr, "anetrain sample: %s\n", err_msg());
-    if (have_tok) tokenizer_free(&tok);
+    if (have_tok) texttok_free(&tok);
     if (have_p) params_free(&p);
     return ok ? 0 : 1;
 }

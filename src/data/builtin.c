@@ -9,7 +9,7 @@
 #include "data/corpus.h"
 #include "data/dataset.h"
 #include "data/docs.h"
-#include "data/tokenizer.h"
+#include "data/texttok.h"
 
 int builtin_prepare(const char *dir, char *data_path, size_t n) {
     char tok_path[600];
@@ -25,8 +25,8 @@ int builtin_prepare(const char *dir, char *data_path, size_t n) {
         err_clear();
     }
     if (corpus_write_tokenizer(tok_path) != 0) return -1;
-    Tokenizer tk;
-    if (tokenizer_init(&tk, tok_path, BUILTIN_VOCAB) != 0) return -1;
+    TextTok tk;
+    if (texttok_open(&tk, tok_path, BUILTIN_VOCAB) != 0) return -1;
     char *text = NULL;
     size_t len = 0, docs = 0;
     TokenIds ids = {0};
@@ -37,6 +37,6 @@ int builtin_prepare(const char *dir, char *data_path, size_t n) {
 done:
     free(text);
     token_ids_free(&ids);
-    tokenizer_free(&tk);
+    texttok_free(&tk);
     return rc;
 }

@@ -7,16 +7,16 @@
 #include "core/io.h"
 #include "data/corpus.h"
 
-static int ids_push(TokenIds *v, const int *x, int n) {
-    if (v->n + (size_t)n > v->cap) {
+static int ids_push(TokenIds *v, const int *x, size_t n) {
+    if (v->n + n > v->cap) {
         size_t c = v->cap ? v->cap : (size_t)1 << 20;
-        while (c < v->n + (size_t)n) c *= 2;
+        while (c < v->n + n) c *= 2;
         uint32_t *p = realloc(v->ids, c * sizeof *p);
         if (!p) return err_set("out of memory for %zu tokens", c);
         v->ids = p;
         v->cap = c;
     }
-    for (int i = 0; i < n; i++) v->ids[v->n++] = (uint32_t)x[i];
+    for (size_t i = 0; i < n; i++) v->ids[v->n++] = (uint32_t)x[i];
     return 0;
 }
 
@@ -43,39 +43,37 @@ static DocSplit detect_split(const char *t, size_t n) {
 }
 
 typedef struct {
-    const Tokenizer *tok;
+    TextTok *tok;
     TokenIds *out;
-    char *buf;       // NUL-terminated copy of the current document
-    int *ids;        // its ids
-    size_t cap;      // bytes buf can hold
     size_t docs;
 } Encoder;
 
-// Strips t[a..z) (Python str.strip) and encodes it with BOS; empty documents are skipped.
+// Strips t[a..z) (Python str.strip) and encodes it after the separator; empty
+// documents are skipped.
 static int encode_doc(Encoder *e, const char *t, size_t a, size_t z) {
     while (a < z && strchr(" \t\n\r\f\v", t[a])) a++;
     while (z > a && strchr(" \t\n\r\f\v", t[z - 1])) z--;
     if (z == a) return 0;
-    size_t n = z - a;
-    if (n + 1 > e->cap) {
-        size_t c = 2 * (n + 1);
-        char *b = realloc(e->buf, c);
-        int *ids = b ? realloc(e->ids, sizeof(int) * (c + 3)) : NULL;
-        if (b) e->buf = b;
-        if (ids) e->ids = ids;
-        if (!b || !ids) return err_set("out of memory for a %zu-byte document", n);
-        e->cap = c;
-    }
-    memcpy(e->buf, t + a, n);
-    e->buf[n] = '\0';
-    int k = 0;
-    if (tokenizer_encode(e->tok, e->buf, 1, 0, e->ids, &k) != 0) return -1;
+    int *ids;
+    size_t k;
+    if (texttok_encode(e->tok, t + a, z - a, 1, &ids, &k) != 0) return -1;
     e->docs++;
-    return ids_push(e->out, e->ids, k);
+    int rc = ids_push(e->out, ids, k);
+    free(ids);
+    return rc;
 }
 
-int docs_tokenize(const Tokenizer *tok, const char *t, size_t n, DocSplit split, TokenIds *out, size_t *docs) {
-    Encoder e = {tok, out, NULL, NULL, 0, 0};
+int docs_tokenize_raw(TextTok *tok, const char *t, size_t n, TokenIds *out) {
+    int *ids;
+    size_t k;
+    if (texttok_encode(tok, t, n, 0, &ids, &k) != 0) return -1;
+    int rc = ids_push(out, ids, k);
+    free(ids);
+    return rc;
+}
+
+int docs_tokenize(TextTok *tok, const char *t, size_t n, DocSplit split, TokenIds *out, size_t *docs) {
+    Encoder e = {tok, out, 0};
     if (split == DOCS_AUTO) split = detect_split(t, n);
     int rc = 0;
     size_t doc = 0;  // start of the current document
@@ -90,8 +88,6 @@ int docs_tokenize(const Tokenizer *tok, const char *t, size_t n, DocSplit split,
         i = e_ + 1;
     }
     if (rc == 0 && doc < n) rc = encode_doc(&e, t, doc, n);
-    free(e.buf);
-    free(e.ids);
     if (docs) *docs = e.docs;
     return rc;
 }

@@ -64,8 +64,8 @@ static int check_file(const MappedFile *m, const char *path) {
     const char *hf = hf_tokenizer_kind(m->data, m->size);
     if (hf)
         return err_set("%s: expected a llama2.c tokenizer.bin, found a Hugging Face tokenizer file (tokenizer.json / "
-                       "vocab.json / merges.txt; %s): anetrain reads llama2.c tokenizer.bin files (Hugging Face "
-                       "byte-level BPE tokenizers are planned)", path, hf);
+                       "vocab.json / merges.txt; %s): read it as a Hugging Face tokenizer (data/texttok.h; anetrain "
+                       "tokenize and sample detect both kinds)", path, hf);
     if (m->size < 4)
         return err_set("%s: expected a llama2.c tokenizer (4-byte max_token_length header), found a %zu-byte file",
                        path, m->size);

@@ -43,8 +43,9 @@ typedef struct {
 // The file must also look like a tokenizer.bin: at most IO_TEXT_MAX (64 MiB),
 // max_token_length >= 1 and no piece longer, ids 3..258 exactly "<0x00>".."<0xFF>"
 // (so a file of zeros or a model file is refused), and a Hugging Face file
-// (tokenizer.json, vocab.json, merges.txt; recognised by content) is named as
-// such: anetrain reads llama2.c tokenizer.bin only (HF byte-level BPE is planned).
+// (tokenizer.json, vocab.json, merges.txt; recognised by content) is named
+// as such: those are read by data/hf_tokenizer.h, and data/texttok.h picks the
+// right reader for a --tokenizer argument.
 int tokenizer_init(Tokenizer *t, const char *path, int vocab_size);
 // Validates the whole file as tokenizer_init does and counts its entries (the
 // format does not store the count).

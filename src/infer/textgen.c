@@ -1,6 +1,7 @@
 // textgen: see textgen.h.
 #include "infer/textgen.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,39 +9,50 @@
 #include "infer/generate.h"
 #include "infer/sampler.h"
 
-// The prompt's tokens (with BOS); at least one.
-static int *encode_prompt(const Tokenizer *tok, const char *prompt, int *n) {
-    int *ids = malloc(sizeof(int) * (strlen(prompt) + 3));
-    if (!ids) {
-        err_set("out of memory for the prompt");
-        return NULL;
-    }
-    if (tokenizer_encode(tok, prompt, 1, 0, ids, n) != 0) {
+// The prompt's tokens (after the separator); at least one.
+static int *encode_prompt(TextTok *tok, const char *prompt, int *n) {
+    int *ids;
+    size_t k;
+    if (texttok_encode(tok, prompt, strlen(prompt), 1, &ids, &k) != 0) return NULL;
+    if (k == 0 || k > (size_t)1 << 30) {
         free(ids);
+        err_set("the prompt encodes to %zu tokens", k);
         return NULL;
     }
+    *n = (int)k;
     return ids;
 }
 
-static int run(Generator *g, Sampler *s, const Tokenizer *tok, const int *ptoks, int n_ptoks, int steps,
-               TextGenEmit emit, void *ctx, int *positions) {
+// logits with every id outside the allowed set at -inf (allowed NULL: logits as they are)
+static const float *restrict_logits(const float *logits, float *scratch, const unsigned char *allowed, int n) {
+    if (!allowed) return logits;
+    for (int i = 0; i < n; i++) scratch[i] = allowed[i] ? logits[i] : -INFINITY;
+    return scratch;
+}
+
+static int run(Generator *g, Sampler *s, TextTok *tok, const int *ptoks, int n_ptoks, int steps,
+               const unsigned char *allowed, float *scratch, TextGenEmit emit, void *ctx, int *positions) {
     int token = ptoks[0], pos = 0;
+    TextDecoder dec;
+    texttok_decoder_init(&dec, tok, token);
     while (pos < steps) {
         const float *logits = gen_step(g, token, pos);
         if (!logits) return -1;
         // while inside the prompt the next token is forced, afterwards sampled
-        int next = pos < n_ptoks - 1 ? ptoks[pos + 1] : sampler_sample(s, logits);
+        int next = pos < n_ptoks - 1 ? ptoks[pos + 1] : sampler_sample(s, restrict_logits(logits, scratch, allowed, s->vocab));
         pos++;
-        if (next == TOK_BOS) break;  // BOS delimits sequences: the story is over
-        const char *piece = tokenizer_decode(tok, token, next);
-        if (tokenizer_piece_printable(piece)) emit(ctx, piece);
+        if (next == tok->sep_id) break;  // the separator delimits documents: the story is over
+        const char *piece = texttok_decode(&dec, next);
+        if (piece[0]) emit(ctx, piece);
         token = next;
     }
+    const char *rest = texttok_decoder_flush(&dec);
+    if (rest[0]) emit(ctx, rest);
     if (positions) *positions = pos;
     return 0;
 }
 
-int infer_generate(const Params *p, const Tokenizer *tok, const TextGenOptions *o, TextGenEmit emit, void *ctx,
+int infer_generate(const Params *p, TextTok *tok, const TextGenOptions *o, TextGenEmit emit, void *ctx,
                    int *positions) {
     int steps = o->max_tokens;
     if (steps <= 0 || steps > p->cfg.seq_len) steps = p->cfg.seq_len;
@@ -51,10 +63,19 @@ int infer_generate(const Params *p, const Tokenizer *tok, const TextGenOptions *
     Sampler s;
     int rc = -1;
     if (gen_init(&g, p, steps) == 0) {
-        if (sampler_init(&s, p->cfg.vocab, o->temperature, o->topp, o->seed) == 0) {
-            rc = run(&g, &s, tok, ptoks, n_ptoks, steps, emit, ctx, positions);
+        // a padded vocab (Qwen3: 151936 rows, 151669 tokens) samples only real ids
+        int n_ids = tok->vocab_size < p->cfg.vocab ? tok->vocab_size : p->cfg.vocab;
+        unsigned char *allowed = o->ids ? calloc((size_t)n_ids, 1) : NULL;
+        float *scratch = o->ids ? malloc(sizeof(float) * (size_t)n_ids) : NULL;
+        for (int i = 0; allowed && i < o->n_ids; i++)
+            if (o->ids[i] >= 0 && o->ids[i] < n_ids) allowed[o->ids[i]] = 1;
+        if (o->ids && (!allowed || !scratch)) err_set("out of memory for the sampler's id set");
+        else if (sampler_init(&s, n_ids, o->temperature, o->topp, o->seed) == 0) {
+            rc = run(&g, &s, tok, ptoks, n_ptoks, steps, allowed, scratch, emit, ctx, positions);
             sampler_free(&s);
         }
+        free(allowed);
+        free(scratch);
         gen_free(&g);
     }
     free(ptoks);
@@ -75,7 +96,7 @@ static void append(void *ctx, const char *piece) {
     b->out[b->len] = 0;
 }
 
-int infer_generate_text(const Params *p, const Tokenizer *tok, const TextGenOptions *o, char *out, size_t cap) {
+int infer_generate_text(const Params *p, TextTok *tok, const TextGenOptions *o, char *out, size_t cap) {
     if (cap == 0) return err_set("infer_generate_text: no room for the text");
     TextBuf b = {out, 0, cap};
     out[0] = 0;

@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/timer.h"
+#include "data/builtin.h"
 #include "infer/textgen.h"
 #include "train/train_internal.h"
 
@@ -17,19 +18,22 @@ int train_sample_init(Trainer *t) {
     const TrainOptions *o = &t->o;
     char builtin[700];
     const char *path = o->tokenizer;
-    if (!path && !o->data) {  // the built-in corpus writes its tokenizer beside its data
+    // the built-in corpus writes its tokenizer beside its data; it fits a
+    // model of the built-in vocab only (a bigger model trained on it has no
+    // tokenizer that can decode every id it may sample)
+    if (!path && !o->data && t->p.cfg.vocab == BUILTIN_VOCAB) {
         snprintf(builtin, sizeof builtin, "%s/tokenizer.bin", o->out_dir);
         path = builtin;
     }
     if (!path && o->sample_every <= 0) return 0;  // SIGUSR1 then says it cannot sample
-    if (!path) return err_set("--sample-every needs --tokenizer (the tokenizer of --data)");
-    if (tokenizer_init(&t->sample_tok, path, t->p.cfg.vocab) != 0) return err_wrap("--tokenizer");
+    if (!path) return err_set("--sample-every needs --tokenizer (one with the model's %d ids)", t->p.cfg.vocab);
+    if (texttok_open(&t->sample_tok, path, t->p.cfg.vocab) != 0) return err_wrap("--tokenizer");
     t->have_sample_tok = 1;
     return 0;
 }
 
 void train_sample_free(Trainer *t) {
-    if (t->have_sample_tok) tokenizer_free(&t->sample_tok);
+    if (t->have_sample_tok) texttok_free(&t->sample_tok);
     t->have_sample_tok = 0;
 }
 
@@ -41,7 +45,8 @@ int train_sample(Trainer *t) {
     const double t0 = time_ms();
     // seeded by the run's seed and the update: the same run samples the same text
     TextGenOptions go = {.prompt = t->o.sample_prompt, .max_tokens = SAMPLE_TOKENS, .temperature = 0.8f,
-                         .topp = 0.9f, .seed = t->st.seed * 1000003u + (uint64_t)t->st.step + 1};
+                         .topp = 0.9f, .seed = t->st.seed * 1000003u + (uint64_t)t->st.step + 1,
+                         .ids = t->vocab_rows, .n_ids = t->n_vocab_rows};  // --compact-vocab: the trained rows
     char text[4096];
     if (infer_generate_text(&t->p, &t->sample_tok, &go, text, sizeof text) != 0) return err_wrap("sampling");
     metrics_sample(&t->mt, t->st.step, t->o.sample_prompt ? t->o.sample_prompt : "", text);
