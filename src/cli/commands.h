@@ -9,3 +9,5 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_mil(int argc, char **argv);
+int cmd_dash(int argc, char **argv);
+int cmd_plot(int argc, char **argv);

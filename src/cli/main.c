@@ -21,6 +21,8 @@ static const Command COMMANDS[] = {
     {"eval", cmd_eval, "mean loss and perplexity of a model over a token file"},
     {"export", cmd_export, "write a model or checkpoint as llama2.c .bin or Hugging Face safetensors"},
     {"tokenize", cmd_tokenize, "turn text files into a token file"},
+    {"dash", cmd_dash, "live training dashboard: follow a --log, or run the trainer (dash -- train ...)"},
+    {"plot", cmd_plot, "draw one or more runs' logs as an SVG (loss, lr, ms/update, phases)"},
 };
 
 static void usage(FILE *f) {

@@ -61,6 +61,8 @@ typedef struct {
 extern const CFArrayCallBacks kCFTypeArrayCallBacks;
 CFArrayRef CFArrayCreate(CFAllocatorRef allocator, const void **values, CFIndex numValues,
                          const CFArrayCallBacks *callBacks);
+CFIndex CFArrayGetCount(CFArrayRef theArray);
+const void *CFArrayGetValueAtIndex(CFArrayRef theArray, CFIndex idx);
 
 // CFDictionary.h
 typedef const struct __CFDictionary *CFDictionaryRef;
@@ -89,6 +91,11 @@ extern const CFDictionaryValueCallBacks kCFTypeDictionaryValueCallBacks;
 CFDictionaryRef CFDictionaryCreate(CFAllocatorRef allocator, const void **keys, const void **values,
                                    CFIndex numValues, const CFDictionaryKeyCallBacks *keyCallBacks,
                                    const CFDictionaryValueCallBacks *valueCallBacks);
+typedef struct __CFDictionary *CFMutableDictionaryRef;
+CFMutableDictionaryRef CFDictionaryCreateMutableCopy(CFAllocatorRef allocator, CFIndex capacity,
+                                                     CFDictionaryRef theDict);
+CFIndex CFDictionaryGetCount(CFDictionaryRef theDict);
+const void *CFDictionaryGetValue(CFDictionaryRef theDict, const void *key);
 
 // CFError.h
 typedef struct __CFError *CFErrorRef;
