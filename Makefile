@@ -8,6 +8,13 @@
 #          -lblas with cblas.h (netlib or OpenBLAS behind Debian's
 #          alternatives), then the in-tree GEMM; Accelerate on macOS.
 #   cJSON: pkg-config libcjson, then -lcjson; else built without it.
+#   PCRE2, utf8proc (Hugging Face tokenizers: split regex, NFC): pkg-config
+#          libpcre2-8 / libutf8proc, then -lpcre2-8 / -lutf8proc; else without.
+#   ncursesw (anetrain dash): pkg-config ncursesw, then -lncursesw, then
+#          -lncurses (macOS's system ncurses is wide); each must link the
+#          wide-character calls. Else dash says how to get it.
+#   MPI (train over several processes, src/train/dist_mpi.c): pkg-config
+#          ompi-c, then mpicc --showme's flags; else the single-process dist.
 # The probe reruns when this Makefile, the compiler or /etc/ld.so.cache (which
 # ldconfig rewrites whenever a library package is installed or removed)
 # changes; `make reconfigure` forces it.
@@ -47,7 +54,7 @@ PROBE := $(BUILD)/probe.mk
 PROBE_KEY := $(CC) $(CFLAGS) $(LDFLAGS)
 # No probe when both are given, or when the goals need no configuration (the
 # fuzz targets of a normal build only call make again with their own BUILD).
-ifneq ($(and $(BLAS),$(CJSON)),)
+ifneq ($(and $(BLAS),$(CJSON),$(PCRE2),$(UTF8PROC),$(NCURSES),$(MPI)),)
   NO_PROBE := 1
 endif
 NO_PROBE_GOALS := clean help $(if $(filter fuzz,$(SAN)),,fuzz fuzz-build fuzz-seeds)
@@ -84,6 +91,18 @@ printf '%s\n' '#include <cblas.h>' 'void openblas_set_num_threads(int);' \
 printf '%s\n' '#include <cjson/cJSON.h>' \
   'int main(void) { cJSON *j = cJSON_Parse("{}"); int ok = j != 0; cJSON_Delete(j); return !ok; }' \
   > "$$dir/cjson.c"
+printf '%s\n' '#define PCRE2_CODE_UNIT_WIDTH 8' '#include <pcre2.h>' \
+  'int main(void) { int e; PCRE2_SIZE o; pcre2_code *r = pcre2_compile((PCRE2_SPTR)"a", 1, PCRE2_UTF | PCRE2_UCP, &e, &o, 0);' \
+  '    int ok = r != 0; pcre2_code_free(r); return !ok; }' > "$$dir/pcre2.c"
+printf '%s\n' '#include <stdlib.h>' '#include <utf8proc.h>' \
+  'int main(void) { utf8proc_uint8_t *o = utf8proc_NFC((const utf8proc_uint8_t *)"e"); int ok = o != 0; free(o); return !ok; }' \
+  > "$$dir/utf8proc.c"
+printf '%s\n' '#define _XOPEN_SOURCE_EXTENDED 1' '#include <curses.h>' \
+  'int main(void) { cchar_t c; wchar_t w[2] = {120, 0}; int (*add)(WINDOW *, const cchar_t *) = wadd_wch;' \
+  '    return setcchar(&c, w, 0, 0, 0) != OK || !add; }' > "$$dir/ncurses.c"
+printf '%s\n' '#include <mpi.h>' \
+  'int main(void) { int f = 0; MPI_Initialized(&f); return MPI_Allreduce(MPI_IN_PLACE, &f, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD) != 0; }' \
+  > "$$dir/mpi.c"
 links() {
   src=$$1; shift
   echo "--- $$CC $$CFLAGS $$LDFLAGS $$dir/$$src.c $$*" >> "$$log"
@@ -131,6 +150,39 @@ if [ $$cjson = none ]; then
   if links cjson $$clb; then cjson=yes; cwhy="$$cwhy; -lcjson links"
   else cwhy="$$cwhy; -lcjson does not link: built without cJSON"; fi
 fi
+# PCRE2 and utf8proc: the same two steps as cJSON (pkg-config, then the plain -l)
+lib() {  # lib NAME PKG LIB: sets lcf, llb, lok, lwhy
+  lok=none; lcf=""; llb=""; lwhy=""
+  if pc --exists $$2; then
+    lcf=$$(echo $$(pc --cflags $$2)); llb=$$(echo $$(pc --libs $$2))
+    if links $$1 $$lcf $$llb; then lok=yes; lwhy="pkg-config $$2 ($$llb) links"; return; fi
+    lwhy="pkg-config $$2 does not link"
+  else lwhy="no pkg-config $$2"; fi
+  lcf=""; llb=-l$$3
+  if links $$1 $$llb; then lok=yes; lwhy="$$lwhy; $$llb links"
+  else lwhy="$$lwhy; $$llb does not link: built without it"; fi
+}
+lib pcre2 libpcre2-8 pcre2-8; pcre2=$$lok; pcf=$$lcf; plb=$$llb; pwhy=$$lwhy
+lib utf8proc libutf8proc utf8proc; u8p=$$lok; ucf=$$lcf; ulb=$$llb; uwhy=$$lwhy
+lib ncurses ncursesw ncursesw; ncw=$$lok; ncf=$$lcf; nlb=$$llb; nwhy=$$lwhy
+if [ $$ncw = none ]; then
+  if links ncurses -lncurses; then ncw=yes; ncf=""; nlb=-lncurses; nwhy="$$nwhy; -lncurses links (wide)"
+  else nwhy="$$nwhy; -lncurses does not link wide: dash is built without a terminal"; fi
+fi
+# MPI: pkg-config ompi-c (Debian's OpenMPI), then what the mpicc wrapper would add
+mpi=none; mcf=""; mlb=""
+if pc --exists ompi-c; then
+  mcf=$$(echo $$(pc --cflags ompi-c)); mlb=$$(echo $$(pc --libs ompi-c))
+  if links mpi $$mcf $$mlb; then mpi=yes; mwhy="pkg-config ompi-c ($$mlb) links"
+  else mwhy="pkg-config ompi-c does not link"; fi
+else mwhy="no pkg-config ompi-c"; fi
+if [ $$mpi = none ]; then
+  if command -v mpicc > /dev/null 2>&1; then
+    mcf=$$(echo $$(mpicc --showme:compile 2> /dev/null)); mlb=$$(echo $$(mpicc --showme:link 2> /dev/null))
+    if [ -n "$$mlb" ] && links mpi $$mcf $$mlb; then mpi=yes; mwhy="$$mwhy; mpicc --showme ($$mlb) links"
+    else mwhy="$$mwhy; mpicc --showme's flags do not link: built without MPI"; fi
+  else mwhy="$$mwhy; no mpicc: built without MPI"; fi
+fi
 {
   echo "# Written by make: what links with the key below. Delete it (or make reconfigure) to probe again."
   echo "PROBED_KEY := $$(echo $$CC $$CFLAGS $$LDFLAGS)"
@@ -141,6 +193,14 @@ fi
   echo "PROBED_CJSON := $$cjson"
   echo "PROBED_CJSON_WHY := $$cwhy"
   if [ $$cjson = yes ]; then echo "CJSON_CFLAGS := $$ccf"; echo "CJSON_LIBS := $$clb"; fi
+  echo "PROBED_PCRE2 := $$pcre2"; echo "PROBED_PCRE2_WHY := $$pwhy"
+  if [ $$pcre2 = yes ]; then echo "PCRE2_CFLAGS := $$pcf"; echo "PCRE2_LIBS := $$plb"; fi
+  echo "PROBED_UTF8PROC := $$u8p"; echo "PROBED_UTF8PROC_WHY := $$uwhy"
+  if [ $$u8p = yes ]; then echo "UTF8PROC_CFLAGS := $$ucf"; echo "UTF8PROC_LIBS := $$ulb"; fi
+  echo "PROBED_NCURSES := $$ncw"; echo "PROBED_NCURSES_WHY := $$nwhy"
+  if [ $$ncw = yes ]; then echo "NCURSES_CFLAGS := $$ncf"; echo "NCURSES_LIBS := $$nlb"; fi
+  echo "PROBED_MPI := $$mpi"; echo "PROBED_MPI_WHY := $$mwhy"
+  if [ $$mpi = yes ]; then echo "MPI_CFLAGS := $$mcf"; echo "MPI_LIBS := $$mlb"; fi
 } > "$$out"
 rm -f "$$dir/a.out"
 endef
@@ -154,7 +214,7 @@ ifneq ($(NO_PROBE),1)
 endif
 $(PROBE): Makefile $(wildcard /etc/ld.so.cache)
 	@mkdir -p $(BUILD)/probe
-	@echo "probing for OpenBLAS, the system BLAS and cJSON (log: $(BUILD)/probe/probe.log)"
+	@echo "probing for OpenBLAS, the system BLAS, cJSON, PCRE2, utf8proc, ncursesw and MPI (log: $(BUILD)/probe/probe.log)"
 	@CC='$(CC)' CFLAGS='$(CFLAGS)' LDFLAGS='$(LDFLAGS)' sh -c "$$PROBE_SH" probe $(BUILD)/probe $@.tmp
 	@mv $@.tmp $@
 
@@ -207,6 +267,89 @@ else ifneq ($(CJSON),none)
   $(error CJSON=$(CJSON): expected yes or none)
 endif
 
+# --- PCRE2 and utf8proc (Hugging Face tokenizers: the split regex, NFC) -----------
+# PCRE2=none / UTF8PROC=none build without them (HF tokenizers then give a
+# clear error naming the package).
+ifeq ($(PCRE2),)
+  PCRE2 := $(or $(PROBED_PCRE2),none)
+  PCRE2_AUTO := 1
+  PCRE2_WHY := auto: $(PROBED_PCRE2_WHY)
+else
+  PCRE2_WHY := set by the $(origin PCRE2)
+endif
+ifeq ($(PCRE2),yes)
+  ifndef PCRE2_LIBS
+    PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+    PCRE2_LIBS := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
+  endif
+  XCFLAGS += -DUSE_PCRE2 $(PCRE2_CFLAGS)
+  XLDLIBS := $(PCRE2_LIBS) $(XLDLIBS)
+else ifneq ($(PCRE2),none)
+  $(error PCRE2=$(PCRE2): expected yes or none)
+endif
+ifeq ($(UTF8PROC),)
+  UTF8PROC := $(or $(PROBED_UTF8PROC),none)
+  UTF8PROC_AUTO := 1
+  UTF8PROC_WHY := auto: $(PROBED_UTF8PROC_WHY)
+else
+  UTF8PROC_WHY := set by the $(origin UTF8PROC)
+endif
+ifeq ($(UTF8PROC),yes)
+  ifndef UTF8PROC_LIBS
+    UTF8PROC_CFLAGS := $(shell pkg-config --cflags libutf8proc 2>/dev/null)
+    UTF8PROC_LIBS := $(or $(shell pkg-config --libs libutf8proc 2>/dev/null),-lutf8proc)
+  endif
+  XCFLAGS += -DUSE_UTF8PROC $(UTF8PROC_CFLAGS)
+  XLDLIBS := $(UTF8PROC_LIBS) $(XLDLIBS)
+else ifneq ($(UTF8PROC),none)
+  $(error UTF8PROC=$(UTF8PROC): expected yes or none)
+endif
+
+# --- ncursesw (anetrain dash's terminal) --------------------------------------------
+# NCURSES=none builds without it (`anetrain dash` then says how to get it).
+# Its flags (Debian's pkg-config adds -D_XOPEN_SOURCE=600) apply to the one
+# file that includes curses.h.
+ifeq ($(NCURSES),)
+  NCURSES := $(or $(PROBED_NCURSES),none)
+  NCURSES_AUTO := 1
+  NCURSES_WHY := auto: $(PROBED_NCURSES_WHY)
+else
+  NCURSES_WHY := set by the $(origin NCURSES)
+endif
+ifeq ($(NCURSES),yes)
+  ifndef NCURSES_LIBS
+    NCURSES_CFLAGS := $(shell pkg-config --cflags ncursesw 2>/dev/null)
+    NCURSES_LIBS := $(or $(shell pkg-config --libs ncursesw 2>/dev/null),-lncursesw)
+  endif
+  XCFLAGS += -DUSE_NCURSES
+  XLDLIBS := $(NCURSES_LIBS) $(XLDLIBS)
+$(BUILD)/src/dash/tui.o: XCFLAGS += $(NCURSES_CFLAGS)
+else ifneq ($(NCURSES),none)
+  $(error NCURSES=$(NCURSES): expected yes or none)
+endif
+
+# --- MPI (anetrain train over several processes: src/train/dist_mpi.c) ------------
+# MPI=none builds the single-process dist (src/train/dist_single.c). Its
+# include flags apply to the one file that includes mpi.h.
+ifeq ($(MPI),)
+  MPI := $(or $(PROBED_MPI),none)
+  MPI_AUTO := 1
+  MPI_WHY := auto: $(PROBED_MPI_WHY)
+else
+  MPI_WHY := set by the $(origin MPI)
+endif
+ifeq ($(MPI),yes)
+  ifndef MPI_LIBS
+    MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+    MPI_LIBS := $(or $(shell pkg-config --libs ompi-c 2>/dev/null),-lmpi)
+  endif
+  XCFLAGS += -DUSE_MPI
+  XLDLIBS := $(MPI_LIBS) $(XLDLIBS)
+$(BUILD)/src/train/dist_mpi.o: XCFLAGS += $(MPI_CFLAGS)
+else ifneq ($(MPI),none)
+  $(error MPI=$(MPI): expected yes or none)
+endif
+
 # --- sanitizers -------------------------------------------------------------------
 # SAN=1: AddressSanitizer + UBSan. SAN=fuzz (set by `make fuzz`, with clang):
 # the same plus libFuzzer's coverage, UB fatal so the fuzzer sees it.
@@ -231,6 +374,12 @@ LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 ifneq ($(UNAME),Darwin)
   LIB_SRC := $(filter-out src/ane/ane_macos.c,$(LIB_SRC))
 endif
+# the dashboard's platform files: src/dash/*_linux.c or src/dash/*_macos.c
+ifeq ($(UNAME),Darwin)
+  LIB_SRC := $(filter-out src/dash/%_linux.c,$(LIB_SRC))
+else
+  LIB_SRC := $(filter-out src/dash/%_macos.c,$(LIB_SRC))
+endif
 CLI_MAIN := src/cli/main.c
 TEST_SRC := $(wildcard tests/*.c)
 
@@ -250,6 +399,7 @@ $(STAMP): FORCE
 	fi
 
 # --- targets --------------------------------------------------------------------------
+.PHONY: bench-tokenizer
 .PHONY: all test bench clean info help reconfigure fuzz fuzz-build fuzz-seeds FORCE
 all: $(BIN)
 
@@ -277,12 +427,18 @@ bench: $(BIN) $(BUILD)/libanetrain.a
 	BENCH_BUILD=$(BUILD) ANETRAIN=$(abspath $(BIN)) bash bench/run.sh
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
 
+# The Qwen3 tokenizer's encode speed beside the JavaScript reference (needs node + npm).
+bench-tokenizer: $(BUILD)/bench_tokenizer
+	BENCH_TOKENIZER=$(abspath $(BUILD)/bench_tokenizer) bash bench/tokenizer_speed.sh
+$(BUILD)/bench_tokenizer: bench/bench_tokenizer.c $(BUILD)/libanetrain.a $(STAMP)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libanetrain.a $(ALL_LDLIBS)
+
 # --- fuzzing ----------------------------------------------------------------------------
 # One libFuzzer harness per file loader: fuzz/fuzz_NAME.c, seeded with the
 # files its "// seeds:" line names (fuzz/seeds.sh). A new loader's harness is
 # one more word here.
 FUZZ_TARGETS := llama2c model_file tokenizer tokens ckpt ckpt_original hf_config safetensors \
-                safetensors_index mil_parse mil_exec
+                safetensors_index mil_parse mil_exec hf_tokenizer dash_log
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
@@ -341,6 +497,7 @@ targets:
   make                 build ./$(BIN)
   make test            build and run the test runner (ends with "N passed, N failed, N skipped")
   make bench           benchmarks (long; needs python3-torch for the PyTorch peer)
+  make bench-tokenizer the Qwen3 tokenizer's encode MB/s on one core beside the JS reference (node, npm)
   make info            what was detected (BLAS, cJSON), why, and the flags in use
   make reconfigure     probe the libraries again (after installing one on macOS, say)
   make fuzz            build the libFuzzer harnesses in $$(FUZZ_BUILD) with clang, make their
@@ -351,6 +508,10 @@ targets:
 variables (make VAR=value):
   BLAS=openblas|system|none|accelerate   GEMM backend (default: detected; accelerate on macOS)
   CJSON=yes|none       cJSON for Hugging Face files (default: detected)
+  PCRE2=yes|none       PCRE2 for Hugging Face tokenizers' split regex (default: detected)
+  UTF8PROC=yes|none    utf8proc for Hugging Face tokenizers' NFC (default: detected)
+  NCURSES=yes|none     ncursesw for anetrain dash (default: detected)
+  MPI=yes|none         OpenMPI for train over several processes (default: detected)
   PORTABLE=1           no -march=native: binaries that run on any machine of the architecture
   SAN=1                AddressSanitizer + UBSan
   BUILD=dir            objects, probe and config stamp (default build); one per configuration
@@ -371,6 +532,10 @@ info:
 	  '  CC        $(CC): '"$$($(CC) --version 2>/dev/null | head -n 1)" \
 	  '  BLAS      $(BLAS) ($(subst ','\'',$(BLAS_WHY)))' \
 	  '  cJSON     $(CJSON) ($(subst ','\'',$(CJSON_WHY)))' \
+	  '  PCRE2     $(PCRE2) ($(subst ','\'',$(PCRE2_WHY)))' \
+	  '  utf8proc  $(UTF8PROC) ($(subst ','\'',$(UTF8PROC_WHY)))' \
+	  '  ncursesw  $(NCURSES) ($(subst ','\'',$(NCURSES_WHY)))' \
+	  '  MPI       $(MPI) ($(subst ','\'',$(MPI_WHY)))' \
 	  '  CPU       $(if $(filter -march=native,$(XCFLAGS)),-march=native (PORTABLE=1 turns it off),default target)' \
 	  '  SAN       $(or $(SAN),off)' \
 	  '  CFLAGS    $(ALL_CFLAGS)' \
@@ -386,6 +551,19 @@ endif
 endif
 ifeq ($(CJSON_AUTO)$(CJSON),1none)
 	@echo '  HINT: Hugging Face config.json/safetensors need cJSON: $(if $(filter Darwin,$(UNAME)),brew install cjson,apt-get install libcjson-dev)'
+endif
+ifeq ($(PCRE2_AUTO)$(PCRE2),1none)
+	@echo '  HINT: Hugging Face tokenizers (Qwen3) need PCRE2: $(if $(filter Darwin,$(UNAME)),brew install pcre2,apt-get install libpcre2-dev)'
+endif
+ifeq ($(UTF8PROC_AUTO)$(UTF8PROC),1none)
+	@echo '  HINT: Hugging Face tokenizers (Qwen3) need utf8proc: $(if $(filter Darwin,$(UNAME)),brew install utf8proc,apt-get install libutf8proc-dev)'
+endif
+ifeq ($(NCURSES_AUTO)$(NCURSES),1none)
+	@echo '  HINT: anetrain dash needs ncursesw: $(if $(filter Darwin,$(UNAME)),it is part of macOS (xcode-select --install),apt-get install libncurses-dev)'
+endif
+
+ifeq ($(MPI_AUTO)$(MPI),1none)
+	@echo '  HINT: train over several processes (mpirun) needs OpenMPI: $(if $(filter Darwin,$(UNAME)),brew install open-mpi,apt-get install openmpi-bin libopenmpi-dev)'
 endif
 
 reconfigure:

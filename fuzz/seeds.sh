@@ -73,6 +73,9 @@ while [ $((${#hdr} % 8)) -ne 0 ]; do hdr="$hdr "; done
 # --- tokenizers and token files ----------------------------------------------------------
 "$anetrain" train --steps 1 --accum 1 --seq 8 --out-dir "$work/builtin" --ckpt "$work/builtin/ckpt.bin" --quiet
 cp "$work/builtin/tokenizer.bin" "$pool/builtin-tokenizer.bin"
+# a real --log (every record type a short run writes), for fuzz_dash_log
+"$anetrain" train --steps 4 --accum 1 --seq 8 --eval-every 2 --out-dir "$work/builtin" --ckpt "$work/log/ckpt.bin" \
+    --log "$pool/train-log.jsonl" --quiet
 if [ -f "$pool/tok512.bin" ] && [ -f "$data/tinystories/TinyStories-validation.head.txt" ]; then
     head -n 3 "$data/tinystories/TinyStories-validation.head.txt" > "$work/story.txt"
     "$anetrain" tokenize --tokenizer "$pool/tok512.bin" --vocab 512 -o "$pool/tokens/story-tok512.bin" \
@@ -87,6 +90,16 @@ fi
   for i in $(seq 1 32); do le16 $((i * 13)); done; } > "$pool/tokens/llmc16.bin"
 { le32 20240801; le32 7; le32 32; head -c $((253 * 4)) /dev/zero
   for i in $(seq 1 32); do le32 $((i * 13)); done; } > "$pool/tokens/llmc32.bin"
+
+# Hugging Face tokenizers: the tiny one cut from Qwen3's (tests/fixtures/hf_tiny), whole
+# and as a vocab.json + merges.txt + tokenizer_config.json + text bundle
+mkdir -p "$pool/hf-tokenizer"
+if [ -f tests/fixtures/hf_tiny/tokenizer.json ]; then
+    cp tests/fixtures/hf_tiny/tokenizer.json "$pool/hf-tokenizer/tiny-tokenizer.json"
+    printf 'Hello world<|endoftext|> caf\xc3\xa9 \xe6\x88\x91\r\n  12 \xff' > "$work/hf-text.txt"
+    bundle tests/fixtures/hf_tiny/vocab.json tests/fixtures/hf_tiny/merges.txt \
+        tests/fixtures/hf_tiny/tokenizer_config.json "$work/hf-text.txt" > "$pool/hf-tokenizer/tiny.bundle"
+fi
 
 # --- the original trainer's checkpoints (96-byte header, then 12 bytes a parameter) ------------
 # orig VERSION STEP TOTAL L V D H NH S ADAM_T KV HD PARAMS

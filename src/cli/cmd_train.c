@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/err.h"
 #include "model/config.h"
+#include "train/dist.h"
 #include "train/trainer.h"
 
 static const char ABOUT[] =
@@ -61,6 +62,7 @@ static const char *bad_value(const TrainOptions *o) {
     if (o->res_scale < 0) return "--res-scale must be >= 0";
     if (o->compile_budget <= 0) return "--compile-budget must be positive";
     if (o->sample_every < 0) return "--sample-every must be >= 0";
+    if (o->peak_gflops < 0) return "--peak-gflops must be >= 0";
     if (o->save_every < 0 || o->eval_every < 0 || o->eval_windows < 0)
         return "--save-every/--eval-every/--eval-windows must be >= 0";
     return NULL;
@@ -109,8 +111,10 @@ int cmd_train(int argc, char **argv) {
         {"--log", NULL, FLAG_STR, &o.log_path, "append JSON lines (schema v1; - or /dev/stdout for stdout)"},
         {"--sample-every", NULL, FLAG_INT, &o.sample_every,
          "log and print a sample of the current weights every N updates (0 = only on SIGUSR1)"},
-        {"--tokenizer", "-z", FLAG_STR, &o.tokenizer, "tokenizer for samples (default: the built-in corpus's)"},
+        {"--tokenizer", "-z", FLAG_STR, &o.tokenizer, "tokenizer for samples: tokenizer.bin, or a Hugging Face tokenizer (file or directory; default: the built-in corpus's)"},
         {"--sample-prompt", NULL, FLAG_STR, &o.sample_prompt, "prompt of the samples (default: none)"},
+        {"--peak-gflops", NULL, FLAG_FLOAT, &o.peak_gflops,
+         "the machine's peak (e.g. bench/gemm_peak's), for % of peak in the report and the dashboard"},
         {"--out-dir", NULL, FLAG_STR, &o.out_dir, "directory for the built-in corpus and tokenizer"},
         {"--quiet", "-q", FLAG_BOOL, &o.quiet, "no step lines or report on stdout"},
         {0},
@@ -128,9 +132,17 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     if (o.warmup == 0) o.warmup = 1;  // lr(step 0) = lr * 1/1: no warmup
-    if (trainer_run(&o) != 0) {
+    // under mpirun: one rank of a data-parallel job (dist.h); else a job of one
+    if (dist_init(&argc, &argv) != 0) {
         fprintf(stderr, "anetrain train: %s\n", err_msg());
         return 1;
     }
+    if (trainer_run(&o) != 0) {
+        if (dist_size() > 1) fprintf(stderr, "anetrain train (rank %d of %d): %s\n", dist_rank(), dist_size(), err_msg());
+        else fprintf(stderr, "anetrain train: %s\n", err_msg());
+        dist_abort(1);  // the other ranks would wait for this one in their next collective
+        return 1;
+    }
+    dist_finalize();
     return 0;
 }

@@ -6,8 +6,8 @@
 
 #include "core/threads.h"
 
-#if defined(USE_CBLAS) && !defined(USE_ACCELERATE) && !defined(HAVE_OPENBLAS)
-#include <dlfcn.h>  // the system -lblas: OpenBLAS's thread call is looked up (below)
+#if defined(USE_CBLAS) && !defined(USE_ACCELERATE)
+#include <dlfcn.h>  // OpenBLAS's thread and core-name calls are looked up (below)
 #endif
 #ifdef USE_CBLAS
 #ifdef USE_ACCELERATE
@@ -96,6 +96,25 @@ const char *gemm_backend_name(void) {
 #else
     return "blocked (in-tree)";
 #endif
+}
+
+const char *gemm_backend_note(void) {
+#if defined(USE_CBLAS) && !defined(USE_ACCELERATE)
+    // OpenBLAS picks its kernels from the CPU model at load time; a model it
+    // does not know gets the generic SSE3 ones (1.9x slower per step on this
+    // project's newest VMs). It is said, not overridden: forcing a core type
+    // on a CPU the library does not know is what OPENBLAS_CORETYPE is for.
+    if (gemm_get_backend() != GEMM_BLAS || getenv("OPENBLAS_CORETYPE")) return NULL;
+    void *sym = dlsym(RTLD_DEFAULT, "openblas_get_corename");
+    char *(*corename)(void);
+    if (!sym) return NULL;
+    memcpy(&corename, &sym, sizeof corename);
+    const char *core = corename();
+    if (core && (!strcmp(core, "Prescott") || !strcmp(core, "prescott") || !strcmp(core, "Core2")))
+        return "OpenBLAS runs its generic kernels on this CPU; OPENBLAS_CORETYPE=Haswell (AVX2) or SkylakeX "
+               "(AVX-512) may be much faster";
+#endif
+    return NULL;
 }
 
 void gemm_set_threads(int n) {

@@ -36,6 +36,9 @@ void gemm_set_backend(GemmBackend b);  // GEMM_BLAS falls back to blocked withou
 GemmBackend gemm_get_backend(void);
 int gemm_have_blas(void);
 const char *gemm_backend_name(void);
+// A line worth telling the user about the backend's speed (OpenBLAS on a CPU
+// it does not know), or NULL.
+const char *gemm_backend_note(void);
 // Threads of the CPU pipeline: gemm() splits and elementwise work (the pool of
 // core/threads.h). n <= 0 = one per online CPU.
 void gemm_set_threads(int n);

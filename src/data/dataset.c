@@ -1,6 +1,7 @@
 // dataset: token files (three formats, detected from the bytes) and the window sampler.
 #include "data/dataset.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,12 +211,80 @@ void dataset_window(const Dataset *ds, size_t i, int *tokens, int *targets) {
     fill(ds, ds->begin + (i % dataset_num_windows(ds)) * (size_t)ds->seq, tokens, targets);
 }
 
+// --- the counter-based order ------------------------------------------------------------
+// Window i of a random sampler is the draw the original stream made after 2i
+// steps of its xorshift64 state (rng_below takes two rng_u32 steps): the same
+// windows as ever, in the same order, so runs and checkpoints from before are
+// unchanged. The step is linear over GF(2), so 2i steps are a product of
+// precomputed matrix powers T^(2^k): 64 of them at most, a few microseconds
+// for a window that takes milliseconds to train on.
+
+typedef struct { uint64_t col[64]; } BitMatrix;  // col[j] = the image of bit j
+static BitMatrix g_pow[64];                     // T^(2^k); filled once, then read-only
+static pthread_once_t g_pow_once = PTHREAD_ONCE_INIT;
+
+static uint64_t xorshift_step(uint64_t s) {  // rng_u32's state update (core/rng.h)
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s;
+}
+
+static uint64_t bm_apply(const BitMatrix *m, uint64_t s) {
+    uint64_t out = 0;
+    for (int j = 0; s; j++, s >>= 1)
+        if (s & 1) out ^= m->col[j];
+    return out;
+}
+
+static void pow_init(void) {
+    for (int j = 0; j < 64; j++) g_pow[0].col[j] = xorshift_step(1ull << j);
+    for (int k = 1; k < 64; k++)
+        for (int j = 0; j < 64; j++) g_pow[k].col[j] = bm_apply(&g_pow[k - 1], g_pow[k - 1].col[j]);
+}
+
+// The state after n steps from s.
+static uint64_t xorshift_jump(uint64_t s, uint64_t n) {
+    pthread_once(&g_pow_once, pow_init);
+    for (int k = 0; n; k++, n >>= 1)
+        if (n & 1) s = bm_apply(&g_pow[k], s);
+    return s;
+}
+
+// The start of the next window; advances a stream's state, never the cursor.
+static size_t next_start(Dataset *ds) {
+    const size_t starts = ds->end - ds->begin - (size_t)ds->seq;  // any start with seq+1 tokens left
+    if (ds->mode == SAMPLE_SEQUENTIAL)
+        return ds->begin + (size_t)(ds->cursor % dataset_num_windows(ds)) * (size_t)ds->seq;
+    if (ds->stream) return ds->begin + (size_t)rng_below(&ds->rng, starts);  // the original's uniform pos
+    Rng at = {xorshift_jump(ds->rng.s, 2 * ds->cursor)};
+    return ds->begin + (size_t)rng_below(&at, starts);
+}
+
 void dataset_next(Dataset *ds, int *tokens, int *targets) {
-    size_t start;
-    if (ds->mode == SAMPLE_RANDOM)  // any start with seq+1 tokens left (the original's uniform pos)
-        start = ds->begin + (size_t)rng_below(&ds->rng, ds->end - ds->begin - (size_t)ds->seq);
-    else
-        start = ds->begin + (size_t)(ds->cursor % dataset_num_windows(ds)) * (size_t)ds->seq;
+    const size_t start = next_start(ds);
     ds->cursor++;
     fill(ds, start, tokens, targets);
+}
+
+void dataset_skip(Dataset *ds, uint64_t n) {
+    if (ds->stream && ds->mode == SAMPLE_RANDOM)
+        for (uint64_t i = 0; i < n; i++) next_start(ds);
+    ds->cursor += n;
+}
+
+// The stream state a checkpoint records is the one the counter implies, so
+// checkpoints read the same to older binaries.
+void dataset_state(const Dataset *ds, uint64_t *rng, uint64_t *cursor) {
+    const int counted = ds->mode == SAMPLE_RANDOM && !ds->stream;
+    *rng = counted ? xorshift_jump(ds->rng.s, 2 * ds->cursor) : ds->rng.s;
+    *cursor = ds->cursor;
+}
+
+void dataset_restore(Dataset *ds, uint64_t rng, uint64_t cursor) {
+    ds->cursor = cursor;
+    // 0: no state recorded (a --steps 0 checkpoint): the order from the seed
+    if (ds->mode != SAMPLE_RANDOM || rng == 0 || rng == xorshift_jump(ds->rng.s, 2 * cursor)) return;
+    ds->stream = 1;  // a state the counter does not explain (an imported original checkpoint)
+    ds->rng.s = rng;
 }

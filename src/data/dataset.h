@@ -43,16 +43,29 @@ int tokens_write(const char *path, const uint32_t *ids, size_t count, int vocab)
 typedef enum { SAMPLE_RANDOM = 0, SAMPLE_SEQUENTIAL = 1 } SampleMode;
 
 // Windows of seq+1 tokens (inputs = [0,seq), targets = [1,seq]) from a range
-// [begin, end) of a token file. Random mode picks uniform start positions with
-// its own RNG (the original's scheme); sequential walks non-overlapping windows
-// and wraps. The whole state is (rng, cursor): saved in checkpoints.
+// [begin, end) of a token file. Random mode picks uniform start positions;
+// sequential walks non-overlapping windows and wraps.
+//
+// The order is counter-based: the i-th window of a run is a function of the
+// seed and i alone, so any process can compute any window without drawing
+// the ones before it (data-parallel ranks take every N-th one) and the whole
+// state is the cursor, whatever the number of ranks. Random mode's window i is
+// the i-th draw of the xorshift stream the sampler always used (reached by a
+// jump-ahead, not by drawing), so the windows, their order and the recorded
+// (data_rng, cursor) are exactly those of older runs and checkpoints.
+// Sequential mode's window i is window i mod the number of windows.
+//
+// A checkpoint whose data_rng is not the state its cursor implies (one
+// imported from the original trainer) continues that stream as it is
+// (`stream` = 1); skipping windows there draws and discards them.
 typedef struct {
     const TokenFile *tf;
     size_t begin, end;    // token range used (held-out splits use disjoint ranges)
     int seq;
     SampleMode mode;
-    Rng rng;
-    uint64_t cursor;      // sequential: next window index; random: windows drawn so far
+    Rng rng;              // the stream's state at window 0 (stream = 1: its current state)
+    int stream;           // 1: a recorded stream the counter does not explain
+    uint64_t cursor;      // windows drawn so far (sequential: the next window's index)
 } Dataset;
 
 // Fails if the range holds fewer than seq+1 tokens.
@@ -60,6 +73,14 @@ int dataset_init(Dataset *ds, const TokenFile *tf, size_t begin, size_t end, int
                  uint64_t seed);
 // Fills tokens[seq] and targets[seq] with the next window.
 void dataset_next(Dataset *ds, int *tokens, int *targets);
+// Passes over the next n windows (the ones other ranks take).
+void dataset_skip(Dataset *ds, uint64_t n);
+// The sampler's state as a checkpoint records it: the stream's state after
+// cursor windows (implied by the counter), and the cursor.
+void dataset_state(const Dataset *ds, uint64_t *rng, uint64_t *cursor);
+// Continues from a recorded state (after dataset_init with the run's seed);
+// rng 0 = none recorded.
+void dataset_restore(Dataset *ds, uint64_t rng, uint64_t cursor);
 // Number of distinct non-overlapping windows in the range (for full-pass evaluation).
 size_t dataset_num_windows(const Dataset *ds);
 // The i-th non-overlapping window (for evaluation passes; does not touch the state).

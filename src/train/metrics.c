@@ -114,6 +114,7 @@ void metrics_banner(Metrics *mt, const RunInfo *ri, const TrainState *st) {
     jsonw_num(&j, "weight_decay", st->weight_decay);
     jsonw_int(&j, "tokens_per_update", (long long)ri->seq * st->accum);
     jsonw_num(&j, "flops_per_update", ri->flops_per_update);
+    if (ri->peak_gflops > 0) jsonw_num(&j, "peak_gflops", ri->peak_gflops);
     jsonw_str(&j, "data", ri->data);
     jsonw_str(&j, "val_data", ri->val_data);
     jsonw_str(&j, "ckpt", ri->ckpt);
@@ -143,6 +144,12 @@ static void log_step(Metrics *mt, const StepRecord *r, double tok_s) {
     jsonw_num(&j, "t_fwd", r->forward_ms);
     jsonw_num(&j, "t_bwd", r->backward_ms);
     jsonw_num(&j, "t_optim", r->optim_ms);
+    if (r->device_ms > 0 || r->staging_ms > 0) {  // device pipelines
+        jsonw_num(&j, "t_device", r->device_ms);
+        jsonw_num(&j, "t_staging", r->staging_ms);
+        jsonw_num(&j, "t_cpu_ops", r->cpu_ops_ms);
+        jsonw_num(&j, "t_dw_wait", r->dw_wait_ms);
+    }
     jsonw_num(&j, "rss_mb", rss_mb());
     metrics_log_record(mt, &j);
 }

@@ -20,6 +20,7 @@ typedef struct {
     long long step, total;
     float loss, lr, loss_scale;
     double ms, grad_norm, data_ms, optim_ms, forward_ms, backward_ms;
+    double device_ms, staging_ms, cpu_ops_ms, dw_wait_ms;  // inside forward/backward (device pipelines)
     int tokens;
 } StepRecord;
 
@@ -41,6 +42,7 @@ typedef struct {
     int seq, resumed, n_vocab_rows;
     long long kernels_compiled;
     double flops_per_update;
+    double peak_gflops;     // 0 = unknown
 } RunInfo;
 
 // log_path: NULL (none), or what io_open_append takes: a regular file
@@ -74,6 +76,7 @@ typedef struct {
     long long steps;        // updates run in this process
     int seq, accum;
     double flops_per_window;
+    double peak_gflops;     // 0 = unknown
     double wall_ms;         // whole trainer_run
     double setup_ms;        // model, data, pipeline (compile included), log
     double train_ms;        // sum of update wall times

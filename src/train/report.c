@@ -62,7 +62,9 @@ void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
                pt->kernels_compiled, ri->steps ? (double)pt->device_evals / ri->steps : 0.0,
                windows > 0 ? pt->device_evals / windows : 0.0);
     printf("Tokens/s:        %.0f\n", tok_s);
-    printf("Achieved:        %.2f GFLOPS (%.2f TFLOPS)\n", gflops, gflops / 1e3);
+    printf("Achieved:        %.2f GFLOPS (%.2f TFLOPS)", gflops, gflops / 1e3);
+    if (ri->peak_gflops > 0) printf(", %.0f%% of the stated peak %.0f GFLOPS", 100 * gflops / ri->peak_gflops, ri->peak_gflops);
+    printf("\n");
     printf("  FLOPs/update = accum x 3 x [2*seq*(layer matrices + classifier) + L*4*seq^2*NH*HD] = %.3g\n",
            ri->flops_per_window * ri->accum);
     printf("Time per phase (of the wall time):\n");

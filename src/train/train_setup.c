@@ -10,10 +10,12 @@
 
 #include "core/err.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "core/timer.h"
 #include "data/builtin.h"
 #include "model/model_file.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/train_internal.h"
 #include "train/trainer.h"
 
@@ -162,7 +164,10 @@ static int data_setup(Trainer *t) {
             return err_set("the built-in corpus needs a vocab of at least %d; model %s has %d (pass --data)",
                            BUILTIN_VOCAB, cfg->name, cfg->vocab);
         if (mkdirs(o->out_dir) != 0) return -1;
-        if (builtin_prepare(o->out_dir, t->builtin_data, sizeof t->builtin_data) != 0) return -1;
+        // rank 0 writes the corpus; the others wait for it, then reuse its files
+        if (t->rank == 0 && builtin_prepare(o->out_dir, t->builtin_data, sizeof t->builtin_data) != 0) return -1;
+        if (dist_barrier() != 0) return -1;
+        if (t->rank != 0 && builtin_prepare(o->out_dir, t->builtin_data, sizeof t->builtin_data) != 0) return -1;
         train_path = t->builtin_data;
     }
     if (tokens_open(&t->train_file, train_path, cfg->vocab) != 0) return -1;
@@ -176,8 +181,7 @@ static int data_setup(Trainer *t) {
     }
     const SampleMode mode = o->sequential ? SAMPLE_SEQUENTIAL : SAMPLE_RANDOM;
     if (dataset_init(&t->train, &t->train_file, 0, train_end, seq, mode, t->st.seed) != 0) return -1;
-    if (t->st.data_rng) t->train.rng.s = t->st.data_rng;  // resume: continue the sampler exactly
-    t->train.cursor = t->st.data_cursor;
+    dataset_restore(&t->train, t->st.data_rng, t->st.data_cursor);  // a resume continues exactly
     if (t->have_val_file) {
         if (dataset_init(&t->val, &t->val_file, 0, t->val_file.count, seq, SAMPLE_SEQUENTIAL, 0) != 0) return -1;
         t->have_val = 1;
@@ -238,8 +242,10 @@ static void banner(Trainer *t) {
                   .blas = gemm_backend_name(), .data = t->data_desc, .val_data = o->val_data, .ckpt = o->ckpt,
                   .seq = t->seq, .resumed = o->resume, .n_vocab_rows = t->n_vocab_rows,
                   .kernels_compiled = t->pl.times.kernels_compiled,
-                  .flops_per_update = t->flops_per_window * t->st.accum};
+                  .flops_per_update = t->flops_per_window * t->st.accum, .peak_gflops = o->peak_gflops};
     metrics_banner(&t->mt, &ri, &t->st);
+    const char *note = gemm_backend_note();
+    if (note && !o->quiet) printf("  note      %s\n", note);
     for (int i = 0; i < t->changes.n; i++)
         metrics_change(&t->mt, t->changes.c[i].what, t->changes.c[i].from, t->changes.c[i].to);
     if (o->compact_vocab && !o->quiet)
@@ -251,18 +257,102 @@ static void banner(Trainer *t) {
                t->st.loss_scale_dynamic ? " (dynamic)" : "");
 }
 
+// Data parallel: rank 0 speaks for the run (lock, log, lines, samples); the
+// others are quiet. --accum counts windows per rank, so an update averages
+// world x --accum of them. Threads default to this host's CPUs shared among
+// its ranks (two ranks of two threads on two cores fight for them).
+static void world_setup(Trainer *t) {
+    t->rank = dist_rank();
+    t->world = dist_size();
+    if (t->rank != 0) {
+        t->o.quiet = 1;
+        t->o.log_path = NULL;
+    }
+    t->o.accum *= t->world;
+    int threads = t->o.threads;
+    if (threads <= 0 && dist_local_size() > 1) threads = threads_default_count() / dist_local_size();
+    if (threads <= 0 && dist_local_size() > 1) threads = 1;
+    if (threads > 0) gemm_set_threads(threads);
+}
+
+// Every rank takes the same share of an update (a resume keeps the
+// checkpoint's windows per update, so its N must divide them).
+static int world_check(Trainer *t) {
+    if (t->st.accum % t->world == 0) return 0;
+    return err_set("%s: its updates average %d windows, which %d ranks cannot share evenly (HINT: give --accum, "
+                   "the windows per rank; or resume with a number of ranks that divides %d)",
+                   t->o.ckpt, t->st.accum, t->world, t->st.accum);
+}
+
+// What every rank must agree on, as "name value" fields separated by " | ".
+static void world_describe(const Trainer *t, char *out, size_t n) {
+    const TrainState *st = &t->st;
+    const uint32_t w = crc32_update(0, t->p.data, t->p.n * sizeof(float));
+    snprintf(out, n,
+             "--model %s (%zu params, weights CRC %08x) | data %llu bytes, fingerprint %016llx | --seq %d | --accum %d | --lr %g | --steps %lld | "
+             "update %lld | --seed %llu | --pipeline %s | --device %s | --precision %s | --clip %g | --warmup %d | "
+             "--compact-vocab %d | --sequential %d | --eval-every %d | --eval-windows %d | --stop-after %lld",
+             t->p.cfg.name, t->p.n, w, (unsigned long long)st->id.data_bytes,
+             (unsigned long long)st->id.data_fp, t->seq, st->accum / t->world, st->lr, (long long)st->total_steps,
+             (long long)st->step, (unsigned long long)st->seed, t->o.pipeline, t->o.device, t->o.precision, st->clip,
+             st->warmup, t->o.compact_vocab, t->o.sequential, t->o.eval_every, t->o.eval_windows,
+             t->o.stop_after);
+}
+
+// The first " | "-separated field where a and b differ, as a message.
+static int field_differs(int rank, const char *a, const char *b) {
+    size_t i = 0, f = 0;
+    for (; a[i] && a[i] == b[i]; i++)
+        if (!strncmp(a + i, " | ", 3)) f = i + 3;
+    const char *ea = strstr(a + f, " | "), *eb = strstr(b + f, " | ");
+    return err_set("rank %d was started with a different run than rank 0: %.*s there, %.*s on rank 0", rank,
+                   ea ? (int)(ea - a - f) : 300, a + f, eb ? (int)(eb - b - f) : 300, b + f);
+}
+
+// Ranks started with different flags, data or weights would average
+// gradients of different runs. Every rank learns the first rank whose run
+// differs from rank 0's and that rank's run, so all of them refuse together
+// with the same message naming the first difference.
+static int world_agree(Trainer *t) {
+    if (t->world == 1) return 0;
+    static char mine[4096], root[4096], other[4096];
+    world_describe(t, mine, sizeof mine);
+    memcpy(root, mine, sizeof root);
+    if (dist_bcast(root, sizeof root, 0) != 0) return -1;
+    double *differs = calloc((size_t)t->world, sizeof(double));
+    if (!differs) return err_set("out of memory");
+    differs[t->rank] = strcmp(mine, root) != 0;
+    int first = t->world, rc = dist_sum_f64(differs, (size_t)t->world);
+    for (int r = t->world - 1; r >= 0; r--)
+        if (differs[r] > 0) first = r;
+    free(differs);
+    if (rc != 0 || first == t->world) return rc;
+    memcpy(other, mine, sizeof other);
+    if (dist_bcast(other, sizeof other, first) != 0) return -1;
+    return field_differs(first, other, root);
+}
+
+static void world_note(Trainer *t) {
+    if (t->world == 1) return;
+    char line[300];
+    snprintf(line, sizeof line, "data parallel: %s; each update averages %d windows, %d per rank", dist_name(),
+             t->st.accum, t->st.accum / t->world);
+    metrics_note(&t->mt, line);
+}
+
 int trainer_init(Trainer *t, const TrainOptions *o) {
     const double t0 = time_ms();
     memset(t, 0, sizeof *t);
     t->lock.fd = -1;
     t->o = *o;
+    world_setup(t);
     optim_defaults(&t->st);
-    if (o->threads > 0) gemm_set_threads(o->threads);
-    if (take_checkpoint(t) != 0) return -1;
-    if (metrics_open(&t->mt, o->log_path, o->quiet) != 0) return -1;
+    if (t->rank == 0 && take_checkpoint(t) != 0) return -1;
+    if (metrics_open(&t->mt, t->o.log_path, t->o.quiet) != 0) return -1;
     if ((o->resume ? model_resume(t) : model_new(t)) != 0) return -1;
     if (o->resume && trainer_reconcile(t) != 0) return -1;
     recipe_setup(t);
+    if (world_check(t) != 0) return -1;
     if (state_alloc(t) != 0) return -1;
     t->seq = t->o.seq < t->p.cfg.seq_len ? t->o.seq : t->p.cfg.seq_len;
     if (data_setup(t) != 0) return -1;
@@ -273,10 +363,12 @@ int trainer_init(Trainer *t, const TrainOptions *o) {
     t->tgt = malloc(sizeof(int) * t->seq);
     if (!t->tok || !t->tgt) return err_set("out of memory");
     best_path(t->best, sizeof t->best, t->o.ckpt);
-    if (io_check_output(t->best) != 0) return err_wrap("the best checkpoint");
+    if (t->rank == 0 && io_check_output(t->best) != 0) return err_wrap("the best checkpoint");
     t->start_step = t->st.step;
     t->train_ms_before = t->st.train_ms;
+    if (world_agree(t) != 0) return -1;
     banner(t);
+    world_note(t);
     t->setup_ms = time_ms() - t0;
     return 0;
 }

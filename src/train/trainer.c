@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/timer.h"
 #include "train/checkpoint.h"
+#include "train/dist.h"
 #include "train/train_internal.h"
 
 void trainer_defaults(TrainOptions *o) {
@@ -85,20 +86,34 @@ static void times_add_delta(PhaseTimes *acc, const PhaseTimes *after, const Phas
     acc->kernels_compiled += after->kernels_compiled - before->kernels_compiled;
 }
 
-// Accumulates the gradients of accum windows into t->grads; r->loss is their mean.
-static int micro_steps(Trainer *t, UpdateResult *r) {
+// Accumulates the gradients of this rank's windows into t->grads and the sum
+// of their losses into *loss_sum. An update is st->accum windows over all
+// ranks; rank r of N takes windows r, r+N, r+2N, ... of them.
+static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
     TrainState *st = &t->st;
     memset(t->grads, 0, t->p.n * sizeof(float));
-    double loss_sum = 0;
-    for (int micro = 0; micro < st->accum; micro++) {
+    *loss_sum = 0;
+    for (int micro = 0; micro < st->accum / t->world; micro++) {
         double td = time_ms();
+        dataset_skip(&t->train, (uint64_t)t->rank);
         dataset_next(&t->train, t->tok, t->tgt);
+        dataset_skip(&t->train, (uint64_t)(t->world - 1 - t->rank));
         r->data_ms += time_ms() - td;
         float loss;
         if (t->pl.step(&t->pl, &t->p, t->tok, t->tgt, t->grads, st->loss_scale, &loss) != 0) return -1;
-        loss_sum += loss;
+        *loss_sum += loss;
     }
-    r->loss = (float)(loss_sum / st->accum);
+    return 0;
+}
+
+// Every rank ends with the gradient sum and mean loss of all st->accum
+// windows: the single-process update's numbers up to float summation order.
+// One rank of one: no-ops, and the loss is the same division as ever.
+static int all_reduce(Trainer *t, UpdateResult *r, double loss_sum) {
+    const double tc = time_ms();
+    if (dist_sum_f32(t->grads, t->p.n) != 0 || dist_sum_f64(&loss_sum, 1) != 0) return -1;
+    r->loss = (float)(loss_sum / t->st.accum);
+    t->comm_ms += time_ms() - tc;
     return 0;
 }
 
@@ -136,20 +151,22 @@ int trainer_update(Trainer *t, UpdateResult *r) {
     const double t0 = time_ms();
     const PhaseTimes before = t->pl.times;
     r->lr = optim_lr(st, st->step);
-    if (micro_steps(t, r) != 0) return -1;
+    double loss_sum;
+    if (micro_steps(t, r, &loss_sum) != 0) return -1;
+    if (all_reduce(t, r, loss_sum) != 0) return -1;
     const double to = time_ms();
     if (apply_update(t, r) != 0) return -1;
     r->optim_ms = time_ms() - to;
     st->step++;
     st->tokens_seen += (long long)st->accum * t->seq;
     st->last_loss = r->loss;
-    st->data_rng = t->train.rng.s;
-    st->data_cursor = t->train.cursor;
+    dataset_state(&t->train, &st->data_rng, &st->data_cursor);
     r->ms = time_ms() - t0;
     st->train_ms += r->ms;
     r->forward_ms = t->pl.times.forward - before.forward;
     r->backward_ms = t->pl.times.backward - before.backward;
     times_add_delta(&t->train_times, &t->pl.times, &before);
+    times_add_delta(&r->pipeline, &t->pl.times, &before);
     t->mt.optim_ms += r->optim_ms;
     t->mt.data_ms += r->data_ms;
     return 0;
@@ -157,19 +174,26 @@ int trainer_update(Trainer *t, UpdateResult *r) {
 
 // --- evaluation and saving ---------------------------------------------------------------
 
+// Rank r evaluates windows r, r+N, ...; the sums meet in one reduction, so a
+// rank that stops early for a signal never leaves the others waiting.
 int trainer_evaluate(Trainer *t, float *loss) {
     size_t n = dataset_num_windows(&t->val);
     if (t->o.eval_windows > 0 && (size_t)t->o.eval_windows < n) n = (size_t)t->o.eval_windows;
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (g_stop) return 1;
+    double sum_stop[2] = {0, 0};
+    for (size_t i = (size_t)t->rank; i < n; i += (size_t)t->world) {
+        if (g_stop) {
+            sum_stop[1] = 1;
+            break;
+        }
         metrics_eval_progress(&t->mt, (long long)i, (long long)n);
         dataset_window(&t->val, i, t->tok, t->tgt);
         float l;
         if (t->pl.eval(&t->pl, &t->p, t->tok, t->tgt, &l) != 0) return -1;
-        sum += l;
+        sum_stop[0] += l;
     }
-    *loss = n ? (float)(sum / n) : NAN;
+    if (dist_sum_f64(sum_stop, 2) != 0) return -1;
+    if (sum_stop[1] > 0) return 1;
+    *loss = n ? (float)(sum_stop[0] / n) : NAN;
     return 0;
 }
 
@@ -189,6 +213,7 @@ static int save_one(Trainer *t, const char *path) {
 }
 
 int trainer_save(Trainer *t, int best_too) {
+    if (t->rank != 0) return 0;  // every rank holds the same state: one writes it
     const double tc = time_ms();
     int rc = save_one(t, t->o.ckpt);
     if (rc == 0 && best_too) {
@@ -202,6 +227,7 @@ int trainer_save(Trainer *t, int best_too) {
 
 // Saves only the best checkpoint (an evaluation improved between latest saves).
 static int save_best(Trainer *t) {
+    if (t->rank != 0) return 0;
     const double tc = time_ms();
     int rc = save_one(t, t->best);
     t->mt.ckpt_ms += time_ms() - tc;
@@ -238,16 +264,31 @@ static void step_record(Trainer *t, const UpdateResult *r, long long stop_at) {
         .step = st->step, .total = st->total_steps, .loss = r->loss, .lr = r->lr, .ms = r->ms,
         .tokens = st->accum * t->seq, .grad_norm = r->grad_norm, .data_ms = r->data_ms, .optim_ms = r->optim_ms,
         .forward_ms = r->forward_ms, .backward_ms = r->backward_ms, .loss_scale = st->loss_scale,
+        .device_ms = r->pipeline.device, .staging_ms = r->pipeline.staging, .cpu_ops_ms = r->pipeline.cpu_ops,
+        .dw_wait_ms = r->pipeline.dw_wait,
     };
     int print = st->step == t->start_step + 1 || st->step % t->o.print_every == 0 || st->step == stop_at;
     metrics_step(&t->mt, &rec, print);
+}
+
+// Whether any rank was asked to stop (SIGINT/SIGTERM). Every rank asks at the
+// same points of the loop, so all of them leave it after the same update.
+static int stop_agreed(int *stop) {
+    *stop = g_stop != 0;
+    return dist_any(stop);
 }
 
 static int train_loop(Trainer *t, int *skips_in_row) {
     TrainState *st = &t->st;
     const long long stop_at = t->o.stop_after > 0 && t->start_step + t->o.stop_after < st->total_steps
                                   ? t->start_step + t->o.stop_after : st->total_steps;
-    while (st->step < stop_at && !g_stop) {
+    long long saved = st->step;  // the update the latest checkpoint holds (none new yet)
+    for (;;) {
+        if (stop_agreed(&t->stop) != 0) return -1;
+        // a stop that reached a rank after the last agreement (while rank 0 saved or
+        // evaluated, say): the update it follows is saved before leaving
+        if (t->stop && saved != st->step && trainer_save(t, 0) != 0) return -1;
+        if (st->step >= stop_at || t->stop) break;
         UpdateResult r;
         if (trainer_update(t, &r) != 0) return -1;
         *skips_in_row = r.applied ? 0 : *skips_in_row + 1;
@@ -259,18 +300,40 @@ static int train_loop(Trainer *t, int *skips_in_row) {
         const int last = st->step == stop_at;
         int best_due;
         if (maybe_evaluate(t, st->step == st->total_steps, &best_due) != 0) return -1;
-        if (g_sample_now || (t->o.sample_every > 0 && st->step % t->o.sample_every == 0)) {
+        if (t->rank == 0 && (g_sample_now || (t->o.sample_every > 0 && st->step % t->o.sample_every == 0))) {
             g_sample_now = 0;
             if (train_sample(t) != 0) return -1;
         }
-        const int latest_due = last || g_stop || (t->o.save_every > 0 && st->step % t->o.save_every == 0);
+        if (stop_agreed(&t->stop) != 0) return -1;
+        const int latest_due = last || t->stop || (t->o.save_every > 0 && st->step % t->o.save_every == 0);
         if (latest_due) {
             if (trainer_save(t, best_due) != 0) return -1;
+            saved = st->step;
         } else if (best_due && save_best(t) != 0) {
             return -1;
         }
     }
     return 0;
+}
+
+// After the report (rank 0): each rank's throughput and time in the
+// all-reduce, gathered by a sum of vectors that are zero but for one slot.
+static int report_world(Trainer *t) {
+    if (t->world == 1) return 0;
+    double *v = calloc((size_t)t->world * 2, sizeof(double));
+    if (!v) return err_set("out of memory");
+    const double ms = t->st.train_ms - t->train_ms_before;
+    const double tokens = (double)(t->st.step - t->start_step) * (t->st.accum / t->world) * t->seq;
+    v[2 * t->rank] = ms > 0 ? tokens / (ms / 1000.0) : 0;
+    v[2 * t->rank + 1] = t->comm_ms;
+    int rc = dist_sum_f64(v, (size_t)t->world * 2);
+    char line[1024];
+    int at = snprintf(line, sizeof line, "%d ranks, tokens/s per rank (all-reduce ms):", t->world);
+    for (int r = 0; rc == 0 && r < t->world && at < (int)sizeof line - 40; r++)
+        at += snprintf(line + at, sizeof line - at, " %d: %.0f (%.0f)", r, v[2 * r], v[2 * r + 1]);
+    if (rc == 0) metrics_note(&t->mt, line);
+    free(v);
+    return rc;
 }
 
 int trainer_run(const TrainOptions *o) {
@@ -284,17 +347,19 @@ int trainer_run(const TrainOptions *o) {
         int skips = 0;
         const long long before = t.st.step;
         rc = train_loop(&t, &skips);
-        if (rc == 0 && g_stop) metrics_note(&t.mt, "signal received: saved and stopped");
+        if (rc == 0 && t.stop) metrics_note(&t.mt, "signal received: saved and stopped");
         // nothing ran (--steps 0, or a finished run resumed): the checkpoint is still written
         if (rc == 0 && t.st.step == before) rc = trainer_save(&t, 0);
         if (rc == 0 && t.st.step > t.start_step) {
             ReportInfo ri = {.steps = t.st.step - t.start_step, .seq = t.seq, .accum = t.st.accum,
-                             .flops_per_window = t.flops_per_window, .wall_ms = time_ms() - t_start,
+                             .flops_per_window = t.flops_per_window, .peak_gflops = o->peak_gflops,
+                             .wall_ms = time_ms() - t_start,
                              .setup_ms = t.setup_ms, .train_ms = 0, .train = t.train_times};
             ri.train_ms = t.st.train_ms - t.train_ms_before;
             ri.train.compile = t.pl.times.compile;  // at setup, and any during the updates
             ri.train.kernels_compiled = t.pl.times.kernels_compiled;
             metrics_report(&t.mt, &t.st, &ri);
+            rc = report_world(&t);
         }
     }
     metrics_close(&t.mt);

@@ -4,15 +4,22 @@
 // evaluation, checkpoints (latest + best, atomic, locked), SIGINT/SIGTERM
 // handling, step lines, a JSON-lines metrics log and the Efficiency Report.
 //
-// One optimizer update is trainer_update(): micro-steps -> reduce -> prepare
-// -> AdamW -> restage. trainer_run() is the loop around it, with evaluation
+// One optimizer update is trainer_update(): micro-steps -> all-reduce ->
+// prepare -> AdamW -> restage.
+//
+// Data parallel (mpirun -np N, src/train/dist.h): every rank runs this same
+// loop on the same weights. An update averages st->accum = N x --accum
+// windows; rank r takes windows r, r+N, ... of the windows one process would
+// draw with --accum N x A, so N ranks compute the one-process run up to float
+// summation order. Rank 0 alone takes the lock and writes checkpoints, the log,
+// samples and the report. trainer_run() is the loop around it, with evaluation
 // (trainer_evaluate) and saving (trainer_save) beside it.
 #pragma once
 #include <stdint.h>
 
 #include "core/io.h"
 #include "data/dataset.h"
-#include "data/tokenizer.h"
+#include "data/texttok.h"
 #include "train/metrics.h"
 #include "train/optim.h"
 #include "train/pipeline.h"
@@ -50,6 +57,7 @@ typedef struct {
     int sample_every;       // a `sample` record every N updates (0 = only when asked with SIGUSR1)
     const char *tokenizer;  // for samples (default: the built-in corpus's)
     const char *sample_prompt;
+    float peak_gflops;      // the machine's peak, when known (start record, report: % of peak)
     TrainGiven given;
 } TrainOptions;
 
@@ -90,14 +98,19 @@ typedef struct {
     double setup_ms;
     RunChanges changes;     // what a resume changed (printed and logged)
     RunIdentity saved_id;   // the checkpoint's identity (option strings may point here)
-    Tokenizer sample_tok;   // for samples of the weights being trained
+    TextTok sample_tok;     // for samples of the weights being trained
     int have_sample_tok;
+    // data parallel (dist.h): rank 0 of 1 without mpirun
+    int rank, world;        // this process, and the processes sharing each update
+    int stop;               // every rank agreed to stop (a signal reached one of them)
+    double comm_ms;         // time in the gradient all-reduce (this process)
 } Trainer;
 
 // Result of one update.
 typedef struct {
     float loss, lr;
     double grad_norm, ms, data_ms, optim_ms, forward_ms, backward_ms;
+    PhaseTimes pipeline;    // the pipeline's times of this update (device, staging, ...)
     int applied;            // 0: skipped (non-finite loss, gradient or result)
 } UpdateResult;
 

@@ -1,0 +1,46 @@
+// dist: data-parallel training over processes (ranks).
+//
+// Every rank holds the whole model, computes the gradients of its share of an
+// update's windows, and the ranks sum their gradient blocks (one in-place
+// all-reduce over the contiguous block), so every rank applies the same AdamW
+// update to the same weights. The trainer decides who does what; this module
+// only moves numbers and agrees on decisions.
+//
+// Two implementations, one of them linked:
+//   dist_mpi.c    (built when OpenMPI is found; `make MPI=none` opts out)
+//   dist_single.c (one process: rank 0 of 1, every call a no-op)
+// MPI appears in no other file. Even the MPI build behaves exactly as the
+// single-process one unless it was started by mpirun: it never calls MPI_Init
+// then, so `anetrain train` without mpirun is today's program.
+//
+// Collectives must be called by every rank in the same order (the trainer
+// calls them at fixed points of each update). They return 0, or -1 with
+// err_msg() on a communication failure. Only the thread that called
+// dist_init calls them (MPI_THREAD_FUNNELED: compute threads never do).
+#pragma once
+#include <stddef.h>
+
+// Joins the job when started by mpirun (else a job of one). argc/argv may be
+// NULL. Returns 0, or -1 with err_msg().
+int dist_init(int *argc, char ***argv);
+// Leaves the job (every rank, after its last collective).
+void dist_finalize(void);
+// Ends every rank of the job with this exit code (after a failure on one rank,
+// so the others do not wait forever in a collective). Returns only in a job of
+// one; the CLI then exits itself.
+void dist_abort(int code);
+
+int dist_rank(void);        // 0 .. dist_size()-1
+int dist_size(void);        // ranks in the job (1 without mpirun)
+int dist_local_size(void);  // ranks on this host (for threads per rank)
+const char *dist_name(void);  // "single process" or "MPI (Open MPI v4.1.4, ...)"
+
+// In place: every rank ends with the element-wise sum over all ranks. Any n
+// (split into chunks that fit MPI's int counts).
+int dist_sum_f32(float *buf, size_t n);
+int dist_sum_f64(double *buf, size_t n);
+// *flag becomes 1 on every rank if it was non-zero on any (stop requests).
+int dist_any(int *flag);
+// Rank root's bytes to every rank.
+int dist_bcast(void *buf, size_t bytes, int root);
+int dist_barrier(void);
