@@ -120,6 +120,7 @@ void metrics_banner(Metrics *mt, const RunInfo *ri, const TrainState *st) {
     jsonw_str(&j, "ckpt", ri->ckpt);
     jsonw_int(&j, "seed", (long long)st->seed);
     jsonw_int(&j, "resumed_at", ri->resumed ? (long long)st->step : -1LL);
+    jsonw_int(&j, "world", ri->world > 0 ? ri->world : 1);
     metrics_log_record(mt, &j);
 }
 

@@ -43,6 +43,7 @@ typedef struct {
     long long kernels_compiled;
     double flops_per_update;
     double peak_gflops;     // 0 = unknown
+    int world;              // processes sharing each update (mpirun -np)
 } RunInfo;
 
 // log_path: NULL (none), or what io_open_append takes: a regular file
@@ -77,6 +78,7 @@ typedef struct {
     int seq, accum;
     double flops_per_window;
     double peak_gflops;     // 0 = unknown
+    int world;              // processes sharing each update
     double wall_ms;         // whole trainer_run
     double setup_ms;        // model, data, pipeline (compile included), log
     double train_ms;        // sum of update wall times

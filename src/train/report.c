@@ -15,6 +15,7 @@ static void log_report(Metrics *mt, const ReportInfo *ri, double tok_s, double g
     JsonW j;
     jsonw_begin(&j, "report");
     jsonw_int(&j, "steps", ri->steps);
+    jsonw_int(&j, "world", ri->world > 0 ? ri->world : 1);
     jsonw_num(&j, "wall_ms", ri->wall_ms);
     jsonw_num(&j, "setup_ms", ri->setup_ms);
     jsonw_num(&j, "compile_ms", ri->train.compile);

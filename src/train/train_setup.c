@@ -242,7 +242,8 @@ static void banner(Trainer *t) {
                   .blas = gemm_backend_name(), .data = t->data_desc, .val_data = o->val_data, .ckpt = o->ckpt,
                   .seq = t->seq, .resumed = o->resume, .n_vocab_rows = t->n_vocab_rows,
                   .kernels_compiled = t->pl.times.kernels_compiled,
-                  .flops_per_update = t->flops_per_window * t->st.accum, .peak_gflops = o->peak_gflops};
+                  .flops_per_update = t->flops_per_window * t->st.accum, .peak_gflops = o->peak_gflops,
+                  .world = t->world};
     metrics_banner(&t->mt, &ri, &t->st);
     const char *note = gemm_backend_note();
     if (note && !o->quiet) printf("  note      %s\n", note);

@@ -353,6 +353,7 @@ int trainer_run(const TrainOptions *o) {
         if (rc == 0 && t.st.step > t.start_step) {
             ReportInfo ri = {.steps = t.st.step - t.start_step, .seq = t.seq, .accum = t.st.accum,
                              .flops_per_window = t.flops_per_window, .peak_gflops = o->peak_gflops,
+                             .world = t.world,
                              .wall_ms = time_ms() - t_start,
                              .setup_ms = t.setup_ms, .train_ms = 0, .train = t.train_times};
             ri.train_ms = t.st.train_ms - t.train_ms_before;
