@@ -335,15 +335,12 @@ static int mil_io(const char *mil, size_t in_cw[2], size_t out_cw[2]) {
     return rc;
 }
 
-// The hex id names a directory we later delete recursively: insist it is one
-// plain path component.
+// The hex id names a directory we later delete recursively: it must be one
+// path component that is not "." or "..". Nothing else is refused — an id
+// with characters beyond [0-9A-Za-z_.-] is still a safe name (a future
+// runtime may well produce one).
 static int hex_ok(const char *hex) {
-    if (!hex || !*hex || !strcmp(hex, ".") || !strcmp(hex, "..")) return 0;
-    for (const char *p = hex; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-              *p == '-' || *p == '.'))
-            return 0;
-    return 1;
+    return hex && *hex && !strchr(hex, '/') && strcmp(hex, ".") != 0 && strcmp(hex, "..") != 0;
 }
 
 // @{"@model_path/weights/X.bin": @{@"offset": @0, @"data": blob}, ...}; empty, never nil.

@@ -362,6 +362,7 @@ static int g_fail_desc, g_fail_compile, g_load_failures, g_fail_eval;
 static int g_loads, g_loads_ok, g_compiles, g_evals, g_unloads, g_desc_calls;
 static long g_last_weights_n = -1;
 static char g_last_hex[20];  // hex id of the newest model
+static const char *g_hex_override;  // the id the next model reports (NULL: its hash)
 
 static Obj *make_error(const char *text, long long code) {
     Obj *e = obj_new(K_ERR);
@@ -494,7 +495,8 @@ intptr_t objc_msgSend(intptr_t self, intptr_t sel_, intptr_t a0, intptr_t a1, in
             const Obj *data = dict_get(d->b->items[i], "data");
             for (size_t j = 0; j < data->len; j++) h = (h ^ data->bytes[j]) * 1099511628211ull;
         }
-        snprintf(m->hex, sizeof m->hex, "%016llX", (unsigned long long)h);
+        if (g_hex_override) snprintf(m->hex, sizeof m->hex, "%s", g_hex_override);
+        else snprintf(m->hex, sizeof m->hex, "%016llX", (unsigned long long)h);
         memcpy(g_last_hex, m->hex, sizeof g_last_hex);
         return (intptr_t)autoreleased(m);
     }
@@ -627,6 +629,17 @@ static void scenario_main(void) {
     kfree(&d, k1);
     DeviceWeight evil = {"@model_path/../../etc/x.bin", blob, sizeof blob};
     EXPECT(d.ops->compile(&d, mil_w, &evil, 1, &k1) == -1 && strstr(err_msg(), "'..'"), "%s", err_msg());
+
+    // the runtime's id names a tmp directory: any one safe path component is taken,
+    // a path or a "." / ".." is refused
+    g_hex_override = "id with spaces+=";
+    EXPECT(d.ops->compile(&d, mil_w, &w, 1, &k1) == 0 && dir_exists("id with spaces+="), "%s", err_msg());
+    kfree(&d, k1);
+    g_hex_override = "..";
+    EXPECT(d.ops->compile(&d, mil_w, &w, 1, &k1) == -1 && strstr(err_msg(), "plain file name"), "%s", err_msg());
+    g_hex_override = "a/b";
+    EXPECT(d.ops->compile(&d, mil_w, &w, 1, &k1) == -1 && strstr(err_msg(), "plain file name"), "%s", err_msg());
+    g_hex_override = NULL;
 
     // MIL errors come from our parser, before any runtime call
     int calls = g_desc_calls;
