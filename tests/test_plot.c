@@ -182,3 +182,20 @@ TEST(plot_png_curve_where_data_says) {
     png_free(&img);
     plot_run_free(&run);
 }
+
+// Values whose range is far below their magnitude once made the tick loop
+// add a step that no longer moved the double: plot must finish.
+TEST(plot_finishes_on_extreme_values) {
+    if (!logrec_available()) {
+        test_skip("built without cJSON");
+        return;
+    }
+    const char *a = write_run("huge.jsonl", 0,
+                              "{\"type\":\"step\",\"step\":1,\"loss\":1e17,\"ms\":1}\n"
+                              "{\"type\":\"step\",\"step\":2,\"loss\":100000000000000016,\"ms\":1}\n");
+    char svg[600], *out = NULL;
+    snprintf(svg, sizeof svg, "%s/huge.svg", test_tmpdir());
+    int rc = test_runf(&out, "timeout 20 '%s' plot '%s' -o '%s'", test_bin(), a, svg);
+    CHECKF(rc == 0, "plot of extreme values: rc %d (124 = it hung): %s", rc, out ? out : "");
+    free(out);
+}

@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/err.h"
+#include "core/io.h"
 #include "dash/plot.h"
 
 enum { MAX_RUNS = 16 };
@@ -30,8 +31,13 @@ int cmd_plot(int argc, char **argv) {
         return 2;
     }
     PlotRun runs[MAX_RUNS];
-    int loaded = 0, ok = 1;
-    for (int i = 0; i < n && ok; i++) ok = plot_run_load(&runs[loaded], logs[i]) == 0 && ++loaded;
+    int loaded = 0, ok = io_check_output(out) == 0;  // a bad -o is said before any log is read
+    for (int i = 0; i < n && ok; i++) {
+        ok = plot_run_load(&runs[loaded], logs[i]) == 0 && ++loaded;
+        if (ok && runs[loaded - 1].bad_lines > 0)
+            fprintf(stderr, "anetrain plot: %s: skipped %lld lines that are not log records\n", logs[i],
+                    (long long)runs[loaded - 1].bad_lines);
+    }
     if (ok) ok = plot_svg(runs, loaded, !strcmp(x, "tokens"), out) == 0;
     if (!ok) fprintf(stderr, "anetrain plot: %s\n", err_msg());
     else printf("wrote %s (%d run%s)\n", out, loaded, loaded > 1 ? "s" : "");

@@ -62,7 +62,12 @@ static int spawn(App *a, int resume) {
     if (resume && !given) av[n] = "--resume";
     int rc = child_spawn(&a->child, argv[0], av);
     free(av);
-    if (rc != 0) return -1;
+    if (rc != 0) {
+        // no trainer now: quitting must not wait for one (child_spawn cleared the old)
+        a->have_child = 0;
+        dash_state_log(&a->s, DASH_LOG_ERROR, "dash: %s", err_msg());
+        return -1;
+    }
     a->have_child = 1;
     sysmon_init(&a->mon, a->child.pid);
     a->s.have_proc = 1;

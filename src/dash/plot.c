@@ -73,8 +73,22 @@ static void nice_range(double lo, double hi, int n, double *a, double *b) {
 static double px(const PlotAxes *a, double x) { return a->px0 + (x - a->x0) / (a->x1 - a->x0) * (a->px1 - a->px0); }
 static double py(const PlotAxes *a, double y) { return a->py0 + (y - a->y0) / (a->y1 - a->y0) * (a->py1 - a->py0); }
 
-// A tick value, with the rounding residue of repeated addition (-1e-17 printed as "-0") removed.
-static double tick(double v, double st) { return fabs(v) < st * 1e-6 ? 0 : v; }
+enum { TICKS_MAX = 32 };
+
+// The tick values of [lo, hi] at a nice step for about `want` of them, as
+// multiples i * step counted by an integer: adding the step to a double can
+// stop moving it (a range of 1e17 with a step of 1) and never end.
+static int ticks(double lo, double hi, int want, double *v) {
+    const double st = nice_step(hi - lo, want);
+    const double first = ceil(lo / st - 1e-9), last = floor(hi / st + 1e-9);
+    if (!(st > 0) || !isfinite(first) || !isfinite(last) || last - first > TICKS_MAX - 1) return 0;
+    const int n = (int)(last - first) + 1;
+    for (int k = 0; k < n; k++) {
+        const double i = first + k;
+        v[k] = fabs(i) < 0.5 ? 0 : i * st;  // exact 0, never "-0"
+    }
+    return n;
+}
 
 // The frame, grid, ticks and labels of a panel (no y ticks when yl is ""); right = a second y range (or NULL).
 static void axes(Svg *s, const PlotAxes *a, const char *title, const char *xl, const char *yl, const PlotAxes *right,
@@ -82,22 +96,23 @@ static void axes(Svg *s, const PlotAxes *a, const char *title, const char *xl, c
     char lab[32];
     out(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#999\"/>\n", a->px0,
         a->py1, a->px1 - a->px0, a->py0 - a->py1);
-    double st = nice_step(a->y1 - a->y0, 5);
-    for (double v = ceil(a->y0 / st - 1e-9) * st; yl[0] && v <= a->y1 + st * 1e-9; v += st) {
-        chart_fmt(lab, sizeof lab, tick(v, st));
+    double tv[TICKS_MAX];
+    for (int i = 0, n = yl[0] ? ticks(a->y0, a->y1, 5, tv) : 0; i < n; i++) {
+        const double v = tv[i];
+        chart_fmt(lab, sizeof lab, v);
         out(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>", a->px0, py(a, v), a->px1, py(a, v));
         out(s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", a->px0 - 6, py(a, v) + 4, lab);
     }
-    st = nice_step(a->x1 - a->x0, 6);
-    for (double v = ceil(a->x0 / st - 1e-9) * st; v <= a->x1 + st * 1e-9; v += st) {
-        chart_fmt(lab, sizeof lab, tick(v, st));
+    for (int i = 0, n = ticks(a->x0, a->x1, 6, tv); i < n; i++) {
+        const double v = tv[i];
+        chart_fmt(lab, sizeof lab, v);
         out(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\"/>", px(a, v), a->py0, px(a, v), a->py0 + 5);
         out(s, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", px(a, v), a->py0 + 18, lab);
     }
     if (right) {
-        st = nice_step(right->y1 - right->y0, 5);
-        for (double v = ceil(right->y0 / st - 1e-9) * st; v <= right->y1 + st * 1e-9; v += st) {
-            chart_fmt(lab, sizeof lab, tick(v, st));
+        for (int i = 0, n = ticks(right->y0, right->y1, 5, tv); i < n; i++) {
+            const double v = tv[i];
+            chart_fmt(lab, sizeof lab, v);
             out(s, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#777\">%s</text>\n", a->px1 + 6, py(right, v) + 4, lab);
         }
         out(s, "<text transform=\"translate(%.1f %.1f) rotate(90)\" text-anchor=\"middle\" fill=\"#777\">%s</text>\n",

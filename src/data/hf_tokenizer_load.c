@@ -3,6 +3,8 @@
 // given as files or a directory.
 #include "data/hf_tokenizer_internal.h"
 
+#include <pthread.h>
+
 #ifdef USE_CJSON
 // The Qwen2 split regex, implied for vocab.json + merges.txt (Qwen2Tokenizer's PRETOKENIZE_REGEX).
 static const char QWEN2_REGEX[] =
@@ -115,16 +117,17 @@ static int set_token(HfTokenizer *t, int id, const char *s, size_t n, int kind, 
 
 // A byte-level token string (UTF-8 of the GPT-2 byte characters) -> raw bytes
 // in out (capacity n). Returns the byte count, or -1 naming the bad character.
+static int byte_of_cp[324];  // the inverse of byte_map, built once
+static pthread_once_t byte_of_cp_once = PTHREAD_ONCE_INIT;
+static void byte_of_cp_init(void) {
+    int cp[256];
+    byte_map(cp);
+    for (int i = 0; i < 324; i++) byte_of_cp[i] = -1;
+    for (int b = 0; b < 256; b++) byte_of_cp[cp[b]] = b;
+}
+
 static long unmap_bytes(const char *s, size_t n, char *out, const char *name, const char *what) {
-    static int byte_of_cp[324];
-    static int ready;
-    if (!ready) {  // idempotent, so a race between threads writes the same values
-        int cp[256];
-        byte_map(cp);
-        for (int i = 0; i < 324; i++) byte_of_cp[i] = -1;
-        for (int b = 0; b < 256; b++) byte_of_cp[cp[b]] = b;
-        ready = 1;
-    }
+    pthread_once(&byte_of_cp_once, byte_of_cp_init);
     const uint8_t *u = (const uint8_t *)s;
     size_t i = 0, j = 0, bad;
     while (i < n) {
@@ -142,8 +145,11 @@ static long unmap_bytes(const char *s, size_t n, char *out, const char *name, co
     return (long)j;
 }
 
+// Longest token read: far above any real one, and what a decoder's buffer holds.
+enum { TOKEN_BYTES_MAX = 1024 };
+
 static int add_vocab(HfTokenizer *t, const char *s, size_t n, int id, const char *name) {
-    char buf[1024];
+    char buf[TOKEN_BYTES_MAX];
     if (n > sizeof buf) return err_set("%s: vocab token of %zu bytes (at most %zu)", name, n, sizeof buf);
     long m = unmap_bytes(s, n, buf, name, "vocab token");
     if (m < 0) return -1;
@@ -210,6 +216,8 @@ static int add_merge(HfTokenizer *t, const char *a, size_t na, const char *b, si
 
 static int add_added(HfTokenizer *t, const char *s, size_t n, int id, int special, const char *name) {
     if (n == 0) return err_set("%s: expected non-empty added tokens, found \"\" (id %d)", name, id);
+    if (n > TOKEN_BYTES_MAX)
+        return err_set("%s: added token %d of %zu bytes (at most %d)", name, id, n, (int)TOKEN_BYTES_MAX);
     int rc = set_token(t, id, s, n, special ? KIND_SPECIAL : KIND_ADDED, name);
     if (rc < 0) return -1;
     Added *a = realloc(t->added, (size_t)(t->n_added + 1) * sizeof *a);

@@ -2,6 +2,7 @@
 #include "data/texttok.h"
 
 #include <stdint.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,7 +72,11 @@ const char *texttok_kind_name(const TextTok *t) {
 }
 
 static int encode_llama2c(TextTok *t, const char *text, size_t n, int sep, int **ids, size_t *n_ids) {
-    char *s = malloc(n + 1);  // tokenizer_encode takes a C string
+    // tokenizer_encode takes a C string and counts in int: refuse what it would cut
+    if (memchr(text, 0, n)) return err_set("text with a NUL byte at byte %zu: the llama2.c tokenizer reads C strings",
+                                           (size_t)((const char *)memchr(text, 0, n) - text));
+    if (n > (size_t)INT_MAX - 3) return err_set("%zu bytes of text in one piece (at most %d)", n, INT_MAX - 3);
+    char *s = malloc(n + 1);
     int *out = s ? malloc((n + 3) * sizeof *out) : NULL;
     if (!out) {
         free(s);

@@ -67,9 +67,11 @@ int infer_generate(const Params *p, TextTok *tok, const TextGenOptions *o, TextG
         int n_ids = tok->vocab_size < p->cfg.vocab ? tok->vocab_size : p->cfg.vocab;
         unsigned char *allowed = o->ids ? calloc((size_t)n_ids, 1) : NULL;
         float *scratch = o->ids ? malloc(sizeof(float) * (size_t)n_ids) : NULL;
+        int n_allowed = 0;
         for (int i = 0; allowed && i < o->n_ids; i++)
-            if (o->ids[i] >= 0 && o->ids[i] < n_ids) allowed[o->ids[i]] = 1;
+            if (o->ids[i] >= 0 && o->ids[i] < n_ids) n_allowed += !allowed[o->ids[i]], allowed[o->ids[i]] = 1;
         if (o->ids && (!allowed || !scratch)) err_set("out of memory for the sampler's id set");
+        else if (o->ids && n_allowed == 0) err_set("sampling: none of the %d allowed ids is a token", o->n_ids);
         else if (sampler_init(&s, n_ids, o->temperature, o->topp, o->seed) == 0) {
             rc = run(&g, &s, tok, ptoks, n_ptoks, steps, allowed, scratch, emit, ctx, positions);
             sampler_free(&s);
