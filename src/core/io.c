@@ -251,7 +251,7 @@ int io_atomic_write(AtomicFile *af, const void *data, size_t n) {
     return 0;
 }
 
-static void fsync_dir(const char *path) {
+void io_fsync_dir(const char *path) {
     char copy[4096];
     snprintf(copy, sizeof copy, "%s", path);
     int fd = open(dirname(copy), O_RDONLY);
@@ -268,7 +268,7 @@ int io_atomic_commit(AtomicFile *af) {
     if (rc == 0 && rename(af->tmp, af->path) != 0)
         rc = err_set("%s: rename to %s failed: %s", af->tmp, af->path, strerror(errno));
     if (rc != 0) { unlink(af->tmp); return -1; }
-    fsync_dir(af->path);
+    io_fsync_dir(af->path);
     return 0;
 }
 

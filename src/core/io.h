@@ -73,6 +73,8 @@ int io_atomic_write(AtomicFile *af, const void *data, size_t n);
 // the previous PATH is untouched.
 int io_atomic_commit(AtomicFile *af);
 void io_atomic_abort(AtomicFile *af);
+// fsync of the directory holding path, so a rename into it survives a crash.
+void io_fsync_dir(const char *path);
 
 // Opens a log for appending (created if missing), for --log. An existing
 // target must be a regular file (or a symlink to one); the explicit streams

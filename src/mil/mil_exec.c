@@ -411,8 +411,11 @@ typedef struct {
     unsigned char *held;
 } Plan;
 
+// A value's slice: at least one float, rounded up to 64 bytes.
+static size_t slot_floats(size_t numel) { return ((numel ? numel : 1) + 15) & ~(size_t)15; }
+
 static size_t plan_take(Plan *pl, size_t numel) {
-    const size_t n = (numel + 15) & ~(size_t)15;  // 64-byte aligned slices
+    const size_t n = slot_floats(numel);
     int best = -1;
     for (int i = 0; i < pl->n_free; i++)
         if (pl->free_[i].n >= n && (best < 0 || pl->free_[i].n < pl->free_[best].n)) best = i;
@@ -428,9 +431,9 @@ static size_t plan_take(Plan *pl, size_t numel) {
 }
 
 static void plan_release(Plan *pl, const MilProgram *p, int id) {
-    if (id < 0 || !pl->held[id]) return;  // a value read twice by one step is released once
+    if (!pl->held[id]) return;  // a value read twice by one step is released once
     pl->held[id] = 0;
-    pl->free_[pl->n_free++] = (Block){p->arena_off[id], (p->vals[id].numel + 15) & ~(size_t)15};
+    pl->free_[pl->n_free++] = (Block){p->arena_off[id], slot_floats(p->vals[id].numel)};
 }
 
 // Every computed value gets its slice when it is produced and gives it back
@@ -445,7 +448,7 @@ static int arena_plan(MilProgram *p) {
     pl.held[p->input] = 1;
     for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];
-        p->arena_off[s->out] = plan_take(&pl, p->vals[s->out].numel ? p->vals[s->out].numel : 1);
+        p->arena_off[s->out] = plan_take(&pl, p->vals[s->out].numel);
         pl.held[s->out] = 1;
         int ids[3] = {s->a, s->b, s->c};
         for (int k = 0; k < 3 + s->n_list; k++) {

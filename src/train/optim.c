@@ -85,15 +85,19 @@ double optim_sumsq(const float *g, size_t n) {
     return total;
 }
 
+void optim_record_skip(TrainState *st) {
+    st->skipped++;
+    st->good_steps = 0;
+    if (st->loss_scale_dynamic && st->loss_scale > 1.0f) st->loss_scale *= 0.5f;
+}
+
 int optim_prepare(TrainState *st, const float *g, size_t n, float *grad_mul, double *norm) {
     const double unscale = 1.0 / ((double)st->loss_scale * st->accum);
     const double sumsq = optim_sumsq(g, n);
     const double gnorm = sqrt(sumsq) * unscale;
     *norm = gnorm;
     if (!isfinite(gnorm)) {
-        st->skipped++;
-        st->good_steps = 0;
-        if (st->loss_scale_dynamic && st->loss_scale > 1.0f) st->loss_scale *= 0.5f;
+        optim_record_skip(st);
         return 0;
     }
     double mul = unscale;

@@ -47,3 +47,7 @@ int optim_update_finite(const Params *p, const float *g, const float *m, const f
 // factor that unscales, averages over accum micro-steps and applies clipping;
 // *norm the unclipped global gradient norm.
 int optim_prepare(TrainState *st, const float *g, size_t n, float *grad_mul, double *norm);
+// An update skipped after optim_prepare accepted its gradients (its result
+// would not be finite): counted, and a dynamic loss scale lowered, as a
+// non-finite gradient is.
+void optim_record_skip(TrainState *st);

@@ -134,7 +134,7 @@ static int apply_update(Trainer *t, UpdateResult *r) {
     st->adam_t++;
     if (!optim_update_finite(&t->p, t->grads, t->m, t->v, st, r->lr, grad_mul, r->grad_norm, &t->bounds)) {
         st->adam_t--;
-        st->skipped++;
+        optim_record_skip(st);
         metrics_skip(&t->mt, st->step + 1, "the update would make weights non-finite", r->loss, r->grad_norm,
                      st->loss_scale);
         return 0;
