@@ -442,6 +442,7 @@ FUZZ_TARGETS := llama2c model_file tokenizer tokens ckpt ckpt_original hf_config
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?=
 FUZZ_DATA    ?= ../shared/data
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
@@ -469,16 +470,19 @@ $(FUZZ_DIR)/seeds/.done: $(BIN) fuzz/seeds.sh $(FUZZ_TARGETS:%=fuzz/fuzz_%.c)
 fuzz-seeds: $(FUZZ_DIR)/seeds/.done
 
 # Each harness for FUZZ_SECONDS on its corpus (new inputs kept in corpus/NAME,
-# seeds read from seeds/NAME); crashes go to artifacts/ and fail the target
-# after all have run.
+# seeds read from seeds/NAME, and the inputs that once crashed it from
+# fuzz/regress/NAME); crashes go to artifacts/ and fail the target after all
+# have run. FUZZ_RUNS=N instead runs N inputs from seed 1: the same inputs on
+# every machine, however fast (CI's gate; a campaign uses FUZZ_SECONDS).
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS) -seed=1,-max_total_time=$(FUZZ_SECONDS))
 fuzz: fuzz-build fuzz-seeds
 	@mkdir -p $(FUZZ_DIR)/artifacts; failed=""; \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
-	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
-	  if ! $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 \
+	  echo "fuzz $$t: $(FUZZ_LIMIT)"; \
+	  if ! $(FUZZ_DIR)/fuzz_$$t $(FUZZ_LIMIT) -timeout=20 -rss_limit_mb=2048 \
 	      -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- \
-	      $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/seeds/$$t > $(FUZZ_DIR)/$$t.log 2>&1; then \
+	      $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/seeds/$$t $$([ -d fuzz/regress/$$t ] && echo fuzz/regress/$$t) > $(FUZZ_DIR)/$$t.log 2>&1; then \
 	    failed="$$failed $$t"; tail -n 40 $(FUZZ_DIR)/$$t.log; \
 	  fi; \
 	  grep -h -E 'stat::number_of_executed_units|stat::new_units_added' $(FUZZ_DIR)/$$t.log | tr '\n' ' '; echo; \
@@ -488,7 +492,7 @@ else
 # From any other build: the same targets in their own build directory, with clang.
 fuzz fuzz-build fuzz-seeds:
 	$(MAKE) BUILD=$(FUZZ_BUILD) BIN=$(FUZZ_BUILD)/anetrain CC=$(FUZZ_CC) BLAS=none SAN=fuzz \
-	  FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_DATA=$(FUZZ_DATA) $@
+	  FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_DATA=$(FUZZ_DATA) $@
 endif
 
 # --- configuration ------------------------------------------------------------------------
@@ -519,6 +523,7 @@ variables (make VAR=value):
   BIN=path             the anetrain binary (default ./anetrain)
   CC, CFLAGS, LDFLAGS, LDLIBS   compiler and extra flags (CFLAGS default -O3 -g)
   FUZZ_SECONDS=N       seconds per harness for make fuzz (default 60)
+  FUZZ_RUNS=N          instead: N inputs per harness from a fixed seed (reproducible; CI)
   FUZZ_BUILD=dir       build directory of make fuzz (default build-fuzz); FUZZ_CC (default clang)
   FUZZ_DATA=dir        data files for the seeds (default ../shared/data)
 endef

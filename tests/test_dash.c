@@ -181,6 +181,18 @@ TEST(dash_chart_geometry) {
     chart_fmt(b, sizeof b, NAN), CHECK(!strcmp(b, "-"));
 }
 
+// Durations from a log are any double: an ETA of 2.4e9 s (a log's absurd step count) is printed, not cast to int.
+TEST(dash_duration_format) {
+    char b[64];
+    dash_fmt_duration(b, sizeof b, 1500), CHECK(!strcmp(b, "1.5 s"));
+    dash_fmt_duration(b, sizeof b, 125e3), CHECK(!strcmp(b, "2m 05s"));
+    dash_fmt_duration(b, sizeof b, 7380e3), CHECK(!strcmp(b, "2h 03m"));
+    dash_fmt_duration(b, sizeof b, 2.40045e12), CHECKF(!strcmp(b, "666791h 40m"), "got %s", b);
+    dash_fmt_duration(b, sizeof b, 1e300), CHECK(b[0] != '-' && strchr(b, 'h'));
+    dash_fmt_duration(b, sizeof b, INFINITY), CHECK(!strcmp(b, "-"));
+    dash_fmt_duration(b, sizeof b, -1), CHECK(!strcmp(b, "-"));
+}
+
 // Text that is not valid UTF-8, control characters and long words stay inside their panel.
 TEST(dash_render_hostile_text) {
     DashState s;
