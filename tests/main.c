@@ -1,4 +1,5 @@
 // The test runner: runs every registered TEST (filter: substring of the name).
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 
 #include "test.h"
 
+#include "ane/device.h"
 #include "core/err.h"
 #include "data/dataset.h"
 
@@ -65,9 +67,13 @@ const char *test_data(const char *rel) {
     return NULL;
 }
 
+// Absolute, so tests that run it from another directory find it.
 const char *test_bin(void) {
+    static char path[PATH_MAX];
     const char *b = getenv("ANETRAIN_BIN");
-    return b ? b : "./anetrain";
+    if (!b) b = "./anetrain";
+    if (!path[0] && !realpath(b, path)) snprintf(path, sizeof path, "%s", b);
+    return path;
 }
 
 int test_run(const char *cmd, char **out) {
@@ -185,6 +191,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%-40s ", g_tests[i].name);
         fflush(stderr);
         fputc('\n', stderr);
+        device_process_compiles_reset();  // each test stands for a fresh process: a budget of its own
         g_tests[i].fn();
         if (g_failed_checks != before_f) failed++, fprintf(stderr, "  -> FAILED\n");
         else if (g_skipped != before_s) skipped++;

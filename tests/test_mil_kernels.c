@@ -348,7 +348,7 @@ TEST(mil_kernel_layouts_follow_the_table) {
     TestModel m[N_MODELS];
     test_models(m);
     for (int mi = 0; mi < N_MODELS; mi++)
-        for (int kind = 0; kind < MIL_K_COUNT; kind++) {
+        for (int kind = 0; kind < MIL_K_DYN_COUNT; kind++) {
             const Config *c = &m[mi].c;
             const int S = m[mi].S;
             MilKernel k;
@@ -1175,7 +1175,7 @@ TEST(mil_kernel_ios16_dialect_same_numbers) {
     TestModel m[N_MODELS];
     test_models(m);
     for (int mi = 2; mi < N_MODELS; mi++)
-        for (int kind = 0; kind < MIL_K_COUNT; kind++) {
+        for (int kind = 0; kind < MIL_K_DYN_COUNT; kind++) {
             Run r;
             if (run_begin(&r, kind, &m[mi], 500 + kind) != 0) continue;
             MilKernel k16;

@@ -8,6 +8,14 @@
 
 int device_sim_init(Device *d);  // device_sim.c
 
+// Compiles of this process, on every Device: the ANE's limit is the process's,
+// whatever objects the compiles went through, and freeing a kernel gives
+// nothing back.
+static int process_compiles;
+
+int device_process_compiles(void) { return process_compiles; }
+void device_process_compiles_reset(void) { process_compiles = 0; }
+
 const char *device_names(void) {
 #ifdef __APPLE__
     return "sim, ane";
@@ -33,14 +41,14 @@ void device_free(Device *d) {
 
 int device_compile(Device *d, const char *mil, const DeviceWeight *w, int n_w, DeviceKernel **out) {
     *out = NULL;
-    if (d->compiles >= d->compile_budget)
+    if (process_compiles >= d->compile_budget)
         return err_set("%s device: compile budget of %d per process exhausted (the ANE fails silently past ~119 "
                        "compiles; checkpoint and restart the process)",
                        d->name, d->compile_budget);
     double t0 = time_ms();
     int rc = d->ops->compile(d, mil, w, n_w, out);
     d->compile_ms += time_ms() - t0;
-    if (rc == 0) d->compiles++;
+    if (rc == 0) d->compiles++, process_compiles++;
     return rc;
 }
 

@@ -59,13 +59,18 @@ struct Device {
     const DeviceOps *ops;
     void *impl;
     int compile_budget;    // compiles allowed per process (the ANE fails silently past ~119)
-    int compiles;          // successful compiles so far
+    int compiles;          // successful compiles through this Device
     double compile_ms;     // cumulative
     long long evals;
     double eval_ms;
 };
 
 enum { DEVICE_DEFAULT_COMPILE_BUDGET = 100 };
+
+// Successful compiles of this process on every Device (what the budget counts).
+int device_process_compiles(void);
+// Forgets them: for a test runner, whose tests each stand for a fresh process.
+void device_process_compiles_reset(void);
 
 // name: "sim" or "ane". budget <= 0 takes the default.
 int device_init(Device *d, const char *name, int compile_budget);

@@ -29,6 +29,10 @@ static void io_cw(const MilIoDesc *io, size_t cw[2]) {
 
 static int sim_compile(Device *d, const char *mil, const DeviceWeight *w, int n_w, DeviceKernel **out) {
     (void)d;
+    // fault injection for tests of the recovery: a process started by an exec()
+    // restart (cli/restart.h) finds the compiler refusing everything
+    if (getenv("ANETRAIN_SIM_FAIL_AFTER_RESTART") && getenv("ANETRAIN_RESTARTS"))
+        return err_set("sim device: compile refused (ANETRAIN_SIM_FAIL_AFTER_RESTART is set in a restarted process)");
     MilWeightFile wf[64];
     if (n_w > 64) return err_set("sim device: %d weight files (at most 64)", n_w);
     for (int i = 0; i < n_w; i++) wf[i] = (MilWeightFile){w[i].path, w[i].data, w[i].size};

@@ -17,6 +17,27 @@
 #include "mil/mil_blob.h"
 #include "model/config.h"
 #include "model/model_file.h"
+#include "model/params.h"
+
+// A static kernel: its text alone, or with weight files baked from random
+// weights (seed 1; layer 0, the first vocabulary chunk) to run it with.
+static int build_baked(MilKernelKind kind, const Config *cfg, int seq, MilDialect d, int with_blobs, MilKernel *k) {
+    if (!with_blobs) return mil_kernel_build_baked_text(kind, cfg, seq, d, NULL, k);
+    Params p;
+    if (params_init(&p, cfg) != 0) return -1;
+    params_init_random(&p, 1);
+    const ParamViews *v = &p.v;
+    int n, rows;
+    mil_vocab_chunks(cfg->vocab, &n, &rows);
+    MilBaked w = {.wq = v->wq, .wk = v->wk, .wv = v->wv, .wo = v->wo, .w1 = v->w1, .w2 = v->w2, .w3 = v->w3,
+                  .rms_att = v->rms_att, .rms_ffn = v->rms_ffn, .q_norm = v->q_norm, .k_norm = v->k_norm,
+                  .rms = kind == MIL_K_FINAL_NORM ? v->rms_final : v->rms_att, .cls = v->wcls, .row0 = 0, .rows = rows};
+    int rc = d == MIL_DIALECT_IOS18 ? mil_kernel_build_baked(kind, cfg, seq, &w, k)
+                                    : err_set("static kernels are generated in the ios18 dialect only");
+    if (rc == 0) fprintf(stderr, "weights: random (seed 1), layer 0\n");
+    params_free(&p);
+    return rc;
+}
 
 static int print_kernel(const char *name, const char *model, int seq, const char *dialect, const char *blob_dir) {
     Config cfg;
@@ -26,7 +47,7 @@ static int print_kernel(const char *name, const char *model, int seq, const char
     for (int k = 0; k < MIL_K_COUNT; k++)
         if (!strcmp(name, mil_kernel_name((MilKernelKind)k))) kind = k;
     if (kind < 0) {
-        char names[256] = "";
+        char names[512] = "";
         for (int k = 0; k < MIL_K_COUNT; k++) {
             strcat(names, mil_kernel_name((MilKernelKind)k));
             if (k + 1 < MIL_K_COUNT) strcat(names, ", ");
@@ -37,8 +58,11 @@ static int print_kernel(const char *name, const char *model, int seq, const char
     // the weight files' bytes are built only when they are written: printing
     // sdpaFwd at S = 40960 would otherwise build a 3.4 GB mask
     MilKernel k;
-    if ((blob_dir ? mil_kernel_build_dialect : mil_kernel_build_text)((MilKernelKind)kind, &cfg, seq, d, &k) != 0)
+    if (mil_kernel_is_baked((MilKernelKind)kind)) {
+        if (build_baked((MilKernelKind)kind, &cfg, seq, d, blob_dir != NULL, &k) != 0) return -1;
+    } else if ((blob_dir ? mil_kernel_build_dialect : mil_kernel_build_text)((MilKernelKind)kind, &cfg, seq, d, &k) != 0) {
         return -1;
+    }
     fputs(k.mil, stdout);
     fprintf(stderr, "%s: input [1, %d, 1, %d], output [1, %d, 1, %d], %d weight file(s)\n", k.name, k.in_c, k.in_w,
             k.out_c, k.out_w, k.n_blobs);

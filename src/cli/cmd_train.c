@@ -1,9 +1,11 @@
 // anetrain train: flags -> TrainOptions -> trainer_run.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/restart.h"
 #include "core/err.h"
 #include "model/config.h"
 #include "train/dist.h"
@@ -90,9 +92,15 @@ int cmd_train(int argc, char **argv) {
         {"--sequential", NULL, FLAG_BOOL, &o.sequential, "walk the data in order instead of random windows"},
         {"--compact-vocab", NULL, FLAG_BOOL, &o.compact_vocab,
          "classifier over the ids that occur in --data/--val-data only (faster; the loss is over those ids)"},
-        {"--pipeline", "-p", FLAG_STR, &o.pipeline, "cpu or dynamic (MIL kernels on --device)"},
-        {"--device", NULL, FLAG_STR, &o.device, "device of the dynamic pipeline: sim (MIL interpreter) or ane (macOS)"},
-        {"--compile-budget", NULL, FLAG_INT, &o.compile_budget, "device compiles allowed per process"},
+        {"--pipeline", "-p", FLAG_STR, &o.pipeline,
+         "cpu, dynamic (weights staged into kernels compiled once), static (weights baked, recompiled every update), "
+         "static-ane (static with more of the step on the device); all but cpu run MIL kernels on --device"},
+        {"--device", NULL, FLAG_STR, &o.device, "device of the device pipelines: sim (MIL interpreter) or ane (macOS)"},
+        {"--compile-budget", NULL, FLAG_INT, &o.compile_budget,
+         "device compiles allowed per process; static pipelines save and exec() a fresh process when the next "
+         "update's kernels would not fit"},
+        {"--no-ane-extras", NULL, FLAG_BOOL, &o.no_ane_extras,
+         "static-ane: its extra kernels' work (RMSNorm backward, final norm, classifier, softmax) on the CPU"},
         {"--loss-scale", NULL, FLAG_FLOAT, &o.loss_scale,
          "constant loss scale; 0 = automatic (1 on cpu, dynamic from 1024 on fp16 pipelines)"},
         {"--precision", NULL, FLAG_STR, &o.precision, "cpu pipeline: fp32, or bf16 (bf16 GEMM inputs, fp32 accumulation)"},
@@ -137,7 +145,14 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "anetrain train: %s\n", err_msg());
         return 1;
     }
-    if (trainer_run(&o) != 0) {
+    rc = trainer_run(&o);
+    if (rc == TRAINER_RESTART) {  // saved; a fresh process continues the run (restart.h)
+        const char *before = getenv("ANETRAIN_RESTARTS");
+        restart_exec(argc, argv, (before ? atoll(before) : 0) + 1);
+        fprintf(stderr, "anetrain train: %s (the checkpoint is saved: run again with --resume)\n", err_msg());
+        return 1;
+    }
+    if (rc != 0) {
         if (dist_size() > 1) fprintf(stderr, "anetrain train (rank %d of %d): %s\n", dist_rank(), dist_size(), err_msg());
         else fprintf(stderr, "anetrain train: %s\n", err_msg());
         dist_abort(1);  // the other ranks would wait for this one in their next collective

@@ -10,7 +10,8 @@ void dash_fmt_duration(char *out, int cap, double ms) {
     if (!isfinite(s) || s < 0) snprintf(out, (size_t)cap, "-");
     else if (s < 60) snprintf(out, (size_t)cap, "%.1f s", s);
     else if (s < 3600) snprintf(out, (size_t)cap, "%dm %02ds", (int)s / 60, (int)s % 60);
-    else snprintf(out, (size_t)cap, "%.0fh %02dm", floor(s / 3600), (int)fmod(s / 60, 60));  // hours unbounded
+    else if (s < 3600e6) snprintf(out, (size_t)cap, "%.0fh %02dm", floor(s / 3600), (int)fmod(s / 60, 60));
+    else snprintf(out, (size_t)cap, "%.3gh", s / 3600);  // a log's absurd ETA: any double
 }
 
 static const char *status(const DashState *s) {

@@ -523,16 +523,20 @@ MilVal mil_emit_add_scalar(MilEmit *e, MilVal x, float c, const char *name) {
 }
 MilVal mil_emit_pow(MilEmit *e, MilVal x, float p, const char *name) { return binary_scalar(e, "pow", x, p, name); }
 
-MilVal mil_emit_sigmoid(MilEmit *e, MilVal x, const char *name) {
-    const MilValue *xv = operand(e, x, "sigmoid");
+// An elementwise op of one operand: the result has x's type.
+static MilVal unary(MilEmit *e, const char *op, MilVal x, const char *name) {
+    const MilValue *xv = operand(e, x, op);
     if (!xv) return MIL_NONE;
     int shape[MIL_MAX_RANK];
     memcpy(shape, xv->shape, sizeof shape);
     MilVal r = new_value(e, name, xv->dt, xv->rank, shape);
     if (r == MIL_NONE) return r;
-    put_op(e, r, "sigmoid", 1, (Arg[]){{"x", x}});
+    put_op(e, r, op, 1, (Arg[]){{"x", x}});
     return r;
 }
+
+MilVal mil_emit_sigmoid(MilEmit *e, MilVal x, const char *name) { return unary(e, "sigmoid", x, name); }
+MilVal mil_emit_exp(MilEmit *e, MilVal x, const char *name) { return unary(e, "exp", x, name); }
 
 MilVal mil_emit_softmax(MilEmit *e, MilVal x, int axis, const char *name) {
     const MilValue *xv = operand(e, x, "softmax");
@@ -549,14 +553,14 @@ MilVal mil_emit_softmax(MilEmit *e, MilVal x, int axis, const char *name) {
     return r;
 }
 
-MilVal mil_emit_reduce_sum(MilEmit *e, MilVal x, int n_axes, const int *axes, int keep_dims, const char *name) {
-    const MilValue *xv = operand(e, x, "reduce_sum");
+static MilVal reduce(MilEmit *e, const char *op, MilVal x, int n_axes, const int *axes, int keep_dims, const char *name) {
+    const MilValue *xv = operand(e, x, op);
     if (!xv) return MIL_NONE;
     int red[MIL_MAX_RANK] = {0};
-    if (n_axes < 1 || n_axes > xv->rank) return fail(e, "reduce_sum of %s: %d axes", xv->name, n_axes);
+    if (n_axes < 1 || n_axes > xv->rank) return fail(e, "%s of %s: %d axes", op, xv->name, n_axes);
     for (int i = 0; i < n_axes; i++) {
         const int a = axes[i] < 0 ? axes[i] + xv->rank : axes[i];
-        if (a < 0 || a >= xv->rank || red[a]++) return fail(e, "reduce_sum of %s: bad axis %d", xv->name, axes[i]);
+        if (a < 0 || a >= xv->rank || red[a]++) return fail(e, "%s of %s: bad axis %d", op, xv->name, axes[i]);
     }
     int shape[MIL_MAX_RANK], rank = 0;
     for (int i = 0; i < xv->rank; i++) {
@@ -569,8 +573,16 @@ MilVal mil_emit_reduce_sum(MilEmit *e, MilVal x, int n_axes, const int *axes, in
     sub_name(e, na, e->vals[r].name, "axes");
     MilVal av = mil_emit_const_i32v(e, na, n_axes, axes);
     MilVal kv = bool_const(e, keep_dims);
-    put_op(e, r, "reduce_sum", 3, (Arg[]){{"axes", av}, {"keep_dims", kv}, {"x", x}});
+    put_op(e, r, op, 3, (Arg[]){{"axes", av}, {"keep_dims", kv}, {"x", x}});
     return r;
+}
+
+MilVal mil_emit_reduce_sum(MilEmit *e, MilVal x, int n_axes, const int *axes, int keep_dims, const char *name) {
+    return reduce(e, "reduce_sum", x, n_axes, axes, keep_dims, name);
+}
+
+MilVal mil_emit_reduce_max(MilEmit *e, MilVal x, int n_axes, const int *axes, int keep_dims, const char *name) {
+    return reduce(e, "reduce_max", x, n_axes, axes, keep_dims, name);
 }
 
 MilVal mil_emit_concat(MilEmit *e, int n, const MilVal *v, int axis, const char *name) {

@@ -116,8 +116,10 @@ MilVal mil_emit_add_scalar(MilEmit *e, MilVal x, float c, const char *name);
 // x ^ p with an fp16 scalar exponent (RMSNorm uses p = -0.5).
 MilVal mil_emit_pow(MilEmit *e, MilVal x, float p, const char *name);
 MilVal mil_emit_sigmoid(MilEmit *e, MilVal x, const char *name);
+MilVal mil_emit_exp(MilEmit *e, MilVal x, const char *name);
 MilVal mil_emit_softmax(MilEmit *e, MilVal x, int axis, const char *name);
 MilVal mil_emit_reduce_sum(MilEmit *e, MilVal x, int n_axes, const int *axes, int keep_dims, const char *name);
+MilVal mil_emit_reduce_max(MilEmit *e, MilVal x, int n_axes, const int *axes, int keep_dims, const char *name);
 // concat(values=(v[0], ..., v[n-1]), axis, interleave=false); n >= 1
 MilVal mil_emit_concat(MilEmit *e, int n, const MilVal *v, int axis, const char *name);
 // 1x1 convolution (static pipeline): x [1, IC, 1, S], weight [OC, IC, 1, 1]

@@ -76,6 +76,7 @@
 #include <stdint.h>
 
 #include "mil/emit.h"
+#include "mil/mil_interp.h"
 #include "model/config.h"
 
 typedef enum {
@@ -89,6 +90,18 @@ typedef enum {
     MIL_K_SDPA_BWD2,
     MIL_K_Q_BWD,
     MIL_K_KV_BWD,
+    MIL_K_DYN_COUNT,  // the dynamic pipeline's kernels are the ones above
+    // static pipelines (kernels_static.c): weights baked as BLOBFILE constants
+    MIL_K_ATTN_FWD = MIL_K_DYN_COUNT,
+    MIL_K_FFN_FWD,
+    MIL_K_FFN_BWD,
+    MIL_K_WO_SDPA_BWD1,
+    MIL_K_QKV_BWD,
+    // static-ane's extras
+    MIL_K_RMSNORM_BWD,
+    MIL_K_FINAL_NORM,
+    MIL_K_CLASSIFIER,
+    MIL_K_VOCAB_SOFTMAX,
     MIL_K_COUNT
 } MilKernelKind;
 
@@ -133,6 +146,26 @@ typedef struct {
 } MilKernel;
 
 const char *mil_kernel_name(MilKernelKind kind);
+// 1 for the kinds whose weights are baked (mil_kernel_build_baked).
+int mil_kernel_is_baked(MilKernelKind kind);
+
+// The weights a static kernel bakes (fp32, laid out as in Params): one layer's
+// for the layer kernels, the norm's for rmsnormBwd / finalNorm, a chunk of the
+// classifier rows for classifier / vocabSoftmax.
+typedef struct {
+    const float *wq, *wk, *wv, *wo;    // [QD,D] [KVD,D] [KVD,D] [D,QD]
+    const float *w1, *w2, *w3;         // [H,D] [D,H] [H,D]
+    const float *rms_att, *rms_ffn;    // [D]
+    const float *q_norm, *k_norm;      // [HD] (qk_norm only)
+    const float *rms;                  // rmsnormBwd, finalNorm: the norm's weight [D]
+    const float *cls;                  // classifier: rows [row0, row0 + rows) of the [V, D] table
+    int row0, rows;                    // classifier, vocabSoftmax: the chunk of the vocabulary
+} MilBaked;
+
+// Chunks of the vocabulary for the classifier and vocabSoftmax kernels, each
+// within the channel limit (MIL_MAX_OUT_CHANNELS, mil_interp.h): *n chunks of
+// *rows rows (the last may be shorter).
+void mil_vocab_chunks(int vocab, int *n, int *rows);
 // Generates kernel `kind` for cfg and window S in the ios18 dialect. Returns 0,
 // or -1 with err_msg() (invalid config, or a shape error in the generator).
 int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *out);
@@ -142,6 +175,13 @@ int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDi
 // is allocated (sdpaFwd's mask alone is 2·S² bytes: 3.4 GB at S = 40960).
 // For printing a program (anetrain mil without --blobs).
 int mil_kernel_build_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out);
+// A static kernel with the weights in w baked in as BLOBFILE constants
+// (kinds >= MIL_K_DYN_COUNT; their input and output regions are all
+// activations stacked on the channel axis, width S).
+int mil_kernel_build_baked(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out);
+// Text only (no weight bytes; w may be NULL, and w->rows 0 takes the first vocabulary chunk).
+int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,
+                                MilKernel *out);
 void mil_kernel_free(MilKernel *k);
 
 // Region by name (NULL if the kernel has no such region).
@@ -158,3 +198,8 @@ int mil_kernel_fetch(const MilKernel *k, const uint16_t *out, const char *name, 
 // from sdpaBwd1's output into sdpaBwd2's input. Both regions must have the same size.
 int mil_kernel_copy(const MilKernel *dst_k, uint16_t *dst, const char *dst_name, const MilKernel *src_k,
                     const uint16_t *src, const char *src_name);
+// The same for heads: the source region holds heads of head_rows channels and
+// destination head h receives source head h / repeat (GQA: kv heads tiled to
+// the query heads). The destination region is repeat times the source's.
+int mil_kernel_copy_heads(const MilKernel *dst_k, uint16_t *dst, const char *dst_name, const MilKernel *src_k,
+                          const uint16_t *src, const char *src_name, int head_rows, int repeat);

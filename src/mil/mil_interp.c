@@ -336,6 +336,9 @@ static int compile_softmax(Ctx *c, MilType *out) {
     *out = *vtype(c, x);
     if (out->rank < 1) return op_err(c, "softmax of a scalar");
     if (norm_axis(c, ax, out->rank, "axis", &axis)) return -1;
+    if (out->rank == 4 && axis == 1 && out->dims[1] > MIL_MAX_OUT_CHANNELS)
+        return op_err(c, "softmax over %lld channels: the ANE takes at most %d (split the axis into chunks)",
+                      (long long)out->dims[1], MIL_MAX_OUT_CHANNELS);
     MilStep *s = add_step(c, MK_SOFTMAX, c->op->result);
     if (!s) return err_set("mil: out of memory");
     s->a = x, s->axis = axis;
@@ -452,6 +455,10 @@ static int compile_conv(Ctx *c, MilType *out) {
             return op_err(c, "bias must be a %s [%lld] vector, found %s", mil_dt_name(tx->dtype),
                           (long long)tw->dims[0], tstr(tb, t1));
     }
+    if (tw->dims[0] > MIL_MAX_OUT_CHANNELS || tx->dims[1] > MIL_MAX_IN_CHANNELS)
+        return op_err(c, "conv with %lld input and %lld output channels: the ANE takes at most %d and %d (split the "
+                      "channels into chunks)", (long long)tx->dims[1], (long long)tw->dims[0], MIL_MAX_IN_CHANNELS,
+                      MIL_MAX_OUT_CHANNELS);
     *out = *tx;
     out->dims[1] = tw->dims[0];
     MilStep *s = add_step(c, MK_CONV, c->op->result);

@@ -6,7 +6,8 @@
 // every op: the declared result type of each statement must equal the type the
 // op produces. It also rejects what the ANE rejects: a program whose `main`
 // has more than one input or output, or whose input/output is not an fp16
-// rank-4 tensor ([1, C, 1, S] in practice).
+// rank-4 tensor ([1, C, 1, S] in practice), and a conv or channel-axis
+// softmax wider than the channel limits below.
 //
 // Ops (reference D.4 semantics):
 //   const (scalars, int tensors, fp16/fp32 tensors, BLOBFILE)
@@ -39,6 +40,14 @@
 #include <stdint.h>
 
 #include "mil/mil_parse.h"
+
+// Channel limits of one op: a conv's output channels and a softmax over the
+// channel axis at most 32000 (the classifier conv and vocabulary softmax the
+// seed compiled for Stories), a conv's input channels at most 16384 (the
+// seed's conv with 32000 input channels was rejected; 16384 is the commonly
+// quoted per-dimension limit; reference.md D.5). Vocabularies above them are
+// split into chunks (mil_vocab_chunks in kernels.h).
+enum { MIL_MAX_OUT_CHANNELS = 32000, MIL_MAX_IN_CHANNELS = 16384 };
 
 typedef struct {
     const char *path;     // as written in BLOBFILE(path=...), e.g. "@model_path/weights/w.bin"

@@ -42,7 +42,8 @@ enum {
     S_WARMUP = 156, S_ACCUM = 160, S_TOTAL_STEPS = 168, S_STEP = 176, S_ADAM_T = 184, S_TOKENS = 192,
     S_LOSS_SCALE = 200, S_LS_DYNAMIC = 204, S_GOOD_STEPS = 208, S_SKIPPED = 216, S_SEED = 224,
     S_DATA_RNG = 232, S_DATA_CURSOR = 240, S_BEST_VAL = 248, S_LAST_LOSS = 252, S_TRAIN_MS = 256,
-    H_FIELDS_END = 264,
+    S_COMPILE_MS = 264, S_COMPILES = 272, S_RESTARTS = 280, S_WALL_MS = 288,
+    S_TAIL_PENDING = 296, H_FIELDS_END = 300,
     // RunIdentity (version 1 files written before it have zeros here: id.present = 0)
     R_PRESENT = 512, R_SEQ = 516, R_COMPACT = 520, R_SEQUENTIAL = 524, R_VAL_FRAC = 528,
     R_DATA_BYTES = 536, R_DATA_FP = 544, R_VAL_BYTES = 552, R_VAL_FP = 560,
@@ -242,6 +243,11 @@ static void header_encode(uint8_t *h, const Config *c, const TrainState *st, siz
     put_f32(h, S_BEST_VAL, st->best_val_loss);
     put_f32(h, S_LAST_LOSS, st->last_loss);
     put_f64(h, S_TRAIN_MS, st->train_ms);
+    put_f64(h, S_COMPILE_MS, st->compile_ms);
+    put_i64(h, S_COMPILES, st->compiles);
+    put_i64(h, S_RESTARTS, st->restarts);
+    put_f64(h, S_WALL_MS, st->wall_ms);
+    put_i32(h, S_TAIL_PENDING, st->tail_pending);
     identity_encode(h, &st->id);
 
     put_u32(h, H_CRC, crc32_update(0, h, H_CRC));
@@ -272,6 +278,11 @@ static void state_decode(const uint8_t *h, TrainState *st) {
     st->best_val_loss = get_f32(h, S_BEST_VAL);
     st->last_loss = get_f32(h, S_LAST_LOSS);
     st->train_ms = get_f64(h, S_TRAIN_MS);
+    st->compile_ms = get_f64(h, S_COMPILE_MS);
+    st->compiles = get_i64(h, S_COMPILES);
+    st->restarts = get_i64(h, S_RESTARTS);
+    st->wall_ms = get_f64(h, S_WALL_MS);
+    st->tail_pending = get_i32(h, S_TAIL_PENDING) != 0;
     identity_decode(h, &st->id);
 }
 

@@ -24,7 +24,9 @@
 //     200  f32 loss_scale  204 i32 loss_scale_dynamic           208 i64 good_steps
 //     216  i64 skipped     224 u64 seed         232 u64 data_rng 240 u64 data_cursor
 //     248  f32 best_val_loss 252 f32 last_loss 256 f64 train_ms
-//     264..511 reserved (0)
+//     264  f64 compile_ms      272 i64 compiles        280 i64 restarts
+//     288  f64 wall_ms         296 i32 tail_pending
+//     300..511 reserved (0; files written before these fields have zeros there)
 //   RunIdentity (src/train/state.h), 512..3071; all zero in files written
 //   before it was recorded (then a resume says so and uses the flags given):
 //     512  u32 present (1)   516 i32 seq   520 u32 compact_vocab  524 u32 sequential

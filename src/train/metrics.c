@@ -244,6 +244,17 @@ void metrics_change(Metrics *mt, const char *what, const char *from, const char 
     if (!mt->quiet) printf("  changed   %s: %s -> %s\n", what, from, to);
 }
 
+void metrics_restart(Metrics *mt, long long step, long long compiles, const char *why) {
+    JsonW j;
+    jsonw_begin(&j, "restart");
+    jsonw_int(&j, "step", step);
+    jsonw_int(&j, "compiles", compiles);
+    jsonw_str(&j, "why", why);
+    metrics_log_record(mt, &j);
+    clear_bar(mt);
+    if (!mt->quiet) printf("restart after update %lld (%lld compiles in this process): %s\n", step, compiles, why);
+}
+
 void metrics_note(Metrics *mt, const char *text) {
     JsonW j;
     jsonw_begin(&j, "note");

@@ -66,6 +66,8 @@ void metrics_checkpoint(Metrics *mt, long long step, const char *path, int best_
 void metrics_save_progress(Metrics *mt, const char *path, double fraction);
 void metrics_skip(Metrics *mt, long long step, const char *why, float loss, double grad_norm, float loss_scale);
 void metrics_change(Metrics *mt, const char *what, const char *from, const char *to);
+// The process is about to be replaced (exec() restart) after update `step`.
+void metrics_restart(Metrics *mt, long long step, long long compiles, const char *why);
 void metrics_note(Metrics *mt, const char *text);
 // Text generated from the current weights.
 void metrics_sample(Metrics *mt, long long step, const char *prompt, const char *text);

@@ -56,12 +56,13 @@ int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOp
     return 0;
 }
 
-const char *pipeline_names(void) { return "cpu, dynamic"; }
+const char *pipeline_names(void) { return "cpu, dynamic, static, static-ane"; }
 
 int pipeline_init(Pipeline *pl, const PipelineOptions *o, const Config *cfg, int seq) {
     const char *name = o && o->name ? o->name : "cpu";
     if (!strcmp(name, "cpu")) return pipeline_cpu_init(pl, cfg, seq, o);
     if (!strcmp(name, "dynamic")) return pipeline_dynamic_init(pl, cfg, seq, o);
+    if (!strcmp(name, "static") || !strcmp(name, "static-ane")) return pipeline_static_init(pl, cfg, seq, o);
     return err_set("unknown pipeline '%s' (available: %s)", name, pipeline_names());
 }
 

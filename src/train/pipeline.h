@@ -25,18 +25,22 @@ struct Pipeline {
     int (*eval)(Pipeline *pl, const Params *p, const int *tokens, const int *targets, float *loss);
     // the weights changed (after an optimizer update): restage device copies
     int (*params_changed)(Pipeline *pl, const Params *p);
+    // 1 when the next step or eval would compile past the process's compile
+    // budget: the caller saves and replaces the process (NULL: never)
+    int (*restart_due)(Pipeline *pl);
     void (*free)(Pipeline *pl);
     PhaseTimes times;
 };
 
 // How to build a pipeline. Zero-initialize, then set what you need.
 typedef struct {
-    const char *name;     // "cpu" (default) or "dynamic"
+    const char *name;     // "cpu" (default), "dynamic", "static" or "static-ane"
     const char *device;   // for device pipelines: "sim" (default) or "ane"
     int compile_budget;   // device compiles allowed per process (0 = default)
     const char *precision;  // cpu: "fp32" (default) or "bf16"
     const int *vocab_rows;  // vocab compaction to these ascending ids (cpu/vocab_compact.h)
     int n_vocab_rows;       // 0 = full vocab
+    int no_ane_extras;      // static-ane: run its extra kernels' work on the CPU
 } PipelineOptions;
 
 // The reference pipeline: src/cpu ops and BLAS. seq = window length.
@@ -44,6 +48,10 @@ int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOp
 // The dynamic-weight pipeline: 10 MIL kernels compiled once on a device, weights
 // staged into the input surfaces (src/train/pipeline_dynamic.c).
 int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o);
+// The static pipelines: weights baked into per-layer kernels, recompiled after
+// every update; static-ane adds RMSNorm backward, the final norm, the
+// classifier and the vocabulary softmax on the device (pipeline_static.c).
+int pipeline_static_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o);
 // By o->name; -1 with a message listing the known names.
 int pipeline_init(Pipeline *pl, const PipelineOptions *o, const Config *cfg, int seq);
 // Names for --help.

@@ -26,7 +26,7 @@
 #include "train/pipeline.h"
 
 // kernels whose inputs carry weights get one input surface per layer
-static const int PER_LAYER[MIL_K_COUNT] = {
+static const int PER_LAYER[MIL_K_DYN_COUNT] = {
     [MIL_K_SDPA_FWD] = 1, [MIL_K_WO_FWD] = 1,  [MIL_K_FFN_FUSED] = 1, [MIL_K_FFN_BWD_W2T] = 1,
     [MIL_K_FFN_BWD_W13T] = 1, [MIL_K_WOT_BWD] = 1, [MIL_K_Q_BWD] = 1, [MIL_K_KV_BWD] = 1,
 };
@@ -48,11 +48,11 @@ typedef struct {
     Config cfg;
     int S;
     Device dev;
-    MilKernel k[MIL_K_COUNT];
-    DeviceKernel *dk[MIL_K_COUNT];
-    DeviceSurface **in;    // (L * MIL_K_COUNT); shared kernels use slot 0
-    DeviceSurface *out[MIL_K_COUNT];
-    DeviceRequest **req;   // (L * MIL_K_COUNT)
+    MilKernel k[MIL_K_DYN_COUNT];
+    DeviceKernel *dk[MIL_K_DYN_COUNT];
+    DeviceSurface **in;    // (L * MIL_K_DYN_COUNT); shared kernels use slot 0
+    DeviceSurface *out[MIL_K_DYN_COUNT];
+    DeviceRequest **req;   // (L * MIL_K_DYN_COUNT)
     DynLayer *layers;
     float *block;          // behind every fp32 buffer
     float *x_out, *xf, *rstdf, *logits, *lse;  // logits (S,V), lse (S)
@@ -68,8 +68,8 @@ typedef struct {
     int staged;            // weights staged for the current params
 } Dyn;
 
-static DeviceSurface *in_surf(Dyn *d, int l, int k) { return d->in[(PER_LAYER[k] ? l : 0) * MIL_K_COUNT + k]; }
-static DeviceRequest *request(Dyn *d, int l, int k) { return d->req[(PER_LAYER[k] ? l : 0) * MIL_K_COUNT + k]; }
+static DeviceSurface *in_surf(Dyn *d, int l, int k) { return d->in[(PER_LAYER[k] ? l : 0) * MIL_K_DYN_COUNT + k]; }
+static DeviceRequest *request(Dyn *d, int l, int k) { return d->req[(PER_LAYER[k] ? l : 0) * MIL_K_DYN_COUNT + k]; }
 
 // --- staging helpers (timed as "staging") --------------------------------------------
 
@@ -391,9 +391,9 @@ static void dyn_free(Pipeline *pl) {
     if (!d) return;
     dwq_free(&d->dwq);
     const int L = d->cfg.n_layers;
-    for (int i = 0; d->req && i < L * MIL_K_COUNT; i++) device_request_free(&d->dev, d->req[i]);
-    for (int i = 0; d->in && i < L * MIL_K_COUNT; i++) device_surface_free(&d->dev, d->in[i]);
-    for (int k = 0; k < MIL_K_COUNT; k++) {
+    for (int i = 0; d->req && i < L * MIL_K_DYN_COUNT; i++) device_request_free(&d->dev, d->req[i]);
+    for (int i = 0; d->in && i < L * MIL_K_DYN_COUNT; i++) device_surface_free(&d->dev, d->in[i]);
+    for (int k = 0; k < MIL_K_DYN_COUNT; k++) {
         device_surface_free(&d->dev, d->out[k]);
         device_kernel_free(&d->dev, d->dk[k]);
         mil_kernel_free(&d->k[k]);
@@ -457,8 +457,8 @@ int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const Pipeli
     const char *devname = o && o->device ? o->device : "sim";
     if (device_init(&d->dev, devname, o ? o->compile_budget : 0) != 0) goto fail;
     d->layers = calloc(L, sizeof(DynLayer));
-    d->in = calloc((size_t)L * MIL_K_COUNT, sizeof(DeviceSurface *));
-    d->req = calloc((size_t)L * MIL_K_COUNT, sizeof(DeviceRequest *));
+    d->in = calloc((size_t)L * MIL_K_DYN_COUNT, sizeof(DeviceSurface *));
+    d->req = calloc((size_t)L * MIL_K_DYN_COUNT, sizeof(DeviceRequest *));
     d->tok = calloc(seq, sizeof(int));
     d->tgt = calloc(seq, sizeof(int));
     if (!d->layers || !d->in || !d->req || !d->tok || !d->tgt) goto oom;
@@ -470,7 +470,7 @@ int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const Pipeli
     if (o && vocab_compact_init(&d->vc, cfg->vocab, cfg->dim, o->vocab_rows, o->n_vocab_rows) != 0) goto fail;
     // compile the 10 kernels once
     double t0 = time_ms();
-    for (int k = 0; k < MIL_K_COUNT; k++) {
+    for (int k = 0; k < MIL_K_DYN_COUNT; k++) {
         if (mil_kernel_build((MilKernelKind)k, cfg, seq, &d->k[k]) != 0) goto fail;
         DeviceWeight w[8];
         int nw = d->k[k].n_blobs;
@@ -486,9 +486,9 @@ int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const Pipeli
         pl->times.kernels_compiled++;
         if (device_surface_create(&d->dev, d->k[k].out_c, d->k[k].out_w, &d->out[k]) != 0) goto fail;
         for (int l = 0; l < (PER_LAYER[k] ? L : 1); l++) {
-            DeviceSurface **s = &d->in[l * MIL_K_COUNT + k];
+            DeviceSurface **s = &d->in[l * MIL_K_DYN_COUNT + k];
             if (device_surface_create(&d->dev, d->k[k].in_c, d->k[k].in_w, s) != 0) goto fail;
-            if (device_request_create(&d->dev, d->dk[k], *s, d->out[k], &d->req[l * MIL_K_COUNT + k]) != 0) goto fail;
+            if (device_request_create(&d->dev, d->dk[k], *s, d->out[k], &d->req[l * MIL_K_DYN_COUNT + k]) != 0) goto fail;
         }
     }
     pl->times.compile = time_ms() - t0;

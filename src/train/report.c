@@ -11,7 +11,8 @@ static void phase(const char *name, double ms, double wall) {
     if (ms > 0.05) printf("  %-14s %10.1f ms (%4.1f%%)\n", name, ms, wall > 0 ? 100.0 * ms / wall : 0.0);
 }
 
-static void log_report(Metrics *mt, const ReportInfo *ri, double tok_s, double gflops, double other) {
+static void log_report(Metrics *mt, const TrainState *st, const ReportInfo *ri, double tok_s, double gflops,
+                       double other) {
     JsonW j;
     jsonw_begin(&j, "report");
     jsonw_int(&j, "steps", ri->steps);
@@ -37,7 +38,26 @@ static void log_report(Metrics *mt, const ReportInfo *ri, double tok_s, double g
     jsonw_num(&j, "t_sample", mt->sample_ms);
     jsonw_int(&j, "device_evals", ri->train.device_evals);
     jsonw_int(&j, "kernels_compiled", ri->train.kernels_compiled);
+    if (st->restarts) {  // the run's processes together (exec() restarts)
+        jsonw_int(&j, "restarts", st->restarts);
+        jsonw_int(&j, "run_steps", st->step);
+        jsonw_num(&j, "run_wall_ms", st->wall_ms);
+        jsonw_num(&j, "run_compile_ms", st->compile_ms);
+        jsonw_num(&j, "run_train_ms", st->train_ms);
+        jsonw_int(&j, "run_kernels_compiled", st->compiles);
+    }
     metrics_log_record(mt, &j);
+}
+
+// The run's processes together, when exec() restarts split it.
+static void run_totals(const TrainState *st) {
+    if (!st->restarts) return;
+    const double w = st->wall_ms;
+    printf("Across the run's %lld processes (%lld exec() restarts), %lld updates:\n", (long long)st->restarts + 1,
+           (long long)st->restarts, (long long)st->step);
+    printf("  wall %.1f s, compile %.0f ms (%.1f%%, %lld kernels), train %.0f ms (%.1f%%), %.1f ms/step\n", w / 1e3,
+           st->compile_ms, w > 0 ? 100 * st->compile_ms / w : 0.0, (long long)st->compiles, st->train_ms,
+           w > 0 ? 100 * st->train_ms / w : 0.0, st->step ? st->train_ms / st->step : 0.0);
 }
 
 void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
@@ -49,9 +69,14 @@ void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
     // inside an update: zeroing the gradient block, loss bookkeeping
     const double other = train - (pt->forward + pt->backward + mt->optim_ms + mt->data_ms);
     const double rest = wall - (ri->setup_ms + train + mt->eval_ms + mt->ckpt_ms + mt->sample_ms);
-    log_report(mt, ri, tok_s, gflops, other);
+    log_report(mt, st, ri, tok_s, gflops, other);
     if (mt->quiet) return;
     printf("\n=== Efficiency Report ===\n");
+    if (ri->steps == 0) {  // a process that only finished the previous one's work (an exec() restart)
+        run_totals(st);
+        fflush(stdout);
+        return;
+    }
     printf("Total steps:     %lld (x%d micro-steps of %d tokens)\n", ri->steps, ri->accum, ri->seq);
     printf("Wall time:       %.0f ms (%.1f s)\n", wall, wall / 1e3);
     printf("Compile time:    %.0f ms (%.1f%%)\n", pt->compile, wall > 0 ? 100.0 * pt->compile / wall : 0.0);
@@ -84,6 +109,7 @@ void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
     phase("checkpoint", mt->ckpt_ms, wall);
     phase("samples", mt->sample_ms, wall);
     phase("unaccounted", rest, wall);
+    run_totals(st);
     if (st->skipped) printf("Skipped updates: %lld (non-finite loss, gradients or result)\n", (long long)st->skipped);
     fflush(stdout);
 }

@@ -47,5 +47,11 @@ typedef struct {
     float best_val_loss; // +inf until the first evaluation
     float last_loss;
     double train_ms;     // cumulative time in training steps
+    // device pipelines, summed over the processes of a run (exec() restarts)
+    double compile_ms;   // time compiling kernels
+    int64_t compiles;    // kernels compiled
+    int64_t restarts;    // processes replaced to renew the compile budget
+    double wall_ms;      // wall time of the earlier processes
+    int tail_pending;    // 1: saved for a restart before the evaluation, sample and save due after `step`
     RunIdentity id;
 } TrainState;

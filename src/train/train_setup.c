@@ -216,7 +216,10 @@ static int used_ids(Trainer *t) {
 static int pipeline_setup(Trainer *t) {
     const TrainOptions *o = &t->o;
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
-                          .precision = o->precision};
+                          .precision = o->precision, .no_ane_extras = o->no_ane_extras};
+    if (!strncmp(o->pipeline, "static", 6) && t->world > 1)
+        return err_set("the %s pipeline replaces its process when the compile budget runs out, which mpirun's "
+                       "ranks cannot do; run it as one process (here: %d)", o->pipeline, t->world);
     if (o->compact_vocab) {
         if (used_ids(t) != 0) return -1;
         po.vocab_rows = t->vocab_rows;
@@ -344,6 +347,7 @@ static void world_note(Trainer *t) {
 int trainer_init(Trainer *t, const TrainOptions *o) {
     const double t0 = time_ms();
     memset(t, 0, sizeof *t);
+    t->t_start = t0;
     t->lock.fd = -1;
     t->o = *o;
     world_setup(t);
@@ -359,7 +363,8 @@ int trainer_init(Trainer *t, const TrainOptions *o) {
     if (data_setup(t) != 0) return -1;
     if (train_sample_init(t) != 0) return -1;
     if (run_id_record(t) != 0) return -1;
-    if (t->st.total_steps > t->st.step && pipeline_setup(t) != 0) return -1;
+    // (a process restarted for its compile budget may still owe the last update's evaluation)
+    if ((t->st.total_steps > t->st.step || t->st.tail_pending) && pipeline_setup(t) != 0) return -1;
     t->tok = malloc(sizeof(int) * t->seq);
     t->tgt = malloc(sizeof(int) * t->seq);
     if (!t->tok || !t->tgt) return err_set("out of memory");
@@ -367,6 +372,9 @@ int trainer_init(Trainer *t, const TrainOptions *o) {
     if (t->rank == 0 && io_check_output(t->best) != 0) return err_wrap("the best checkpoint");
     t->start_step = t->st.step;
     t->train_ms_before = t->st.train_ms;
+    t->compile_ms_before = t->st.compile_ms;
+    t->wall_ms_before = t->st.wall_ms;
+    t->compiles_before = t->st.compiles;
     if (world_agree(t) != 0) return -1;
     banner(t);
     world_note(t);

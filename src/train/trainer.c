@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "ane/device.h"
 #include "core/timer.h"
 #include "train/checkpoint.h"
 #include "train/dist.h"
@@ -215,6 +216,10 @@ static int save_one(Trainer *t, const char *path) {
 int trainer_save(Trainer *t, int best_too) {
     if (t->rank != 0) return 0;  // every rank holds the same state: one writes it
     const double tc = time_ms();
+    TrainState *st = &t->st;  // the run's totals over its processes, this one included
+    st->compile_ms = t->compile_ms_before + t->pl.times.compile;
+    st->compiles = t->compiles_before + t->pl.times.kernels_compiled;
+    st->wall_ms = t->wall_ms_before + (tc - t->t_start);
     int rc = save_one(t, t->o.ckpt);
     if (rc == 0 && best_too) {
         // the same update: a second name for the same bytes, not a second copy
@@ -278,17 +283,66 @@ static int stop_agreed(int *stop) {
     return dist_any(stop);
 }
 
+// Whether the next compile would exceed the process's budget (static pipelines).
+static int restart_due(Trainer *t) { return t->pl.restart_due && t->pl.restart_due(&t->pl); }
+
+// Saves for an exec() restart after the current update; tail: the evaluation,
+// sample and save due after it are left for the next process.
+static int save_for_restart(Trainer *t, int tail) {
+    t->st.tail_pending = tail;
+    t->st.restarts++;
+    int rc = trainer_save(t, 0);
+    t->st.tail_pending = 0;
+    if (rc != 0) return -1;
+    metrics_restart(&t->mt, t->st.step, device_process_compiles(),
+                    "compile budget: the next update's kernels would not fit in this process");
+    return TRAINER_RESTART;
+}
+
+// What follows update st->step: the evaluation, a sample, the checkpoints.
+static int after_update(Trainer *t, long long stop_at, long long *saved) {
+    TrainState *st = &t->st;
+    const int last = st->step == stop_at;
+    int best_due;
+    if (maybe_evaluate(t, st->step == st->total_steps, &best_due) != 0) return -1;
+    if (t->rank == 0 && (g_sample_now || (t->o.sample_every > 0 && st->step % t->o.sample_every == 0))) {
+        g_sample_now = 0;
+        if (train_sample(t) != 0) return -1;
+    }
+    if (stop_agreed(&t->stop) != 0) return -1;
+    const int latest_due = last || t->stop || (t->o.save_every > 0 && st->step % t->o.save_every == 0);
+    if (latest_due) {
+        if (trainer_save(t, best_due) != 0) return -1;
+        *saved = st->step;
+    } else if (best_due && save_best(t) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int eval_due(const Trainer *t) {
+    const TrainState *st = &t->st;
+    return t->have_val && t->o.eval_every > 0 && (st->step % t->o.eval_every == 0 || st->step == st->total_steps);
+}
+
+// Returns 0, -1 on failure, or TRAINER_RESTART (saved; the caller replaces the process).
 static int train_loop(Trainer *t, int *skips_in_row) {
     TrainState *st = &t->st;
     const long long stop_at = t->o.stop_after > 0 && t->start_step + t->o.stop_after < st->total_steps
                                   ? t->start_step + t->o.stop_after : st->total_steps;
     long long saved = st->step;  // the update the latest checkpoint holds (none new yet)
+    if (st->tail_pending) {      // the process before this one restarted right after an update
+        st->tail_pending = 0;
+        t->ran_tail = 1;
+        if (after_update(t, stop_at, &saved) != 0) return -1;
+    }
     for (;;) {
         if (stop_agreed(&t->stop) != 0) return -1;
         // a stop that reached a rank after the last agreement (while rank 0 saved or
         // evaluated, say): the update it follows is saved before leaving
         if (t->stop && saved != st->step && trainer_save(t, 0) != 0) return -1;
         if (st->step >= stop_at || t->stop) break;
+        if (restart_due(t)) return save_for_restart(t, 0);
         UpdateResult r;
         if (trainer_update(t, &r) != 0) return -1;
         *skips_in_row = r.applied ? 0 : *skips_in_row + 1;
@@ -297,21 +351,8 @@ static int train_loop(Trainer *t, int *skips_in_row) {
                            "stopping. The last checkpoint is intact; try a lower --lr",
                            *skips_in_row, r.loss);
         step_record(t, &r, stop_at);
-        const int last = st->step == stop_at;
-        int best_due;
-        if (maybe_evaluate(t, st->step == st->total_steps, &best_due) != 0) return -1;
-        if (t->rank == 0 && (g_sample_now || (t->o.sample_every > 0 && st->step % t->o.sample_every == 0))) {
-            g_sample_now = 0;
-            if (train_sample(t) != 0) return -1;
-        }
-        if (stop_agreed(&t->stop) != 0) return -1;
-        const int latest_due = last || t->stop || (t->o.save_every > 0 && st->step % t->o.save_every == 0);
-        if (latest_due) {
-            if (trainer_save(t, best_due) != 0) return -1;
-            saved = st->step;
-        } else if (best_due && save_best(t) != 0) {
-            return -1;
-        }
+        if (eval_due(t) && restart_due(t)) return save_for_restart(t, 1);
+        if (after_update(t, stop_at, &saved) != 0) return -1;
     }
     return 0;
 }
@@ -350,7 +391,7 @@ int trainer_run(const TrainOptions *o) {
         if (rc == 0 && t.stop) metrics_note(&t.mt, "signal received: saved and stopped");
         // nothing ran (--steps 0, or a finished run resumed): the checkpoint is still written
         if (rc == 0 && t.st.step == before) rc = trainer_save(&t, 0);
-        if (rc == 0 && t.st.step > t.start_step) {
+        if (rc == 0 && (t.st.step > t.start_step || t.ran_tail)) {
             ReportInfo ri = {.steps = t.st.step - t.start_step, .seq = t.seq, .accum = t.st.accum,
                              .flops_per_window = t.flops_per_window, .peak_gflops = o->peak_gflops,
                              .world = t.world,
@@ -365,6 +406,9 @@ int trainer_run(const TrainOptions *o) {
     }
     metrics_close(&t.mt);
     if (rc == 0) rc = metrics_log_status(&t.mt);
+    // the process that replaces this one takes the same lock: its fd stays
+    // open across exec() (not close-on-exec), so no other run can slip in between
+    if (rc == TRAINER_RESTART) t.lock.held = 0;
     trainer_free(&t);
     return rc;
 }

@@ -42,6 +42,7 @@ typedef struct {
     const char *device;     // device pipelines: "sim" or "ane"
     const char *precision;  // cpu: "fp32" or "bf16"
     int compile_budget;     // device compiles per process
+    int no_ane_extras;      // static-ane: its extra kernels' work on the CPU
     const char *out_dir;    // where built-in data and its tokenizer are written
     int resume, scratch, sequential;
     int resume_with_changes;  // a resume may change the run's identity (run_id.h)
@@ -93,6 +94,10 @@ typedef struct {
     char best[1100];        // path of the best checkpoint
     long long start_step;
     double train_ms_before; // st.train_ms at the start of this process
+    double compile_ms_before, wall_ms_before;  // st.compile_ms, st.wall_ms then
+    long long compiles_before;                 // st.compiles then
+    double t_start;         // when trainer_init began (this process's wall time)
+    int ran_tail;           // this process began with the previous one's pending evaluation
     const char *saving;     // the checkpoint being written (for its progress line)
     PhaseTimes train_times; // pipeline time of training only (evaluation excluded)
     double setup_ms;
@@ -128,6 +133,11 @@ int trainer_evaluate(Trainer *t, float *loss);
 int trainer_save(Trainer *t, int best_too);
 void trainer_free(Trainer *t);
 
+// trainer_run's answer when the process must be replaced (a static pipeline's
+// next kernels would exceed the compile budget): the checkpoint is saved; the
+// caller execs itself with --resume, and the run continues bit for bit.
+enum { TRAINER_RESTART = 2 };
+
 // Runs training to completion (or until SIGINT/SIGTERM, after which it saves
-// and returns 0). SIGUSR1 asks for a sample at the end of the current update. Returns 0 on success, -1 with err_msg() on failure.
+// and returns 0), or returns TRAINER_RESTART. SIGUSR1 asks for a sample at the end of the current update. Returns 0 on success, -1 with err_msg() on failure.
 int trainer_run(const TrainOptions *o);

@@ -1,0 +1,11 @@
+// restart: replace this process with a fresh run of the same executable —
+// the static pipelines' way past the device's per-process compile budget.
+#pragma once
+
+// Replaces the process with the running executable (/proc/self/exe on Linux,
+// _NSGetExecutablePath on macOS: not argv[0], which may be a name found
+// through PATH or a relative path from another directory), arguments
+// "train", argv[1..argc-1] and --resume (unless present), and
+// ANETRAIN_RESTARTS=n in the environment (n = restarts so far, counting this
+// one). Returns only on failure (-1, err_msg()).
+int restart_exec(int argc, char **argv, long long restarts);

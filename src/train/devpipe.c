@@ -1,0 +1,207 @@
+// devpipe: the parts every device pipeline shares (devpipe.h).
+#include "train/devpipe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/gemm.h"
+#include "core/threads.h"
+#include "core/timer.h"
+#include "cpu/ops_fast.h"
+
+// --- kernels ---------------------------------------------------------------------------
+
+static int compile_program(DevKernel *x, Device *dev) {
+    DeviceWeight w[32];
+    if (x->k.n_blobs > 32) return err_set("kernel %s has %d weight files (at most 32)", x->k.name, x->k.n_blobs);
+    for (int i = 0; i < x->k.n_blobs; i++) w[i] = (DeviceWeight){x->k.blobs[i].path, x->k.blobs[i].data, x->k.blobs[i].size};
+    if (device_compile(dev, x->k.mil, w, x->k.n_blobs, &x->dk) != 0) return err_wrap("compiling %s", x->k.name);
+    for (int i = 0; i < x->k.n_blobs; i++) {  // the device has its own copy now
+        free(x->k.blobs[i].data);
+        x->k.blobs[i].data = NULL;
+    }
+    return device_request_create(dev, x->dk, x->in, x->out, &x->req);
+}
+
+int dk_compile(DevKernel *x, Device *dev, MilKernel *k, DeviceSurface *in, DeviceSurface *out) {
+    memset(x, 0, sizeof *x);
+    x->k = *k;
+    memset(k, 0, sizeof *k);
+    x->in = in, x->out = out;
+    if (!in && device_surface_create(dev, x->k.in_c, x->k.in_w, &x->in) != 0) return -1;
+    x->own_in = !in;
+    if (!out && device_surface_create(dev, x->k.out_c, x->k.out_w, &x->out) != 0) return -1;
+    x->own_out = !out;
+    return compile_program(x, dev);
+}
+
+void dk_release(DevKernel *x, Device *dev) {
+    device_request_free(dev, x->req);
+    device_kernel_free(dev, x->dk);
+    mil_kernel_free(&x->k);
+    x->req = NULL, x->dk = NULL;
+}
+
+void dk_free(DevKernel *x, Device *dev) {
+    dk_release(x, dev);
+    if (x->own_in) device_surface_free(dev, x->in);
+    if (x->own_out) device_surface_free(dev, x->out);
+    memset(x, 0, sizeof *x);
+}
+
+int dk_recompile(DevKernel *x, Device *dev, MilKernel *k) {
+    dk_release(x, dev);
+    x->k = *k;
+    memset(k, 0, sizeof *k);
+    return compile_program(x, dev);
+}
+
+// --- timed surface I/O --------------------------------------------------------------------
+
+int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src) {
+    double t0 = time_ms();
+    uint16_t *p = device_surface_lock(dev, x->in, 1);
+    if (!p) return err_set("%s: cannot lock the input surface", x->k.name);
+    int rc = mil_kernel_stage(&x->k, p, region, src);
+    device_surface_unlock(dev, x->in, 1);
+    pl->times.staging += time_ms() - t0;
+    return rc;
+}
+
+int dp_fetch(Pipeline *pl, Device *dev, DevKernel *x, const char *region, float *dst) {
+    double t0 = time_ms();
+    uint16_t *p = device_surface_lock(dev, x->out, 0);
+    if (!p) return err_set("%s: cannot lock the output surface", x->k.name);
+    int rc = mil_kernel_fetch(&x->k, p, region, dst);
+    device_surface_unlock(dev, x->out, 0);
+    pl->times.staging += time_ms() - t0;
+    return rc;
+}
+
+int dp_eval(Pipeline *pl, Device *dev, DevKernel *x, int layer) {
+    double t0 = time_ms();
+    int rc = device_eval(dev, x->req);
+    pl->times.device += time_ms() - t0;
+    pl->times.device_evals++;
+    if (rc != 0 && layer >= 0) return err_wrap("%s (layer %d)", x->k.name, layer);
+    if (rc != 0) return err_wrap("%s", x->k.name);
+    return 0;
+}
+
+int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, DevKernel *src,
+            const char *src_region, int head_rows, int repeat) {
+    double t0 = time_ms();
+    uint16_t *s = device_surface_lock(dev, src->out, 0);
+    uint16_t *d = s ? device_surface_lock(dev, dst->in, 1) : NULL;
+    int rc;
+    if (!s || !d) rc = err_set("%s -> %s: cannot lock the surfaces", src->k.name, dst->k.name);
+    else if (repeat > 1)
+        rc = mil_kernel_copy_heads(&dst->k, d, dst_region, &src->k, s, src_region, head_rows, repeat);
+    else rc = mil_kernel_copy(&dst->k, d, dst_region, &src->k, s, src_region);
+    if (d) device_surface_unlock(dev, dst->in, 1);
+    if (s) device_surface_unlock(dev, src->out, 0);
+    pl->times.staging += time_ms() - t0;
+    return rc;
+}
+
+// --- attention backward on the CPU ------------------------------------------------------------
+
+void dp_gqa_tile(float *dst, const float *src, int NH, int NKV, int HD, int S) {
+    const int R = NH / NKV;
+    for (int h = 0; h < NH; h++) memcpy(dst + (size_t)h * HD * S, src + (size_t)(h / R) * HD * S, sizeof(float) * HD * S);
+}
+
+void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S) {
+    const int R = NH / NKV;
+    const size_t n = (size_t)HD * S;
+    for (int g = 0; g < NKV; g++) {
+        float *o = dst + g * n;
+        memcpy(o, src + (size_t)g * R * n, sizeof(float) * n);
+        for (int r = 1; r < R; r++) {
+            const float *s = src + (size_t)(g * R + r) * n;
+            for (size_t i = 0; i < n; i++) o[i] += s[i];
+        }
+    }
+}
+
+void dp_attn_backward_cpu(const Config *c, const RopeTable *rope, const float *q_norm, const float *k_norm,
+                          float *gq_norm, float *gk_norm, float *dq, float *dk, float *dv, const float *dk_full,
+                          const float *dv_full, const float *q_pre, const float *k_pre, float *tmp, float *rstd, int S) {
+    const int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
+    dp_gqa_reduce(dk, dk_full, NH, NKV, HD, S);
+    dp_gqa_reduce(dv, dv_full, NH, NKV, HD, S);
+    rope_backward(dq, rope, NH, c->rope_layout);
+    rope_backward(dk, rope, NKV, c->rope_layout);
+    if (!c->qk_norm) return;
+    // the per-head rstd recomputed from the pre-norm q, k the kernel returned
+    float *rq = rstd, *rk = rstd + (size_t)NH * S;
+    headnorm_forward(tmp, rq, q_pre, q_norm, NH, HD, S, c->norm_eps);
+    headnorm_forward(tmp, rk, k_pre, k_norm, NKV, HD, S, c->norm_eps);
+    headnorm_backward(tmp, gq_norm, dq, q_pre, q_norm, rq, NH, HD, S);
+    memcpy(dq, tmp, sizeof(float) * NH * HD * S);
+    headnorm_backward(tmp, gk_norm, dk, k_pre, k_norm, rk, NKV, HD, S);
+    memcpy(dk, tmp, sizeof(float) * NKV * HD * S);
+}
+
+// --- the CPU head ------------------------------------------------------------------------------
+
+int cpu_head_init(CpuHead *h, const Config *c, int S, const int *vocab_rows, int n_vocab_rows) {
+    memset(h, 0, sizeof *h);
+    h->D = c->dim, h->V = c->vocab, h->S = S, h->eps = c->norm_eps, h->nthreads = threads_count();
+    const size_t D = h->D, V = h->V, T = h->nthreads, n_s = S;
+    const size_t n[8] = {D * n_s, n_s, n_s * V, n_s, 2 * T * n_s, T * n_s * CLS_CHUNK, T * D * n_s, D * n_s};
+    size_t total = 0;
+    for (int i = 0; i < 8; i++) total += (n[i] + 15) & ~(size_t)15;
+    h->block = calloc(total, sizeof(float));
+    h->tgt = calloc((size_t)S, sizeof(int));
+    if (!h->block || !h->tgt) {
+        cpu_head_free(h);
+        return err_set("out of memory for the classifier (%zu x %zu)", n_s, V);
+    }
+    float **dst[8] = {&h->xf, &h->rstd, &h->logits, &h->lse, &h->stats, &h->dl, &h->dxs, &h->dxf};
+    size_t off = 0;
+    for (int i = 0; i < 8; i++) {
+        *dst[i] = h->block + off;
+        off += (n[i] + 15) & ~(size_t)15;
+    }
+    if (vocab_compact_init(&h->vc, c->vocab, c->dim, vocab_rows, n_vocab_rows) != 0) {
+        cpu_head_free(h);
+        return -1;
+    }
+    return 0;
+}
+
+void cpu_head_free(CpuHead *h) {
+    vocab_compact_free(&h->vc);
+    free(h->block);
+    free(h->tgt);
+    memset(h, 0, sizeof *h);
+}
+
+void cpu_head_forward(CpuHead *h, const Params *p, const float *x_out, const int *tgt, float *loss) {
+    const int S = h->S;
+    for (int t = 0; t < S; t++) h->tgt[t] = tgt ? tgt[t] : -1;
+    rmsnorm_forward(h->xf, h->rstd, x_out, p->v.rms_final, h->D, S, h->eps);
+    const float *W = p->v.wcls;
+    int V = h->V;
+    if (h->vc.n) {  // as the cpu pipeline: the active rows, targets in compact ids
+        vocab_compact_gather(&h->vc, W, h->tgt, h->tgt, S);
+        W = h->vc.W, V = h->vc.n;
+    }
+    *loss = classifier_forward(h->logits, h->lse, W, h->xf, h->tgt, S, V, h->D, h->stats, NULL, h->nthreads);
+    if (!tgt) *loss = 0.0f;
+}
+
+void cpu_head_backward(CpuHead *h, const Params *p, const ParamViews *g, const float *x_out, float scale, float *dx) {
+    const int S = h->S, D = h->D;
+    if (h->vc.n) {
+        classifier_backward(h->dxf, h->vc.dW, h->logits, h->lse, h->vc.W, h->xf, h->tgt, S, h->vc.n, D, scale, h->dl,
+                            h->dxs, NULL, h->nthreads);
+        vocab_compact_scatter(&h->vc, g->wcls);
+    } else {
+        classifier_backward(h->dxf, g->wcls, h->logits, h->lse, p->v.wcls, h->xf, h->tgt, S, h->V, D, scale, h->dl,
+                            h->dxs, NULL, h->nthreads);
+    }
+    rmsnorm_backward(dx, g->rms_final, h->dxf, x_out, p->v.rms_final, h->rstd, D, S);
+}

@@ -1,0 +1,11 @@
+// pipe_compare: one training step of a device pipeline on the sim device
+// against the cpu pipeline's, gradient tensor by gradient tensor.
+#pragma once
+#include "train/pipeline.h"
+
+// Both pipelines take one window of random tokens from the same random weights
+// (preset, window S, residual scale; compact: classifier over the even ids).
+// Checks the loss and every gradient tensor (test.h CHECKs); *times receives
+// the device pipeline's. Returns 1 when both steps ran.
+int pipe_compare_step(const char *pipeline, const char *preset, int S, float res_scale, int compact,
+                      PhaseTimes *times);
