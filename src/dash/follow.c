@@ -55,7 +55,7 @@ static int changed(Follower *f) {
 }
 
 static int keep_part(Follower *f, const char *s, size_t n) {
-    if (f->skipping) return 0;
+    if (f->skipping || n == 0) return 0;  // (an empty piece: part may still be NULL)
     if (f->part_len + n > FOLLOW_MAX_LINE) {
         f->skipping = 1, f->part_len = 0, f->dropped++;
         return 0;
