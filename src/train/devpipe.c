@@ -10,50 +10,118 @@
 #include "core/timer.h"
 #include "cpu/ops_fast.h"
 
+// --- the step ----------------------------------------------------------------------------
+
+int devpipe_forward(Pipeline *pl, DevPipe *dp, const Params *p, const int *tok, const int *tgt, float *loss) {
+    const DevStages *st = dp->stages;
+    const double t0 = time_ms();
+    if (st->prepare(pl, p) != 0) return -1;
+    memcpy(dp->tok, tok, sizeof(int) * dp->S);
+    for (int t = 0; t < dp->S; t++) dp->tgt[t] = tgt ? tgt[t] : -1;
+    embed_forward(dp->x0, p->v.embed, tok, dp->cfg.dim, dp->S);
+    for (int l = 0; l < dp->cfg.n_layers; l++)
+        if (st->attn_forward(pl, p, l) != 0 || st->ffn_forward(pl, p, l) != 0) return -1;
+    if (st->head_forward(pl, p, loss) != 0) return -1;
+    if (!tgt) *loss = 0.0f;
+    pl->times.forward += time_ms() - t0;
+    return 0;
+}
+
+static int backward(Pipeline *pl, DevPipe *dp, const Params *p, float *grads, float scale) {
+    const DevStages *st = dp->stages;
+    const double t0 = time_ms();
+    ParamViews g;
+    params_point(&dp->cfg, grads, &g);
+    if (st->head_backward(pl, p, &g, scale) != 0) return -1;
+    for (int l = dp->cfg.n_layers - 1; l >= 0; l--)
+        if (st->ffn_backward(pl, p, &g, l) != 0 || st->attn_backward(pl, p, &g, l) != 0) return -1;
+    const double tw = time_ms();
+    dwq_wait(&dp->dwq);  // the embedding and the optimizer must see complete gradients
+    pl->times.dw_wait += time_ms() - tw;
+    embed_backward(g.embed, dp->dx, dp->tok, dp->cfg.dim, dp->S);
+    pl->times.backward += time_ms() - t0;
+    return 0;
+}
+
+int devpipe_step(Pipeline *pl, DevPipe *dp, const Params *p, const int *tok, const int *tgt, float *grads,
+                 float scale, float *loss) {
+    if (devpipe_forward(pl, dp, p, tok, tgt, loss) != 0) return -1;
+    if (backward(pl, dp, p, grads, scale) != 0) {
+        dwq_wait(&dp->dwq);  // no worker may still write into grads
+        return -1;
+    }
+    return 0;
+}
+
+void devpipe_push_dw(DevPipe *dp, float *dW, const float *dY, const float *X, int rows, int cols) {
+    dwq_push(&dp->dwq, (DwJob){0, 1, rows, cols, dp->S, 1.0f, 1.0f, dY, X, dW, dp->S, dp->S, cols});
+}
+
 // --- kernels ---------------------------------------------------------------------------
 
 static int compile_program(DevKernel *x, Device *dev) {
+    MilKernel *k = x->k;
     DeviceWeight w[32];
-    if (x->k.n_blobs > 32) return err_set("kernel %s has %d weight files (at most 32)", x->k.name, x->k.n_blobs);
-    for (int i = 0; i < x->k.n_blobs; i++) w[i] = (DeviceWeight){x->k.blobs[i].path, x->k.blobs[i].data, x->k.blobs[i].size};
-    if (device_compile(dev, x->k.mil, w, x->k.n_blobs, &x->dk) != 0) return err_wrap("compiling %s", x->k.name);
-    for (int i = 0; i < x->k.n_blobs; i++) {  // the device has its own copy now
-        free(x->k.blobs[i].data);
-        x->k.blobs[i].data = NULL;
+    if (k->n_blobs > 32) return err_set("kernel %s has %d weight files (at most 32)", k->name, k->n_blobs);
+    for (int i = 0; i < k->n_blobs; i++) w[i] = (DeviceWeight){k->blobs[i].path, k->blobs[i].data, k->blobs[i].size};
+    if (device_compile(dev, k->mil, w, k->n_blobs, &x->dk) != 0) return err_wrap("compiling %s", k->name);
+    for (int i = 0; i < k->n_blobs; i++) {  // the device has its own copy now
+        free(k->blobs[i].data);
+        k->blobs[i].data = NULL;
     }
     return device_request_create(dev, x->dk, x->in, x->out, &x->req);
 }
 
+static int surfaces(DevKernel *x, Device *dev, DeviceSurface *in, DeviceSurface *out) {
+    x->in = in, x->out = out;
+    if (!in && device_surface_create(dev, x->k->in_c, x->k->in_w, &x->in) != 0) return -1;
+    x->own_in = !in;
+    if (!out && device_surface_create(dev, x->k->out_c, x->k->out_w, &x->out) != 0) return -1;
+    x->own_out = !out;
+    return 0;
+}
+
 int dk_compile(DevKernel *x, Device *dev, MilKernel *k, DeviceSurface *in, DeviceSurface *out) {
     memset(x, 0, sizeof *x);
-    x->k = *k;
+    x->own = *k;
     memset(k, 0, sizeof *k);
-    x->in = in, x->out = out;
-    if (!in && device_surface_create(dev, x->k.in_c, x->k.in_w, &x->in) != 0) return -1;
-    x->own_in = !in;
-    if (!out && device_surface_create(dev, x->k.out_c, x->k.out_w, &x->out) != 0) return -1;
-    x->own_out = !out;
+    x->k = &x->own;
+    x->own_k = 1;
+    if (surfaces(x, dev, in, out) != 0) return -1;
     return compile_program(x, dev);
 }
 
-void dk_release(DevKernel *x, Device *dev) {
+int dk_bind(DevKernel *x, Device *dev, const DevKernel *src, DeviceSurface *in, DeviceSurface *out) {
+    memset(x, 0, sizeof *x);
+    x->k = src->k;
+    x->dk = src->dk;
+    if (surfaces(x, dev, in, out) != 0) return -1;
+    return device_request_create(dev, x->dk, x->in, x->out, &x->req);
+}
+
+// The request, and the compiled kernel and program if owned (the surfaces stay).
+static void release(DevKernel *x, Device *dev) {
     device_request_free(dev, x->req);
-    device_kernel_free(dev, x->dk);
-    mil_kernel_free(&x->k);
+    if (x->own_k) {
+        device_kernel_free(dev, x->dk);
+        mil_kernel_free(&x->own);
+    }
     x->req = NULL, x->dk = NULL;
 }
 
 void dk_free(DevKernel *x, Device *dev) {
-    dk_release(x, dev);
+    release(x, dev);
     if (x->own_in) device_surface_free(dev, x->in);
     if (x->own_out) device_surface_free(dev, x->out);
     memset(x, 0, sizeof *x);
 }
 
 int dk_recompile(DevKernel *x, Device *dev, MilKernel *k) {
-    dk_release(x, dev);
-    x->k = *k;
+    release(x, dev);
+    x->own = *k;
     memset(k, 0, sizeof *k);
+    x->k = &x->own;
+    x->own_k = 1;
     return compile_program(x, dev);
 }
 
@@ -62,8 +130,8 @@ int dk_recompile(DevKernel *x, Device *dev, MilKernel *k) {
 int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src) {
     double t0 = time_ms();
     uint16_t *p = device_surface_lock(dev, x->in, 1);
-    if (!p) return err_set("%s: cannot lock the input surface", x->k.name);
-    int rc = mil_kernel_stage(&x->k, p, region, src);
+    if (!p) return err_set("%s: cannot lock the input surface", x->k->name);
+    int rc = mil_kernel_stage(x->k, p, region, src);
     device_surface_unlock(dev, x->in, 1);
     pl->times.staging += time_ms() - t0;
     return rc;
@@ -72,8 +140,8 @@ int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const 
 int dp_fetch(Pipeline *pl, Device *dev, DevKernel *x, const char *region, float *dst) {
     double t0 = time_ms();
     uint16_t *p = device_surface_lock(dev, x->out, 0);
-    if (!p) return err_set("%s: cannot lock the output surface", x->k.name);
-    int rc = mil_kernel_fetch(&x->k, p, region, dst);
+    if (!p) return err_set("%s: cannot lock the output surface", x->k->name);
+    int rc = mil_kernel_fetch(x->k, p, region, dst);
     device_surface_unlock(dev, x->out, 0);
     pl->times.staging += time_ms() - t0;
     return rc;
@@ -84,8 +152,8 @@ int dp_eval(Pipeline *pl, Device *dev, DevKernel *x, int layer) {
     int rc = device_eval(dev, x->req);
     pl->times.device += time_ms() - t0;
     pl->times.device_evals++;
-    if (rc != 0 && layer >= 0) return err_wrap("%s (layer %d)", x->k.name, layer);
-    if (rc != 0) return err_wrap("%s", x->k.name);
+    if (rc != 0 && layer >= 0) return err_wrap("%s (layer %d)", x->k->name, layer);
+    if (rc != 0) return err_wrap("%s", x->k->name);
     return 0;
 }
 
@@ -95,10 +163,10 @@ int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, D
     uint16_t *s = device_surface_lock(dev, src->out, 0);
     uint16_t *d = s ? device_surface_lock(dev, dst->in, 1) : NULL;
     int rc;
-    if (!s || !d) rc = err_set("%s -> %s: cannot lock the surfaces", src->k.name, dst->k.name);
+    if (!s || !d) rc = err_set("%s -> %s: cannot lock the surfaces", src->k->name, dst->k->name);
     else if (repeat > 1)
-        rc = mil_kernel_copy_heads(&dst->k, d, dst_region, &src->k, s, src_region, head_rows, repeat);
-    else rc = mil_kernel_copy(&dst->k, d, dst_region, &src->k, s, src_region);
+        rc = mil_kernel_copy_heads(dst->k, d, dst_region, src->k, s, src_region, head_rows, repeat);
+    else rc = mil_kernel_copy(dst->k, d, dst_region, src->k, s, src_region);
     if (d) device_surface_unlock(dev, dst->in, 1);
     if (s) device_surface_unlock(dev, src->out, 0);
     pl->times.staging += time_ms() - t0;

@@ -1,4 +1,5 @@
 // devpipe: what every device pipeline (dynamic, static, static-ane) shares —
+// the step sequence itself (devpipe_step: a pipeline supplies its stages),
 // timed surface I/O by region name, the CPU head (final RMSNorm, classifier,
 // cross-entropy, with vocabulary compaction), and the CPU part of the
 // attention backward (GQA reduce, RoPE and QK-norm backward).
@@ -11,24 +12,72 @@
 #include "cpu/ops.h"
 #include "cpu/vocab_compact.h"
 #include "mil/kernels.h"
+#include "train/dw_queue.h"
 #include "train/pipeline.h"
 
-// One compiled kernel with its surfaces and request.
+// --- the step ------------------------------------------------------------------------------
+
+// The stages of one window, in the order devpipe_step runs them:
+//   prepare; embed -> x0; for each layer: attn_forward, ffn_forward; head_forward;
+//   head_backward; for each layer, last first: ffn_backward, attn_backward;
+//   wait for the queued dW GEMMs; embedding backward from dx.
+// Pipelines differ in which kernels run a stage and whether the weights are
+// staged into input surfaces (dynamic) or baked into the programs (static).
 typedef struct {
-    MilKernel k;
+    // the device holds kernels for the weights p (staged or compiled)
+    int (*prepare)(Pipeline *pl, const Params *p);
+    int (*attn_forward)(Pipeline *pl, const Params *p, int l);
+    int (*ffn_forward)(Pipeline *pl, const Params *p, int l);  // writes the next layer's input
+    int (*head_forward)(Pipeline *pl, const Params *p, float *loss);
+    int (*head_backward)(Pipeline *pl, const Params *p, const ParamViews *g, float scale);
+    int (*ffn_backward)(Pipeline *pl, const Params *p, const ParamViews *g, int l);
+    int (*attn_backward)(Pipeline *pl, const Params *p, const ParamViews *g, int l);
+} DevStages;
+
+// The state the sequence needs; the first member of a device pipeline's impl.
+typedef struct {
+    Config cfg;
+    int S;
+    Device dev;
+    DwQueue dwq;        // weight-gradient GEMMs, overlapped with device work
+    int *tok, *tgt;     // (S) the window (targets -1 when there are none)
+    float *x0;          // (D,S) the first layer's input
+    float *dx;          // (D,S) the gradient at it, after the backward
+    const DevStages *stages;
+} DevPipe;
+
+// *loss of the window (0 without targets); -1 on a device error (err_msg()).
+int devpipe_forward(Pipeline *pl, DevPipe *dp, const Params *p, const int *tok, const int *tgt, float *loss);
+// The forward, then grads += scale · d loss / d params.
+int devpipe_step(Pipeline *pl, DevPipe *dp, const Params *p, const int *tok, const int *tgt, float *grads,
+                 float scale, float *loss);
+// dW[rows,cols] += dY[rows,S] · X[cols,S]ᵀ on the dW worker.
+void devpipe_push_dw(DevPipe *dp, float *dW, const float *dY, const float *X, int rows, int cols);
+
+// --- kernels --------------------------------------------------------------------------------
+
+// One kernel evaluation's binding: a program (its regions), its compiled
+// kernel, an input and an output surface, and their request. A DevKernel frees
+// what it created; dk_bind shares another's program and compiled kernel (the
+// dynamic pipeline: one kernel, an input surface of weights per layer).
+// k may point into the DevKernel itself: a DevKernel is not moved once compiled.
+typedef struct {
+    MilKernel *k;          // the program's layout: &own, or the shared one's
     DeviceKernel *dk;
     DeviceSurface *in, *out;
     DeviceRequest *req;
-    int own_in, own_out;  // the surfaces were created for this kernel
+    MilKernel own;         // the program, when this DevKernel compiled it
+    int own_k, own_in, own_out;
 } DevKernel;
 
 // Compiles k (taking ownership of it) on dev, creates its surfaces (or uses
 // the given shared ones when not NULL) and its request. -1 with err_msg().
 int dk_compile(DevKernel *x, Device *dev, MilKernel *k, DeviceSurface *in, DeviceSurface *out);
-// Frees the request, the compiled kernel and the program, and the surfaces it created.
+// A second binding of src's compiled kernel, with its own request on the given
+// surfaces (NULL: a new one of the kernel's size).
+int dk_bind(DevKernel *x, Device *dev, const DevKernel *src, DeviceSurface *in, DeviceSurface *out);
+// Frees the request, the compiled kernel and the program if owned, and the surfaces it created.
 void dk_free(DevKernel *x, Device *dev);
-// Frees the request and the compiled kernel only (the surfaces stay for the next compile).
-void dk_release(DevKernel *x, Device *dev);
 // Recompiles k into x's existing surfaces (their sizes must not change).
 int dk_recompile(DevKernel *x, Device *dev, MilKernel *k);
 

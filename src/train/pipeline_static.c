@@ -29,7 +29,6 @@
 #include "core/gemm.h"
 #include "core/timer.h"
 #include "train/devpipe.h"
-#include "train/dw_queue.h"
 #include "train/pipeline.h"
 
 // the kernels of one layer; the last two only with the extras
@@ -60,11 +59,10 @@ typedef struct {
 } DevHead;
 
 typedef struct {
-    Config cfg;
-    int S, extras;
+    DevPipe dp;           // first: the shared step's state (devpipe.h)
+    int extras;
     int n_layer_kernels;  // per layer: 5, or 7 with the extras
     int per_update;       // weight-bearing compiles per update
-    Device dev;
     StLayer *layers;
     DevKernel bwd2;       // sdpaBwd2 (weight-free)
     CpuHead head;
@@ -72,17 +70,10 @@ typedef struct {
     float *x_out, *dx, *dx2, *dxn, *tmp, *ynorm;  // (D,S) each
     float *dv_full, *dk_full, *qk_tmp, *qk_rstd;  // (QD,S) x3, (NH+NKV)·S
     float *block;
-    int *tok, *tgt;
     RopeTable rope;
-    DwQueue dwq;
     int compiled;         // the baked weights are the current ones
     int has_kernels;      // kernels were compiled once (surfaces exist)
 } St;
-
-// dW[rows,cols] += dY[rows,S] · X[cols,S]ᵀ, on the worker
-static void push_dw(St *s, float *dW, const float *dY, const float *X, int rows, int cols) {
-    dwq_push(&s->dwq, (DwJob){0, 1, rows, cols, s->S, 1.0f, 1.0f, dY, X, dW, s->S, s->S, cols});
-}
 
 // The RMSNorm weight gradient alone: dw[c] += Σ_t dy·x·rstd (the device computed dx).
 static void rmsnorm_dw(float *dw, const float *dy, const float *x, const float *rstd, int C, int S) {
@@ -105,7 +96,7 @@ static void axpy_into(float *dst, const float *x, float a, const float *y, size_
 // --- compiling the baked weights ------------------------------------------------------------
 
 static MilBaked layer_weights(const St *s, const Params *p, int l) {
-    const Config *c = &s->cfg;
+    const Config *c = &s->dp.cfg;
     const size_t D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c), HD = c->head_dim;
     const ParamViews *v = &p->v;
     MilBaked w = {
@@ -121,8 +112,8 @@ static MilBaked layer_weights(const St *s, const Params *p, int l) {
 // into x's surfaces after that.
 static int bake(St *s, DevKernel *x, MilKernelKind kind, const MilBaked *w) {
     MilKernel k;
-    if (mil_kernel_build_baked(kind, &s->cfg, s->S, w, &k) != 0) return -1;
-    int rc = s->has_kernels ? dk_recompile(x, &s->dev, &k) : dk_compile(x, &s->dev, &k, NULL, NULL);
+    if (mil_kernel_build_baked(kind, &s->dp.cfg, s->dp.S, w, &k) != 0) return -1;
+    int rc = s->has_kernels ? dk_recompile(x, &s->dp.dev, &k) : dk_compile(x, &s->dp.dev, &k, NULL, NULL);
     mil_kernel_free(&k);  // no-op when the kernel took it
     return rc;
 }
@@ -132,7 +123,7 @@ static int bake_head(St *s, const Params *p) {
     const MilBaked wn = {.rms = p->v.rms_final};
     if (bake(s, &h->norm, MIL_K_FINAL_NORM, &wn) != 0) return -1;
     for (int c = 0; c < h->n; c++) {
-        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->cfg.vocab - row0;
+        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->dp.cfg.vocab - row0;
         const MilBaked wc = {.cls = p->v.wcls, .row0 = row0, .rows = rows};
         if (bake(s, &h->cls[c], MIL_K_CLASSIFIER, &wc) != 0) return err_wrap("classifier chunk %d", c);
     }
@@ -141,8 +132,8 @@ static int bake_head(St *s, const Params *p) {
 
 static int compile_weights(Pipeline *pl, St *s, const Params *p) {
     const double t0 = time_ms();
-    const int before = s->dev.compiles;
-    for (int l = 0; l < s->cfg.n_layers; l++) {
+    const int before = s->dp.dev.compiles;
+    for (int l = 0; l < s->dp.cfg.n_layers; l++) {
         MilBaked w = layer_weights(s, p, l);
         for (int i = 0; i < s->n_layer_kernels; i++) {
             w.rms = i == SK_NORM1_BWD ? w.rms_att : w.rms_ffn;
@@ -152,24 +143,25 @@ static int compile_weights(Pipeline *pl, St *s, const Params *p) {
     if (s->extras && bake_head(s, p) != 0) return -1;
     s->has_kernels = s->compiled = 1;
     pl->times.compile += time_ms() - t0;
-    pl->times.kernels_compiled += s->dev.compiles - before;
+    pl->times.kernels_compiled += s->dp.dev.compiles - before;
     return 0;
 }
 
 // --- forward ---------------------------------------------------------------------------------
 
-static int attn_forward(Pipeline *pl, St *s, const Params *p, int l) {
-    const Config *c = &s->cfg;
-    const int D = c->dim, S = s->S;
+static int attn_forward(Pipeline *pl, const Params *p, int l) {
+    St *s = pl->impl;
+    const Config *c = &s->dp.cfg;
+    const int D = c->dim, S = s->dp.S;
     StLayer *A = &s->layers[l];
     DevKernel *k = &A->k[SK_ATTN];
     double tc = time_ms();
     rmsnorm_forward(s->ynorm, A->rstd1, A->x, p->v.rms_att + (size_t)l * D, D, S, c->norm_eps);  // rstd for the backward
     pl->times.cpu_ops += time_ms() - tc;
-    if (dp_stage(pl, &s->dev, k, "x", A->x) || dp_eval(pl, &s->dev, k, l) || dp_fetch(pl, &s->dev, k, "o", s->tmp) ||
-        dp_fetch(pl, &s->dev, k, "attn", A->att) || dp_fetch(pl, &s->dev, k, "xn", A->xn))
+    if (dp_stage(pl, &s->dp.dev, k, "x", A->x) || dp_eval(pl, &s->dp.dev, k, l) || dp_fetch(pl, &s->dp.dev, k, "o", s->tmp) ||
+        dp_fetch(pl, &s->dp.dev, k, "attn", A->att) || dp_fetch(pl, &s->dp.dev, k, "xn", A->xn))
         return -1;
-    if (c->qk_norm && (dp_fetch(pl, &s->dev, k, "q_pre", A->q_pre) || dp_fetch(pl, &s->dev, k, "k_pre", A->k_pre)))
+    if (c->qk_norm && (dp_fetch(pl, &s->dp.dev, k, "q_pre", A->q_pre) || dp_fetch(pl, &s->dp.dev, k, "k_pre", A->k_pre)))
         return -1;
     tc = time_ms();
     axpy_into(A->x2, A->x, c->res_scale, s->tmp, (size_t)D * S);  // residual in fp32
@@ -178,15 +170,18 @@ static int attn_forward(Pipeline *pl, St *s, const Params *p, int l) {
     return 0;
 }
 
-static int ffn_forward(Pipeline *pl, St *s, int l, float *x_next) {
-    const Config *c = &s->cfg;
+static int ffn_forward(Pipeline *pl, const Params *p, int l) {
+    (void)p;
+    St *s = pl->impl;
+    float *x_next = l + 1 < s->dp.cfg.n_layers ? s->layers[l + 1].x : s->x_out;
+    const Config *c = &s->dp.cfg;
     StLayer *A = &s->layers[l];
     DevKernel *k = &A->k[SK_FFN];
-    if (dp_stage(pl, &s->dev, k, "x2", A->x2) || dp_eval(pl, &s->dev, k, l) || dp_fetch(pl, &s->dev, k, "f", s->tmp) ||
-        dp_fetch(pl, &s->dev, k, "g", A->g) || dp_fetch(pl, &s->dev, k, "x2n", A->x2n))
+    if (dp_stage(pl, &s->dp.dev, k, "x2", A->x2) || dp_eval(pl, &s->dp.dev, k, l) || dp_fetch(pl, &s->dp.dev, k, "f", s->tmp) ||
+        dp_fetch(pl, &s->dp.dev, k, "g", A->g) || dp_fetch(pl, &s->dp.dev, k, "x2n", A->x2n))
         return -1;
     double tc = time_ms();
-    axpy_into(x_next, A->x2, c->res_scale, s->tmp, (size_t)c->dim * s->S);
+    axpy_into(x_next, A->x2, c->res_scale, s->tmp, (size_t)c->dim * s->dp.S);
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
 }
@@ -194,24 +189,24 @@ static int ffn_forward(Pipeline *pl, St *s, int l, float *x_next) {
 // Reads the target's logit of every position whose target lies in chunk c.
 static int target_logits(St *s, int c, int row0, int rows) {
     DevKernel *k = &s->dh.cls[c];
-    const uint16_t *o = device_surface_lock(&s->dev, k->out, 0);
-    if (!o) return err_set("%s: cannot lock the output surface", k->k.name);
-    for (int t = 0; t < s->S; t++) {
-        const int r = s->tgt[t] - row0;
-        if (r >= 0 && r < rows) s->dh.tlogit[t] = fp16_to_f32(o[(size_t)r * s->S + t]);
+    const uint16_t *o = device_surface_lock(&s->dp.dev, k->out, 0);
+    if (!o) return err_set("%s: cannot lock the output surface", k->k->name);
+    for (int t = 0; t < s->dp.S; t++) {
+        const int r = s->dp.tgt[t] - row0;
+        if (r >= 0 && r < rows) s->dh.tlogit[t] = fp16_to_f32(o[(size_t)r * s->dp.S + t]);
     }
-    device_surface_unlock(&s->dev, k->out, 0);
+    device_surface_unlock(&s->dp.dev, k->out, 0);
     return 0;
 }
 
 static int chunk_forward(Pipeline *pl, St *s, int c) {
     DevHead *h = &s->dh;
-    const int S = s->S, row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->cfg.vocab - row0;
+    const int S = s->dp.S, row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->dp.cfg.vocab - row0;
     DevKernel *cls = &h->cls[c], *sm = &h->smax[rows == h->rows ? 0 : 1];
-    if (dp_copy(pl, &s->dev, cls, "xf", &h->norm, "xf", 0, 1) || dp_eval(pl, &s->dev, cls, -1) ||
-        dp_copy(pl, &s->dev, sm, "logits", cls, "logits", 0, 1) || dp_eval(pl, &s->dev, sm, -1) ||
-        dp_fetch(pl, &s->dev, sm, "probs", h->dl + (size_t)row0 * S) ||
-        dp_fetch(pl, &s->dev, sm, "max", h->mx + (size_t)c * S) || dp_fetch(pl, &s->dev, sm, "sum", h->sum + (size_t)c * S))
+    if (dp_copy(pl, &s->dp.dev, cls, "xf", &h->norm, "xf", 0, 1) || dp_eval(pl, &s->dp.dev, cls, -1) ||
+        dp_copy(pl, &s->dp.dev, sm, "logits", cls, "logits", 0, 1) || dp_eval(pl, &s->dp.dev, sm, -1) ||
+        dp_fetch(pl, &s->dp.dev, sm, "probs", h->dl + (size_t)row0 * S) ||
+        dp_fetch(pl, &s->dp.dev, sm, "max", h->mx + (size_t)c * S) || dp_fetch(pl, &s->dp.dev, sm, "sum", h->sum + (size_t)c * S))
         return -1;
     return target_logits(s, c, row0, rows);
 }
@@ -220,7 +215,7 @@ static int chunk_forward(Pipeline *pl, St *s, int c) {
 // p = p_c·sum_c·e^{max_c − lse}. *loss = mean of lse − logit[target].
 static void combine_chunks(St *s, float *loss) {
     DevHead *h = &s->dh;
-    const int S = s->S;
+    const int S = s->dp.S;
     double total = 0;
     int n_valid = 0;
     for (int t = 0; t < S; t++) {
@@ -228,10 +223,10 @@ static void combine_chunks(St *s, float *loss) {
         for (int c = 0; c < h->n; c++) m = fmax(m, h->mx[(size_t)c * S + t]);
         for (int c = 0; c < h->n; c++) z += h->sum[(size_t)c * S + t] * exp(h->mx[(size_t)c * S + t] - m);
         h->lse[t] = (float)(m + log(z));
-        if (s->tgt[t] >= 0) total += h->lse[t] - h->tlogit[t], n_valid++;
+        if (s->dp.tgt[t] >= 0) total += h->lse[t] - h->tlogit[t], n_valid++;
     }
     for (int c = 0; c < h->n; c++) {
-        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->cfg.vocab - row0;
+        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->dp.cfg.vocab - row0;
         for (int t = 0; t < S; t++) {
             const float f = h->sum[(size_t)c * S + t] * expf(h->mx[(size_t)c * S + t] - h->lse[t]);
             for (int r = 0; r < rows; r++) h->dl[(size_t)(row0 + r) * S + t] *= f;
@@ -240,19 +235,20 @@ static void combine_chunks(St *s, float *loss) {
     *loss = n_valid ? (float)(total / n_valid) : 0.0f;
 }
 
-static int head_forward(Pipeline *pl, St *s, const Params *p, float *loss) {
-    const int D = s->cfg.dim, S = s->S;
+static int head_forward(Pipeline *pl, const Params *p, float *loss) {
+    St *s = pl->impl;
+    const int D = s->dp.cfg.dim, S = s->dp.S;
     if (!s->extras) {
         double tc = time_ms();
-        cpu_head_forward(&s->head, p, s->x_out, s->tgt, loss);
+        cpu_head_forward(&s->head, p, s->x_out, s->dp.tgt, loss);
         pl->times.cpu_ops += time_ms() - tc;
         return 0;
     }
     double tc = time_ms();
-    rmsnorm_forward(s->ynorm, s->head.rstd, s->x_out, p->v.rms_final, D, S, s->cfg.norm_eps);  // rstd for the backward
+    rmsnorm_forward(s->ynorm, s->head.rstd, s->x_out, p->v.rms_final, D, S, s->dp.cfg.norm_eps);  // rstd for the backward
     pl->times.cpu_ops += time_ms() - tc;
-    if (dp_stage(pl, &s->dev, &s->dh.norm, "x", s->x_out) || dp_eval(pl, &s->dev, &s->dh.norm, -1) ||
-        dp_fetch(pl, &s->dev, &s->dh.norm, "xf", s->head.xf))
+    if (dp_stage(pl, &s->dp.dev, &s->dh.norm, "x", s->x_out) || dp_eval(pl, &s->dp.dev, &s->dh.norm, -1) ||
+        dp_fetch(pl, &s->dp.dev, &s->dh.norm, "xf", s->head.xf))
         return -1;
     for (int c = 0; c < s->dh.n; c++)
         if (chunk_forward(pl, s, c) != 0) return err_wrap("classifier chunk %d", c);
@@ -262,21 +258,10 @@ static int head_forward(Pipeline *pl, St *s, const Params *p, float *loss) {
     return 0;
 }
 
-// *loss = mean cross-entropy (0 without targets); -1 on a device error.
-static int st_forward(Pipeline *pl, St *s, const Params *p, const int *tok, const int *tgt, float *loss) {
-    const double t0 = time_ms();
-    if (!s->compiled && compile_weights(pl, s, p) != 0) return -1;
-    memcpy(s->tok, tok, sizeof(int) * s->S);
-    for (int t = 0; t < s->S; t++) s->tgt[t] = tgt ? tgt[t] : -1;
-    embed_forward(s->layers[0].x, p->v.embed, tok, s->cfg.dim, s->S);
-    for (int l = 0; l < s->cfg.n_layers; l++) {
-        float *x_next = l + 1 < s->cfg.n_layers ? s->layers[l + 1].x : s->x_out;
-        if (attn_forward(pl, s, p, l) != 0 || ffn_forward(pl, s, l, x_next) != 0) return -1;
-    }
-    if (head_forward(pl, s, p, loss) != 0) return -1;
-    if (!tgt) *loss = 0.0f;
-    pl->times.forward += time_ms() - t0;
-    return 0;
+// The kernels hold the current weights: compiled now if an update changed them.
+static int prepare(Pipeline *pl, const Params *p) {
+    St *s = pl->impl;
+    return s->compiled ? 0 : compile_weights(pl, s, p);
 }
 
 // --- backward --------------------------------------------------------------------------------
@@ -284,13 +269,13 @@ static int st_forward(Pipeline *pl, St *s, const Params *p, const int *tok, cons
 // dl = scale·(p − onehot)/n_valid (rows of ignored targets zero); dW += dl·xfᵀ, dxf = Wᵀ·dl.
 static void head_backward_extras(St *s, const Params *p, const ParamViews *g, float scale) {
     DevHead *h = &s->dh;
-    const int S = s->S, D = s->cfg.dim, V = s->cfg.vocab;
+    const int S = s->dp.S, D = s->dp.cfg.dim, V = s->dp.cfg.vocab;
     int n_valid = 0;
-    for (int t = 0; t < S; t++) n_valid += s->tgt[t] >= 0;
+    for (int t = 0; t < S; t++) n_valid += s->dp.tgt[t] >= 0;
     const float k = n_valid ? scale / (float)n_valid : 0.0f;
     for (int v = 0; v < V; v++) {
         float *row = h->dl + (size_t)v * S;
-        for (int t = 0; t < S; t++) row[t] = s->tgt[t] >= 0 ? k * (row[t] - (s->tgt[t] == v)) : 0.0f;
+        for (int t = 0; t < S; t++) row[t] = s->dp.tgt[t] >= 0 ? k * (row[t] - (s->dp.tgt[t] == v)) : 0.0f;
     }
     gemm(0, 1, V, D, S, 1.0f, h->dl, S, s->head.xf, S, 1.0f, g->wcls, D);       // dW [V,D]
     gemm(1, 0, D, S, V, 1.0f, p->v.wcls, D, h->dl, S, 0.0f, s->head.dxf, S);    // dxf [D,S]
@@ -301,10 +286,10 @@ static void head_backward_extras(St *s, const Params *p, const ParamViews *g, fl
 // kernel computes dx, the CPU the weight gradient; without them all on the CPU.
 static int norm_backward(Pipeline *pl, St *s, DevKernel *k, float *dx, float *gw, const float *dy, const float *x,
                          const float *w, const float *rstd) {
-    const int D = s->cfg.dim, S = s->S;
+    const int D = s->dp.cfg.dim, S = s->dp.S;
     if (s->extras &&
-        (dp_stage(pl, &s->dev, k, "dy", dy) || dp_stage(pl, &s->dev, k, "x", x) || dp_eval(pl, &s->dev, k, -1) ||
-         dp_fetch(pl, &s->dev, k, "dx", dx)))
+        (dp_stage(pl, &s->dp.dev, k, "dy", dy) || dp_stage(pl, &s->dp.dev, k, "x", x) || dp_eval(pl, &s->dp.dev, k, -1) ||
+         dp_fetch(pl, &s->dp.dev, k, "dx", dx)))
         return -1;
     double tc = time_ms();
     if (s->extras) rmsnorm_dw(gw, dy, x, rstd, D, S);
@@ -314,21 +299,22 @@ static int norm_backward(Pipeline *pl, St *s, DevKernel *k, float *dx, float *gw
 }
 
 // dy: the gradient at the layer's output (s->dx); leaves the gradient at the FFN's input in s->dx2.
-static int ffn_backward(Pipeline *pl, St *s, const Params *p, const ParamViews *g, int l) {
-    const Config *c = &s->cfg;
-    const int D = c->dim, H = c->hidden, S = s->S;
+static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int l) {
+    St *s = pl->impl;
+    const Config *c = &s->dp.cfg;
+    const int D = c->dim, H = c->hidden, S = s->dp.S;
     const size_t DS = (size_t)D * S;
     StLayer *A = &s->layers[l];
     DevKernel *k = &A->k[SK_FFN_BWD];
     for (size_t i = 0; i < DS; i++) A->dffn[i] = c->res_scale * s->dx[i];
-    if (dp_stage(pl, &s->dev, k, "dffn", A->dffn) || dp_copy(pl, &s->dev, k, "h1", &A->k[SK_FFN], "h1", 0, 1) ||
-        dp_copy(pl, &s->dev, k, "h3", &A->k[SK_FFN], "h3", 0, 1) || dp_eval(pl, &s->dev, k, l) ||
-        dp_fetch(pl, &s->dev, k, "dx", s->dxn) || dp_fetch(pl, &s->dev, k, "dh1", A->dh1) ||
-        dp_fetch(pl, &s->dev, k, "dh3", A->dh3))
+    if (dp_stage(pl, &s->dp.dev, k, "dffn", A->dffn) || dp_copy(pl, &s->dp.dev, k, "h1", &A->k[SK_FFN], "h1", 0, 1) ||
+        dp_copy(pl, &s->dp.dev, k, "h3", &A->k[SK_FFN], "h3", 0, 1) || dp_eval(pl, &s->dp.dev, k, l) ||
+        dp_fetch(pl, &s->dp.dev, k, "dx", s->dxn) || dp_fetch(pl, &s->dp.dev, k, "dh1", A->dh1) ||
+        dp_fetch(pl, &s->dp.dev, k, "dh3", A->dh3))
         return -1;
-    push_dw(s, g->w2 + (size_t)l * D * H, A->dffn, A->g, D, H);
-    push_dw(s, g->w1 + (size_t)l * H * D, A->dh1, A->x2n, H, D);
-    push_dw(s, g->w3 + (size_t)l * H * D, A->dh3, A->x2n, H, D);
+    devpipe_push_dw(&s->dp, g->w2 + (size_t)l * D * H, A->dffn, A->g, D, H);
+    devpipe_push_dw(&s->dp, g->w1 + (size_t)l * H * D, A->dh1, A->x2n, H, D);
+    devpipe_push_dw(&s->dp, g->w3 + (size_t)l * H * D, A->dh3, A->x2n, H, D);
     const size_t lD = (size_t)l * D;
     if (norm_backward(pl, s, &A->k[SK_NORM2_BWD], s->dx2, g->rms_ffn + lD, s->dxn, A->x2, p->v.rms_ffn + lD,
                       A->rstd2) != 0)
@@ -339,28 +325,29 @@ static int ffn_backward(Pipeline *pl, St *s, const Params *p, const ParamViews *
 
 // q, k, v tiled to the query heads straight from fwdAttn's output surface, then sdpaBwd1 and sdpaBwd2.
 static int sdpa_backward(Pipeline *pl, St *s, const ParamViews *g, int l) {
-    const Config *c = &s->cfg;
-    const int D = c->dim, S = s->S, HD = c->head_dim, R = c->n_heads / c->n_kv_heads;
+    const Config *c = &s->dp.cfg;
+    const int D = c->dim, S = s->dp.S, HD = c->head_dim, R = c->n_heads / c->n_kv_heads;
     StLayer *A = &s->layers[l];
     DevKernel *fa = &A->k[SK_ATTN], *b1 = &A->k[SK_ATTN_BWD], *b2 = &s->bwd2;
     for (size_t i = 0; i < (size_t)D * S; i++) A->dy2s[i] = c->res_scale * s->dx2[i];
-    if (dp_stage(pl, &s->dev, b1, "dy", A->dy2s) || dp_copy(pl, &s->dev, b1, "q", fa, "q_rope", 0, 1) ||
-        dp_copy(pl, &s->dev, b1, "k", fa, "k_rope", HD, R) || dp_copy(pl, &s->dev, b1, "v", fa, "v", HD, R) ||
-        dp_eval(pl, &s->dev, b1, l) || dp_fetch(pl, &s->dev, b1, "dv", s->dv_full))
+    if (dp_stage(pl, &s->dp.dev, b1, "dy", A->dy2s) || dp_copy(pl, &s->dp.dev, b1, "q", fa, "q_rope", 0, 1) ||
+        dp_copy(pl, &s->dp.dev, b1, "k", fa, "k_rope", HD, R) || dp_copy(pl, &s->dp.dev, b1, "v", fa, "v", HD, R) ||
+        dp_eval(pl, &s->dp.dev, b1, l) || dp_fetch(pl, &s->dp.dev, b1, "dv", s->dv_full))
         return -1;
-    push_dw(s, g->wo + (size_t)l * D * config_q_dim(c), A->dy2s, A->att, D, config_q_dim(c));
-    if (dp_copy(pl, &s->dev, b2, "probs", b1, "probs", 0, 1) || dp_copy(pl, &s->dev, b2, "dp", b1, "dp", 0, 1) ||
-        dp_copy(pl, &s->dev, b2, "q", fa, "q_rope", 0, 1) || dp_copy(pl, &s->dev, b2, "k", fa, "k_rope", HD, R) ||
-        dp_eval(pl, &s->dev, b2, l) || dp_fetch(pl, &s->dev, b2, "dq", A->dq) ||
-        dp_fetch(pl, &s->dev, b2, "dk", s->dk_full))
+    devpipe_push_dw(&s->dp, g->wo + (size_t)l * D * config_q_dim(c), A->dy2s, A->att, D, config_q_dim(c));
+    if (dp_copy(pl, &s->dp.dev, b2, "probs", b1, "probs", 0, 1) || dp_copy(pl, &s->dp.dev, b2, "dp", b1, "dp", 0, 1) ||
+        dp_copy(pl, &s->dp.dev, b2, "q", fa, "q_rope", 0, 1) || dp_copy(pl, &s->dp.dev, b2, "k", fa, "k_rope", HD, R) ||
+        dp_eval(pl, &s->dp.dev, b2, l) || dp_fetch(pl, &s->dp.dev, b2, "dq", A->dq) ||
+        dp_fetch(pl, &s->dp.dev, b2, "dk", s->dk_full))
         return -1;
     return 0;
 }
 
 // From the gradient at the attention's output (s->dx2) to the layer input's (s->dx).
-static int attn_backward(Pipeline *pl, St *s, const Params *p, const ParamViews *g, int l) {
-    const Config *c = &s->cfg;
-    const int D = c->dim, S = s->S, QD = config_q_dim(c), KVD = config_kv_dim(c), HD = c->head_dim;
+static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int l) {
+    St *s = pl->impl;
+    const Config *c = &s->dp.cfg;
+    const int D = c->dim, S = s->dp.S, QD = config_q_dim(c), KVD = config_kv_dim(c), HD = c->head_dim;
     StLayer *A = &s->layers[l];
     if (sdpa_backward(pl, s, g, l) != 0) return -1;
     double tc = time_ms();
@@ -369,12 +356,12 @@ static int attn_backward(Pipeline *pl, St *s, const Params *p, const ParamViews 
                          c->qk_norm ? g->q_norm + lh : NULL, c->qk_norm ? g->k_norm + lh : NULL, A->dq, A->dk, A->dv,
                          s->dk_full, s->dv_full, A->q_pre, A->k_pre, s->qk_tmp, s->qk_rstd, S);
     pl->times.cpu_ops += time_ms() - tc;
-    push_dw(s, g->wq + (size_t)l * QD * D, A->dq, A->xn, QD, D);
-    push_dw(s, g->wk + (size_t)l * KVD * D, A->dk, A->xn, KVD, D);
-    push_dw(s, g->wv + (size_t)l * KVD * D, A->dv, A->xn, KVD, D);
+    devpipe_push_dw(&s->dp, g->wq + (size_t)l * QD * D, A->dq, A->xn, QD, D);
+    devpipe_push_dw(&s->dp, g->wk + (size_t)l * KVD * D, A->dk, A->xn, KVD, D);
+    devpipe_push_dw(&s->dp, g->wv + (size_t)l * KVD * D, A->dv, A->xn, KVD, D);
     DevKernel *k = &A->k[SK_QKV_BWD];
-    if (dp_stage(pl, &s->dev, k, "dq", A->dq) || dp_stage(pl, &s->dev, k, "dk", A->dk) ||
-        dp_stage(pl, &s->dev, k, "dv", A->dv) || dp_eval(pl, &s->dev, k, l) || dp_fetch(pl, &s->dev, k, "dx", s->dxn))
+    if (dp_stage(pl, &s->dp.dev, k, "dq", A->dq) || dp_stage(pl, &s->dp.dev, k, "dk", A->dk) ||
+        dp_stage(pl, &s->dp.dev, k, "dv", A->dv) || dp_eval(pl, &s->dp.dev, k, l) || dp_fetch(pl, &s->dp.dev, k, "dx", s->dxn))
         return -1;
     const size_t lD = (size_t)l * D;
     if (norm_backward(pl, s, &A->k[SK_NORM1_BWD], s->dx, g->rms_att + lD, s->dxn, A->x, p->v.rms_att + lD,
@@ -384,39 +371,29 @@ static int attn_backward(Pipeline *pl, St *s, const Params *p, const ParamViews 
     return 0;
 }
 
-static int st_backward(Pipeline *pl, St *s, const Params *p, float *grads, float scale) {
-    const double t0 = time_ms();
-    ParamViews g;
-    params_point(&s->cfg, grads, &g);
-    double tc = time_ms();
-    if (s->extras) head_backward_extras(s, p, &g, scale);
-    else cpu_head_backward(&s->head, p, &g, s->x_out, scale, s->dx);
+static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, float scale) {
+    St *s = pl->impl;
+    const double tc = time_ms();
+    if (s->extras) head_backward_extras(s, p, g, scale);
+    else cpu_head_backward(&s->head, p, g, s->x_out, scale, s->dx);
     pl->times.cpu_ops += time_ms() - tc;
-    for (int l = s->cfg.n_layers - 1; l >= 0; l--)
-        if (ffn_backward(pl, s, p, &g, l) != 0 || attn_backward(pl, s, p, &g, l) != 0) return -1;
-    double tw = time_ms();
-    dwq_wait(&s->dwq);  // the embedding and the optimizer must see complete gradients
-    pl->times.dw_wait += time_ms() - tw;
-    embed_backward(g.embed, s->dx, s->tok, s->cfg.dim, s->S);
-    pl->times.backward += time_ms() - t0;
     return 0;
 }
+
+static const DevStages STAGES = {prepare, attn_forward, ffn_forward, head_forward, head_backward, ffn_backward,
+                                 attn_backward};
 
 // --- Pipeline methods ------------------------------------------------------------------------
 
 static int st_step(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *grads, float scale,
                    float *loss) {
     St *s = pl->impl;
-    if (st_forward(pl, s, p, tok, tgt, loss) != 0) return -1;
-    if (st_backward(pl, s, p, grads, scale) != 0) {
-        dwq_wait(&s->dwq);  // no worker may still write into grads
-        return -1;
-    }
-    return 0;
+    return devpipe_step(pl, &s->dp, p, tok, tgt, grads, scale, loss);
 }
 
 static int st_eval(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *loss) {
-    return st_forward(pl, pl->impl, p, tok, tgt, loss);
+    St *s = pl->impl;
+    return devpipe_forward(pl, &s->dp, p, tok, tgt, loss);
 }
 
 static int st_params_changed(Pipeline *pl, const Params *p) {
@@ -427,36 +404,36 @@ static int st_params_changed(Pipeline *pl, const Params *p) {
 
 static int st_restart_due(Pipeline *pl) {
     const St *s = pl->impl;
-    return !s->compiled && device_process_compiles() + s->per_update > s->dev.compile_budget;
+    return !s->compiled && device_process_compiles() + s->per_update > s->dp.dev.compile_budget;
 }
 
 static void st_free(Pipeline *pl) {
     St *s = pl->impl;
     if (!s) return;
-    dwq_free(&s->dwq);
-    for (int l = 0; s->layers && l < s->cfg.n_layers; l++)
-        for (int i = 0; i < SK_PER_LAYER; i++) dk_free(&s->layers[l].k[i], &s->dev);
-    dk_free(&s->bwd2, &s->dev);
-    dk_free(&s->dh.norm, &s->dev);
-    for (int c = 0; s->dh.cls && c < s->dh.n; c++) dk_free(&s->dh.cls[c], &s->dev);
-    dk_free(&s->dh.smax[0], &s->dev);
-    dk_free(&s->dh.smax[1], &s->dev);
-    if (s->dev.ops) device_free(&s->dev);
+    dwq_free(&s->dp.dwq);
+    for (int l = 0; s->layers && l < s->dp.cfg.n_layers; l++)
+        for (int i = 0; i < SK_PER_LAYER; i++) dk_free(&s->layers[l].k[i], &s->dp.dev);
+    dk_free(&s->bwd2, &s->dp.dev);
+    dk_free(&s->dh.norm, &s->dp.dev);
+    for (int c = 0; s->dh.cls && c < s->dh.n; c++) dk_free(&s->dh.cls[c], &s->dp.dev);
+    dk_free(&s->dh.smax[0], &s->dp.dev);
+    dk_free(&s->dh.smax[1], &s->dp.dev);
+    if (s->dp.dev.ops) device_free(&s->dp.dev);
     cpu_head_free(&s->head);
     rope_table_free(&s->rope);
     free(s->dh.cls);
     free(s->layers);
     free(s->block);
-    free(s->tok);
-    free(s->tgt);
+    free(s->dp.tok);
+    free(s->dp.tgt);
     free(s);
     pl->impl = NULL;
 }
 
 // Carves every fp32 buffer out of one block (first call sizes it).
 static size_t carve(St *s, float *base) {
-    const Config *c = &s->cfg;
-    const size_t S = s->S, D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c);
+    const Config *c = &s->dp.cfg;
+    const size_t S = s->dp.S, D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c);
     const size_t NHK = (size_t)c->n_heads + c->n_kv_heads;
     size_t used = 0;
 #define TAKE(ptr, n) do { ptr = base ? base + used : NULL; used += ((n) + 15) & ~(size_t)15; } while (0)
@@ -484,18 +461,18 @@ static size_t carve(St *s, float *base) {
 static int compile_fixed(Pipeline *pl, St *s) {
     const double t0 = time_ms();
     MilKernel k;
-    if (mil_kernel_build(MIL_K_SDPA_BWD2, &s->cfg, s->S, &k) != 0 || dk_compile(&s->bwd2, &s->dev, &k, NULL, NULL))
+    if (mil_kernel_build(MIL_K_SDPA_BWD2, &s->dp.cfg, s->dp.S, &k) != 0 || dk_compile(&s->bwd2, &s->dp.dev, &k, NULL, NULL))
         return -1;
     DevHead *h = &s->dh;
-    const int last = s->cfg.vocab - (h->n - 1) * h->rows;
+    const int last = s->dp.cfg.vocab - (h->n - 1) * h->rows;
     for (int i = 0; s->extras && i < (last == h->rows ? 1 : 2); i++) {
         const MilBaked w = {.rows = i == 0 ? h->rows : last};
-        if (mil_kernel_build_baked(MIL_K_VOCAB_SOFTMAX, &s->cfg, s->S, &w, &k) != 0 ||
-            dk_compile(&h->smax[i], &s->dev, &k, NULL, NULL))
+        if (mil_kernel_build_baked(MIL_K_VOCAB_SOFTMAX, &s->dp.cfg, s->dp.S, &w, &k) != 0 ||
+            dk_compile(&h->smax[i], &s->dp.dev, &k, NULL, NULL))
             return -1;
     }
     pl->times.compile += time_ms() - t0;
-    pl->times.kernels_compiled += s->dev.compiles;
+    pl->times.kernels_compiled += s->dp.dev.compiles;
     return 0;
 }
 
@@ -504,26 +481,24 @@ static int st_setup(Pipeline *pl, St *s, const Config *cfg, int seq, const Pipel
     if (o->n_vocab_rows > 0 && s->extras)
         return err_set("--compact-vocab: static-ane's device classifier covers the whole vocabulary; use "
                        "--no-ane-extras or another pipeline");
-    if (device_init(&s->dev, o->device ? o->device : "sim", o->compile_budget) != 0) return -1;
+    if (device_init(&s->dp.dev, o->device ? o->device : "sim", o->compile_budget) != 0) return -1;
     s->layers = calloc(L, sizeof(StLayer));
-    s->tok = calloc(seq, sizeof(int));
-    s->tgt = calloc(seq, sizeof(int));
-    if (s->extras) {
-        mil_vocab_chunks(cfg->vocab, &s->dh.n, &s->dh.rows);
-        s->dh.cls = calloc((size_t)s->dh.n, sizeof(DevKernel));
-    }
-    if (!s->layers || !s->tok || !s->tgt || (s->extras && !s->dh.cls)) return err_set("out of memory");
+    s->dp.tok = calloc(seq, sizeof(int));
+    s->dp.tgt = calloc(seq, sizeof(int));
+    if (s->extras) s->dh.cls = calloc((size_t)s->dh.n, sizeof(DevKernel));
+    if (!s->layers || !s->dp.tok || !s->dp.tgt || (s->extras && !s->dh.cls)) return err_set("out of memory");
     s->block = calloc(carve(s, NULL), sizeof(float));
     if (!s->block) return err_set("out of memory for the %s pipeline (%s, window %d)", pl->name, cfg->name, seq);
     carve(s, s->block);
+    s->dp.x0 = s->layers[0].x, s->dp.dx = s->dx, s->dp.stages = &STAGES;
     if (rope_table_init(&s->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
         cpu_head_init(&s->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 || compile_fixed(pl, s) != 0)
         return -1;
-    if (s->dev.compiles + s->per_update > s->dev.compile_budget)
+    if (s->dp.dev.compiles + s->per_update > s->dp.dev.compile_budget)
         return err_set("the %s pipeline compiles %d kernels per update and %d once per process: a compile budget "
-                       "of %d cannot hold them (--compile-budget)", pl->name, s->per_update, s->dev.compiles,
-                       s->dev.compile_budget);
-    return dwq_init(&s->dwq);
+                       "of %d cannot hold them (--compile-budget)", pl->name, s->per_update, s->dp.dev.compiles,
+                       s->dp.dev.compile_budget);
+    return dwq_init(&s->dp.dwq);
 }
 
 int pipeline_static_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o) {
@@ -539,8 +514,8 @@ int pipeline_static_init(Pipeline *pl, const Config *cfg, int seq, const Pipelin
     pl->params_changed = st_params_changed;
     pl->restart_due = st_restart_due;
     pl->free = st_free;
-    s->cfg = *cfg;
-    s->S = seq;
+    s->dp.cfg = *cfg;
+    s->dp.S = seq;
     s->extras = !strcmp(pl->name, "static-ane") && !o->no_ane_extras;
     s->n_layer_kernels = s->extras ? SK_PER_LAYER : SK_NORM1_BWD;
     if (s->extras) mil_vocab_chunks(cfg->vocab, &s->dh.n, &s->dh.rows);
