@@ -236,3 +236,31 @@ TEST(static_trains_like_cpu) {
     CHECKF(c[49] < c[0] - 0.5f, "the model did not learn: %g -> %g", c[0], c[49]);
     CHECK(body_equal(cs, cn));
 }
+
+// --- anetrain bench -------------------------------------------------------------------------------
+
+// The comparison table on tiny-gqa: every configuration runs and reports, the
+// static pipelines restart once (a budget of 20 holds one update of theirs),
+// and the JSON lines carry the same numbers.
+TEST(bench_table_runs_every_pipeline) {
+    char json[600], *out = NULL;
+    tmp_path(json, sizeof json, "bench.jsonl");
+    int rc = test_runf(&out, "%s bench --model tiny-gqa --data %s --steps 4 --accum 2 --seq 32 --compile-budget 20 "
+                             "--json %s 2>/dev/null", test_bin(), test_pattern_tokens(256), json);
+    if (!CHECKF(rc == 0, "bench: %s", out ? out : "")) return;
+    const char *labels[5] = {"static ", "static-ane ", "static-ane no extras", "dynamic ", "cpu "};
+    for (int i = 0; i < 5; i++) CHECKF(strstr(out, labels[i]) != NULL, "no row %s in:\n%s", labels[i], out);
+    CHECK(strstr(out, "tiny-gqa, 4 windows of 32 tokens (2 updates of 2), device sim") != NULL);
+    CHECK(strstr(out, "all = 3*fwd + sdpa + 3*cls") != NULL);
+    free(out);
+    static char v[2048];
+    CHECK(log_values(json, "bench", "kernels_per_batch", v, sizeof v) == 5 && !strcmp(v, "10 16 10 10 0 "));
+    CHECKF(log_values(json, "bench", "restarts", v, sizeof v) == 5 && !strcmp(v, "1 1 1 0 0 "), "restarts %s", v);
+    CHECKF(log_values(json, "bench", "evals_per_window", v, sizeof v) == 5 && !strcmp(v, "12 19 12 20 0 "), "evals %s", v);
+    // the same training: the final losses agree across pipelines to the fp16 bound
+    CHECK(log_values(json, "bench", "final_loss", v, sizeof v) == 5);
+    char *s = v;
+    float l[5];
+    for (int i = 0; i < 5; i++) l[i] = strtof(s, &s);
+    for (int i = 0; i < 4; i++) CHECKF(fabsf(l[i] - l[4]) < 0.01f, "%s loss %g vs cpu %g", labels[i], l[i], l[4]);
+}

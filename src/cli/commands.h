@@ -11,3 +11,4 @@ int cmd_eval(int argc, char **argv);
 int cmd_mil(int argc, char **argv);
 int cmd_dash(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_bench(int argc, char **argv);

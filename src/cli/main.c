@@ -16,12 +16,13 @@ typedef struct {
 static const Command COMMANDS[] = {
     {"info", cmd_info, "print what a model file holds"},
     {"sample", cmd_sample, "generate text from a model"},
-    {"train", cmd_train, "train a model (cpu or dynamic pipeline; built-in corpus without --data)"},
+    {"train", cmd_train, "train a model (cpu, dynamic, static or static-ane pipeline; built-in corpus without --data)"},
     {"mil", cmd_mil, "print a kernel's MIL program, or run a MIL file on the sim device"},
     {"eval", cmd_eval, "mean loss and perplexity of a model over a token file"},
     {"export", cmd_export, "write a model or checkpoint as llama2.c .bin or Hugging Face safetensors"},
     {"tokenize", cmd_tokenize, "turn text files into a token file"},
     {"dash", cmd_dash, "live training dashboard: follow a --log, or run the trainer (dash -- train ...)"},
+    {"bench", cmd_bench, "the seed's pipeline comparison: every pipeline on one model, one process each"},
     {"plot", cmd_plot, "draw one or more runs' logs as an SVG (loss, lr, ms/update, phases)"},
 };
 

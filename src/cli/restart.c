@@ -13,7 +13,7 @@
 
 #include "core/err.h"
 
-static int self_path(char *out, size_t cap) {
+int restart_self_path(char *out, size_t cap) {
 #ifdef __APPLE__
     uint32_t n = (uint32_t)cap;
     if (_NSGetExecutablePath(out, &n) != 0) return err_set("restart: the executable's path is longer than %zu", cap);
@@ -29,7 +29,7 @@ static int self_path(char *out, size_t cap) {
 
 int restart_exec(int argc, char **argv, long long restarts) {
     char exe[PATH_MAX + 1];
-    if (self_path(exe, sizeof exe) != 0) return -1;
+    if (restart_self_path(exe, sizeof exe) != 0) return -1;
     char **nv = calloc((size_t)argc + 3, sizeof *nv);
     if (!nv) return err_set("restart: out of memory");
     int n = 0, has_resume = 0;

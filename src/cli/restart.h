@@ -1,6 +1,7 @@
 // restart: replace this process with a fresh run of the same executable —
 // the static pipelines' way past the device's per-process compile budget.
 #pragma once
+#include <stddef.h>
 
 // Replaces the process with the running executable (/proc/self/exe on Linux,
 // _NSGetExecutablePath on macOS: not argv[0], which may be a name found
@@ -9,3 +10,5 @@
 // ANETRAIN_RESTARTS=n in the environment (n = restarts so far, counting this
 // one). Returns only on failure (-1, err_msg()).
 int restart_exec(int argc, char **argv, long long restarts);
+// The running executable's absolute path (as restart_exec resolves it). 0, or -1 with err_msg().
+int restart_self_path(char *out, size_t cap);
