@@ -6,7 +6,8 @@
 //   - links it with tests/macos/fake_apple.c, an imitation of the Objective-C
 //     runtime, CoreFoundation, IOSurface and the four ANE classes, and runs its
 //     logic: retain/release balance, autorelease pools, the shared tmp directory
-//     per hex id, @{} weights, load retry, checked eval, error lines.
+//     per hex id, @{} weights, load retry, checked eval, error lines, and a
+//     static pipeline's baked-weight kernel (fwdFFN, as `anetrain mil` writes it).
 // Runs from the project root.
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,13 +89,15 @@ TEST(macos_stub_headers_reject_type_errors) {
 // tests/macos/fake_apple.c (which prints FAIL/FAULT lines and exits non-zero).
 TEST(macos_ane_logic_on_fake_runtime) {
 #if defined(__x86_64__) || defined(__aarch64__)
-    char dir[4200], cmd[5 * 4200 + 512];
+    char dir[4200], cmd[12 * 4200 + 512];
     snprintf(dir, sizeof dir, "%s/ane_fake", test_tmpdir());
     snprintf(cmd, sizeof cmd,
              "rm -rf %s && mkdir -p %s/tmp && cc -std=c11 -Wall -Wextra -pedantic -D_GNU_SOURCE -Itests/macos -Isrc "
              "-o %s/fake src/ane/ane_macos.c src/mil/mil_parse.c src/core/err.c src/core/io.c "
-             "tests/macos/fake_apple.c -lm -lpthread && %s/fake %s/tmp",
-             dir, dir, dir, dir, dir);
+             "tests/macos/fake_apple.c -lm -lpthread && "
+             "%s mil fwdFFN --model tiny-qwen3 --seq 16 --blobs %s/blobs > %s/fwdFFN.mil 2>/dev/null && "
+             "%s/fake %s/tmp %s/fwdFFN.mil %s/blobs",
+             dir, dir, dir, test_bin(), dir, dir, dir, dir, dir, dir);
     char *out = NULL;
     int rc = test_run(cmd, &out);
     CHECKF(rc == 0 && out && strstr(out, "OK: 0 failed checks, 0 faults"), "`%s` exited %d:\n%s", cmd, rc,

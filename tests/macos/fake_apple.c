@@ -717,9 +717,80 @@ static void scenario_main(void) {
     free(mil_w);
 }
 
+static char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) free(b), b = NULL;
+    if (b) b[len] = 0, *n = (size_t)len;
+    fclose(f);
+    return b;
+}
+
+// A static pipeline's kernel (its MIL and weight files as `anetrain mil KERNEL
+// --blobs DIR` writes them): every BLOBFILE goes into the weights dictionary
+// and is written under the kernel's tmp directory byte for byte; the next
+// update's weights (one byte changed) give another id and directory, and each
+// directory goes with its kernel.
+static void scenario_baked(const char *mil_path, const char *blob_dir) {
+    Device d;
+    memset(&d, 0, sizeof d);
+    EXPECT(device_ane_init(&d) == 0, "%s", err_msg());
+    size_t n;
+    char *mil = read_file(mil_path, &n);
+    EXPECT(mil != NULL, "cannot read %s", mil_path);
+    if (!d.ops || !mil) return;
+    enum { MAXW = 32 };
+    DeviceWeight w[MAXW];
+    char *paths[MAXW];
+    int nw = 0;
+    const char *key = "BLOBFILE(path=string(\"";
+    for (const char *p = strstr(mil, key); p && nw < MAXW; p = strstr(p + 1, key)) {
+        const char *a = p + strlen(key), *e = strchr(a, '"');
+        char file[1200];
+        paths[nw] = strndup(a, (size_t)(e - a));
+        snprintf(file, sizeof file, "%s/%s", blob_dir, strrchr(paths[nw], '/') + 1);
+        size_t len = 0;
+        uint8_t *data = (uint8_t *)read_file(file, &len);
+        EXPECT(data != NULL, "cannot read %s", file);
+        if (!data) return;
+        w[nw] = (DeviceWeight){paths[nw], data, len};
+        nw++;
+    }
+    EXPECT(nw >= 4, "a baked kernel with only %d weight files", nw);
+    DeviceKernel *k1 = NULL, *k2 = NULL;
+    EXPECT(d.ops->compile(&d, mil, w, nw, &k1) == 0, "%s", err_msg());
+    EXPECT(g_last_weights_n == nw, "weights dict had %ld entries, the program has %d files", g_last_weights_n, nw);
+    char hex1[20];
+    snprintf(hex1, sizeof hex1, "%s", g_last_hex);
+    for (int i = 0; i < nw; i++) {
+        char file[2400];
+        size_t len = 0;
+        snprintf(file, sizeof file, "%s/%s/%s", g_tmp, hex1, w[i].path + strlen("@model_path/"));
+        char *got = read_file(file, &len);
+        EXPECT(got && len == w[i].size && !memcmp(got, w[i].data, len), "%s differs from the blob given", file);
+        free(got);
+    }
+    ((uint8_t *)w[nw - 1].data)[w[nw - 1].size - 1] ^= 1;  // the next update's weights
+    EXPECT(d.ops->compile(&d, mil, w, nw, &k2) == 0, "%s", err_msg());
+    EXPECT(strcmp(g_last_hex, hex1) && dir_exists(g_last_hex), "new weights, same id %s", g_last_hex);
+    char hex2[20];
+    snprintf(hex2, sizeof hex2, "%s", g_last_hex);
+    kfree(&d, k1);
+    EXPECT(!dir_exists(hex1) && dir_exists(hex2), "freeing the old kernel must remove its directory only");
+    kfree(&d, k2);
+    EXPECT(!dir_exists(hex2), "the new kernel's directory outlived it");
+    for (int i = 0; i < nw; i++) free((void *)w[i].data), free(paths[i]);
+    free(mil);
+    d.ops->destroy(&d);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s EMPTY_TMP_DIR\n", argv[0]);
+    if (argc != 2 && argc != 4) {
+        fprintf(stderr, "usage: %s EMPTY_TMP_DIR [BAKED.mil BLOB_DIR]\n", argv[0]);
         return 2;
     }
     setvbuf(stdout, NULL, _IONBF, 0);  // FAULT lines must survive a crash
@@ -733,6 +804,7 @@ int main(int argc, char **argv) {
 
     scenario_init_errors();
     scenario_main();
+    if (argc == 4) scenario_baked(argv[2], argv[3]);
 
     EXPECT(g_live == 0, "%ld CF/ObjC objects leaked (or over-released if negative)", g_live);
     EXPECT(g_pool_depth == 0 && g_pool_n == 0, "autorelease pools unbalanced: depth %ld, %zu pending", g_pool_depth,
