@@ -47,6 +47,12 @@ int pipe_compare_step(const char *pipeline, const char *preset, int S, float res
     Config c;
     if (!CHECK(config_preset(&c, preset) == 0)) return 0;
     c.res_scale = res_scale;
+    return pipe_compare_step_cfg(pipeline, &c, S, compact, times);
+}
+
+int pipe_compare_step_cfg(const char *pipeline, const Config *cfg, int S, int compact, PhaseTimes *times) {
+    const Config c = *cfg;
+    const char *preset = c.name;
     Params p;
     if (!CHECK(params_init(&p, &c) == 0)) return 0;
     params_init_random(&p, 11);

@@ -9,3 +9,5 @@
 // the device pipeline's. Returns 1 when both steps ran.
 int pipe_compare_step(const char *pipeline, const char *preset, int S, float res_scale, int compact,
                       PhaseTimes *times);
+// The same for any Config (c->name labels the failures).
+int pipe_compare_step_cfg(const char *pipeline, const Config *c, int S, int compact, PhaseTimes *times);

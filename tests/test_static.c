@@ -35,6 +35,37 @@ static void static_ane_step(const char *preset, int S, float res_scale) {
     CHECK(t.device_evals == 8LL * c.n_layers + 3);
 }
 
+// GQA-4: 8 query heads over 2 kv heads, QK-norm with interleaved RoPE, residual scale 0.3.
+static Config gqa4(void) {
+    Config c;
+    config_preset(&c, "tiny-gqa");
+    snprintf(c.name, sizeof c.name, "tiny-gqa4");
+    c.n_heads = 8, c.n_kv_heads = 2, c.head_dim = 8, c.hidden = 96;
+    c.qk_norm = 1, c.rope_layout = ROPE_INTERLEAVED, c.res_scale = 0.3f;
+    return c;
+}
+
+TEST(static_grads_match_cpu_gqa4) {
+    PhaseTimes t;
+    const Config c = gqa4();
+    pipe_compare_step_cfg("static", &c, 20, 0, &t);
+    pipe_compare_step_cfg("static-ane", &c, 20, 0, &t);
+}
+
+// A vocabulary above the channel limit: static-ane splits its classifier and
+// softmax into 2 chunks of 20000 rows, and the combined softmax, loss and
+// gradients are the cpu pipeline's.
+TEST(static_ane_chunked_vocab_matches_cpu) {
+    Config c;
+    REQUIRE(config_preset(&c, "tiny-mha") == 0);
+    snprintf(c.name, sizeof c.name, "tiny-mha-40k");
+    c.vocab = 40000;
+    PhaseTimes t;
+    if (!pipe_compare_step_cfg("static-ane", &c, 16, 0, &t)) return;
+    CHECKF(t.kernels_compiled == 2 + 7LL * c.n_layers + 1 + 2, "%lld kernels", t.kernels_compiled);
+    CHECK(t.device_evals == 8LL * c.n_layers + 1 + 2 * 2);
+}
+
 TEST(static_grads_match_cpu_mha) { static_step("tiny-mha", 32, 1.0f); }
 TEST(static_grads_match_cpu_gqa_res_scale) { static_step("tiny-gqa", 32, 0.5f); }
 TEST(static_grads_match_cpu_qwen3) { static_step("tiny-qwen3", 32, 1.0f); }
