@@ -233,6 +233,29 @@ TEST(dist_mpi_dynamic_sim_two_ranks_equal_one_rank) {
     compare_runs("dyn1.jsonl", "dyn2.jsonl", "dyn1.bin", "dyn2.bin", 6);
 }
 
+// The static pipelines under mpirun: 2 ranks equal 1 rank. mpirun's ranks
+// cannot exec() themselves, so when the compile budget is spent the job saves
+// and exits 3, and the same command with --resume continues it; the result is
+// the uninterrupted run's.
+TEST(dist_mpi_static_two_ranks_and_budget_stop) {
+    const char *mp = mpirun();
+    if (!mp) return;
+    const char *f = "--steps 4 --pipeline static-ane --compile-budget 1000";
+    REQUIRE(train("", 2, f, "st1.bin", "st1.jsonl") == 0);
+    REQUIRE(train(mp, 1, f, "st2.bin", "st2.jsonl") == 0);
+    compare_runs("st1.jsonl", "st2.jsonl", "st1.bin", "st2.bin", 4);
+    // tiny-mha's static-ane: 2 kernels once and 16 per update; a budget of 60 holds three
+    const char *g = "--steps 4 --pipeline static-ane --compile-budget 60";
+    CHECK(train(mp, 1, g, "st3.bin", "st3.jsonl") == 3);
+    TrainState st;
+    Config c;
+    char path[600];
+    snprintf(path, sizeof path, "%s/st3.bin", test_tmpdir());
+    CHECK(ckpt_read_header(path, &c, &st, NULL) == 0 && st.step == 3 && st.restarts == 1);
+    REQUIRE(train(mp, 1, "--steps 4 --pipeline static-ane --compile-budget 60 --resume", "st3.bin", "st3.jsonl") == 0);
+    compare_runs("st2.jsonl", "st3.jsonl", "st2.bin", "st3.bin", 4);
+}
+
 // 2 ranks then 1, and 1 then 2, continue the straight 1-rank run.
 TEST(dist_mpi_resume_across_rank_counts) {
     const char *mp = mpirun();

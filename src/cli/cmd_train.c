@@ -146,6 +146,13 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     rc = trainer_run(&o);
+    if (rc == TRAINER_RESTART && dist_size() > 1) {  // mpirun's ranks cannot replace themselves
+        if (dist_rank() == 0)
+            fprintf(stderr, "anetrain train: the compile budget of these processes is spent; the checkpoint is "
+                            "saved: run the same mpirun command with --resume to continue\n");
+        dist_finalize();
+        return 3;
+    }
     if (rc == TRAINER_RESTART) {  // saved; a fresh process continues the run (restart.h)
         const char *before = getenv("ANETRAIN_RESTARTS");
         restart_exec(argc, argv, (before ? atoll(before) : 0) + 1);

@@ -217,9 +217,6 @@ static int pipeline_setup(Trainer *t) {
     const TrainOptions *o = &t->o;
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
                           .precision = o->precision, .no_ane_extras = o->no_ane_extras};
-    if (!strncmp(o->pipeline, "static", 6) && t->world > 1)
-        return err_set("the %s pipeline replaces its process when the compile budget runs out, which mpirun's "
-                       "ranks cannot do; run it as one process (here: %d)", o->pipeline, t->world);
     if (o->compact_vocab) {
         if (used_ids(t) != 0) return -1;
         po.vocab_rows = t->vocab_rows;
