@@ -118,6 +118,7 @@ int cpu_model_init(CpuModel *m, const Config *cfg, int S) { return cpu_model_ini
 
 void cpu_model_free(CpuModel *m) {
     cpu_model_set_vocab(m, NULL, 0);
+    cpu_model_lora_free(m);
     free(m->layers);
     free(m->act_block);
     free(m->tokens);
@@ -137,14 +138,41 @@ typedef struct {
     const float *rms_att, *wq, *wk, *wv, *wo, *q_norm, *k_norm, *rms_ffn, *w1, *w2, *w3;
 } LayerW;
 
+// Layer l's tensors in views v; a NULL view (a frozen tensor's gradient) stays NULL.
 static LayerW layer_weights(const Config *c, const ParamViews *v, int l) {
     const size_t D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c), HD = c->head_dim;
+#define AT(p, n) ((p) ? (p) + l * (n) : NULL)
     LayerW w = {
-        v->rms_att + l * D, v->wq + l * QD * D, v->wk + l * KVD * D, v->wv + l * KVD * D, v->wo + l * D * QD,
-        v->q_norm ? v->q_norm + l * HD : NULL, v->k_norm ? v->k_norm + l * HD : NULL,
-        v->rms_ffn + l * D, v->w1 + l * H * D, v->w2 + l * D * H, v->w3 + l * H * D,
+        AT(v->rms_att, D), AT(v->wq, QD * D), AT(v->wk, KVD * D), AT(v->wv, KVD * D), AT(v->wo, D * QD),
+        AT(v->q_norm, HD), AT(v->k_norm, HD), AT(v->rms_ffn, D), AT(v->w1, H * D), AT(v->w2, D * H), AT(v->w3, H * D),
     };
+#undef AT
     return w;
+}
+
+// The views the step reads: the model's, with LoRA's trained norms instead of its own.
+static ParamViews weights_of(const CpuModel *m, const Params *p) {
+    ParamViews v = p->v;
+    if (m->lora && m->lora_cfg.train_norms) {
+        float *a = m->lora->data;
+        v.rms_att = lora_norm(m->lora, a, "rms_att"), v.rms_ffn = lora_norm(m->lora, a, "rms_ffn");
+        v.rms_final = lora_norm(m->lora, a, "rms_final");
+    }
+    return v;
+}
+
+// The gradient views: the whole model's, or under LoRA only the trained norms
+// (in the adapters' block); every other view NULL: frozen.
+static ParamViews grads_of(const CpuModel *m, float *grads) {
+    ParamViews g;
+    if (!m->lora) {
+        params_point(&m->cfg, grads, &g);
+        return g;
+    }
+    memset(&g, 0, sizeof g);
+    g.rms_att = lora_norm(m->lora, grads, "rms_att"), g.rms_ffn = lora_norm(m->lora, grads, "rms_ffn");
+    g.rms_final = lora_norm(m->lora, grads, "rms_final");
+    return g;
 }
 
 // One product as a task: C[M,N] (ldc N) = beta C + alpha op(A) op(B).
@@ -175,10 +203,11 @@ float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const i
     if (targets) memcpy(m->targets, targets, sizeof(int) * S);
     else for (int i = 0; i < S; i++) m->targets[i] = -1;
 
+    const ParamViews pv = weights_of(m, p);
     embed_forward(m->layers[0].x, p->v.embed, tokens, D, S);
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs *A = &m->layers[l];
-        const LayerW w = layer_weights(c, &p->v, l);
+        const LayerW w = layer_weights(c, &pv, l);
         float *x_next = l + 1 < c->n_layers ? m->layers[l + 1].x : m->x_out;
         float *qd = c->qk_norm ? A->q_pre : A->q, *kd = c->qk_norm ? A->k_pre : A->k;
 
@@ -191,6 +220,9 @@ float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const i
             task1(KVD, S, 0.0f, A->v, 0, 0, D, w.wv, D, A->xn, S, 1.0f, bf),
         };
         par_gemm_tasks(qkv, 3, ws);
+        cpu_model_lora_forward(m, l, LORA_Q, A->xn, qd, 1.0f);
+        cpu_model_lora_forward(m, l, LORA_K, A->xn, kd, 1.0f);
+        cpu_model_lora_forward(m, l, LORA_V, A->xn, A->v, 1.0f);
         lap(&ph->fwd_gemm, &t);
         if (c->qk_norm) {
             headnorm_forward(A->q, A->qn_rstd, A->q_pre, w.q_norm, NH, HD, S, eps);
@@ -205,6 +237,7 @@ float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const i
         // x2 = x + alpha * Wo att
         const ParTask o = task1(D, S, 1.0f, A->x2, 0, 0, QD, w.wo, QD, A->att, S, alpha, bf);
         par_gemm_tasks(&o, 1, ws);
+        cpu_model_lora_forward(m, l, LORA_O, A->att, A->x2, alpha);
         lap(&ph->fwd_gemm, &t);
 
         rmsnorm_forward(A->x2n, A->rstd2, A->x2, w.rms_ffn, D, S, eps);
@@ -215,6 +248,8 @@ float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const i
             task1(H, S, 0.0f, A->h3, 0, 0, D, w.w3, D, A->x2n, S, 1.0f, bf),
         };
         par_gemm_tasks(up, 2, ws);
+        cpu_model_lora_forward(m, l, LORA_W1, A->x2n, A->h1, 1.0f);
+        cpu_model_lora_forward(m, l, LORA_W3, A->x2n, A->h3, 1.0f);
         lap(&ph->fwd_gemm, &t);
         swiglu_forward(A->g, A->h1, A->h3, (size_t)H * S);
         if (bf) bf16_round_inplace(A->g, (size_t)H * S);
@@ -222,9 +257,10 @@ float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const i
         lap(&ph->fwd_other, &t);
         const ParTask down = task1(D, S, 1.0f, x_next, 0, 0, H, w.w2, H, A->g, S, alpha, bf);
         par_gemm_tasks(&down, 1, ws);
+        cpu_model_lora_forward(m, l, LORA_W2, A->g, x_next, alpha);
         lap(&ph->fwd_gemm, &t);
     }
-    rmsnorm_forward(m->xf, m->rstdf, m->x_out, p->v.rms_final, D, S, eps);
+    rmsnorm_forward(m->xf, m->rstdf, m->x_out, pv.rms_final, D, S, eps);
     if (bf) bf16_round_inplace(m->xf, (size_t)D * S);
     lap(&ph->fwd_other, &t);
     const float *wcls = p->v.wcls;
@@ -252,27 +288,26 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
     const float alpha = c->res_scale;
     const int bf = m->precision == CPU_BF16;
     const ParScratch *ws = bf ? &m->wscratch : NULL;
-    ParamViews g;
-    params_point(c, grads, &g);
+    const ParamViews g = grads_of(m, grads), pv = weights_of(m, p);
 
     // classifier + softmax + cross-entropy: dxf -> dtmp, dWcls += ...
     if (m->vc.n) {
-        classifier_backward(m->dtmp, m->vc.dW, m->logits, m->lse, m->vc.W, m->xf, m->targets, S, m->vc.n, D,
-                            loss_scale, m->cls_dl, m->cls_dx, ws, m->nthreads);
-        vocab_compact_scatter(&m->vc, g.wcls);
+        classifier_backward(m->dtmp, g.wcls ? m->vc.dW : NULL, m->logits, m->lse, m->vc.W, m->xf, m->targets, S,
+                            m->vc.n, D, loss_scale, m->cls_dl, m->cls_dx, ws, m->nthreads);
+        if (g.wcls) vocab_compact_scatter(&m->vc, g.wcls);
     } else {
         classifier_backward(m->dtmp, g.wcls, m->logits, m->lse, p->v.wcls, m->xf, m->targets, S, V, D, loss_scale,
                             m->cls_dl, m->cls_dx, ws, m->nthreads);
     }
     lap(&ph->bwd_cls, &t);
     float *dx = m->dx;  // gradient w.r.t. the residual stream, flowing down
-    rmsnorm_backward_add(dx, g.rms_final, m->dtmp, m->x_out, p->v.rms_final, m->rstdf, D, S, NULL);
+    rmsnorm_backward_add(dx, g.rms_final, m->dtmp, m->x_out, pv.rms_final, m->rstdf, D, S, NULL);
     lap(&ph->bwd_other, &t);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         LayerActs *A = &m->layers[l];
-        const LayerW w = layer_weights(c, &p->v, l);
-        LayerW gw = layer_weights(c, &g, l);
+        const LayerW w = layer_weights(c, &pv, l);
+        LayerW gw = layer_weights(c, &g, l);  // NULL matrices: frozen (LoRA), their dW tasks left out
         // --- FFN: x' = x2 + alpha * W2 g ---
         // dg[H,S] = alpha W2ᵀ dx ; dW2 += alpha dx gᵀ
         const float *dxin = dx;
@@ -284,7 +319,8 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
             task1(H, S, 0.0f, m->dg, 1, 0, D, w.w2, H, dxin, S, alpha, bf),
             task1(D, H, 1.0f, (float *)gw.w2, 0, 1, S, dxin, S, A->g, S, alpha, 0),
         };
-        par_gemm_tasks(ffn_down, 2, ws);
+        par_gemm_tasks(ffn_down, gw.w2 ? 2 : 1, ws);
+        cpu_model_lora_backward(m, grads, l, LORA_W2, A->g, dx, alpha, m->dg);
         lap(&ph->bwd_gemm, &t);
         swiglu_backward(m->dh1, m->dh3, m->dg, A->h1, A->h3, (size_t)H * S);
         if (bf) {
@@ -298,7 +334,9 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
             task1(H, D, 1.0f, (float *)gw.w1, 0, 1, S, m->dh1, S, A->x2n, S, 1.0f, 0),
             task1(H, D, 1.0f, (float *)gw.w3, 0, 1, S, m->dh3, S, A->x2n, S, 1.0f, 0),
         };
-        par_gemm_tasks(ffn_up, 3, ws);
+        par_gemm_tasks(ffn_up, gw.w1 ? 3 : 1, ws);
+        cpu_model_lora_backward(m, grads, l, LORA_W1, A->x2n, m->dh1, 1.0f, m->dxn);
+        cpu_model_lora_backward(m, grads, l, LORA_W3, A->x2n, m->dh3, 1.0f, m->dxn);
         lap(&ph->bwd_gemm, &t);
         // dx2 = RMSNorm backward + the residual path
         rmsnorm_backward_add(m->dx2, (float *)gw.rms_ffn, m->dxn, A->x2, w.rms_ffn, A->rstd2, D, S, dx);
@@ -313,7 +351,8 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
             task1(QD, S, 0.0f, m->datt, 1, 0, D, w.wo, QD, dx2in, S, alpha, bf),
             task1(D, QD, 1.0f, (float *)gw.wo, 0, 1, S, dx2in, S, A->att, S, alpha, 0),
         };
-        par_gemm_tasks(attn_out, 2, ws);
+        par_gemm_tasks(attn_out, gw.wo ? 2 : 1, ws);
+        cpu_model_lora_backward(m, grads, l, LORA_O, A->att, m->dx2, alpha, m->datt);
         lap(&ph->bwd_gemm, &t);
         attention_backward_par(m->dq, m->dk, m->dv, m->datt, A->probs, A->q, A->k, A->v, NH, NKV, HD, S,
                                m->att_scratch, (size_t)m->nthreads * S * S);
@@ -342,13 +381,16 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
             task1(KVD, D, 1.0f, (float *)gw.wk, 0, 1, S, dk, S, A->xn, S, 1.0f, 0),
             task1(KVD, D, 1.0f, (float *)gw.wv, 0, 1, S, m->dv, S, A->xn, S, 1.0f, 0),
         };
-        par_gemm_tasks(qkv, 4, ws);
+        par_gemm_tasks(qkv, gw.wq ? 4 : 1, ws);
+        cpu_model_lora_backward(m, grads, l, LORA_Q, A->xn, dq, 1.0f, m->dxn);
+        cpu_model_lora_backward(m, grads, l, LORA_K, A->xn, dk, 1.0f, m->dxn);
+        cpu_model_lora_backward(m, grads, l, LORA_V, A->xn, m->dv, 1.0f, m->dxn);
         lap(&ph->bwd_gemm, &t);
         // dx = RMSNorm backward + the residual path (dx2)
         rmsnorm_backward_add(dx, (float *)gw.rms_att, m->dxn, A->x, w.rms_att, A->rstd1, D, S, m->dx2);
         lap(&ph->bwd_other, &t);
     }
-    embed_backward(g.embed, dx, m->tokens, D, S);
+    if (g.embed) embed_backward(g.embed, dx, m->tokens, D, S);
     lap(&ph->bwd_other, &t);
     m->ms_backward = time_ms() - t0;
 }

@@ -28,6 +28,7 @@
 #include "cpu/ops.h"
 #include "cpu/vocab_compact.h"
 #include "cpu/ops_fast.h"
+#include "model/lora.h"
 #include "model/params.h"
 
 typedef enum { CPU_FP32 = 0, CPU_BF16 = 1 } CpuPrecision;
@@ -84,6 +85,13 @@ typedef struct {
     float *bf_act;                    // (D,S) bf16 copy of a residual gradient (bf16 only)
     ParScratch wscratch;              // bf16 weight slices (bf16 only)
     VocabCompact vc;                  // cpu_model_set_vocab: the classifier over these rows only
+    // LoRA (cpu_model_set_lora): the base is frozen, the adapters trained
+    const Params *lora;               // the adapters (model/lora.h), or NULL
+    LoraConfig lora_cfg;
+    uint64_t lora_seed;               // of the dropout masks
+    int lora_training;                // 1 during a training step: dropout applies
+    float **lora_u, **lora_xd;        // (L * LORA_N_TARGETS) U = A x̃ (r,S), x̃ (in,S) with dropout
+    float *lora_v, *lora_tmp, *lora_block;
     // time spent in the last forward/backward (ms)
     double ms_forward, ms_backward;
     CpuPhaseTimes phases;
@@ -103,6 +111,19 @@ void cpu_model_free(CpuModel *m);
 // losses are lower than full-vocab losses of the same weights. n = 0 restores
 // the full vocab. Gradients still land in the full classifier rows.
 int cpu_model_set_vocab(CpuModel *m, const int *rows, int n);
+// LoRA: the model's weights (the Params given to forward/backward) are frozen
+// and the adapters' branches added to their targets; cpu_model_backward then
+// accumulates into a block laid out like `adapters` (the adapters' gradients,
+// and the trained norms' with train_norms), and computes no gradient of any
+// base weight. seed: of the adapter dropout's masks. The adapters' values are
+// read at each forward (the optimizer updates them in place).
+int cpu_model_set_lora(CpuModel *m, const Params *adapters, const LoraConfig *lc, uint64_t seed);
+void cpu_model_lora_free(CpuModel *m);
+// The adapter branch of target t in layer l (model_lora.c): y += k·s·B·A·x̃ ...
+void cpu_model_lora_forward(CpuModel *m, int l, LoraTarget t, const float *x, float *y, float k);
+// ... and its backward from dy: the adapters' gradients into grads, dx += its input gradient.
+void cpu_model_lora_backward(CpuModel *m, float *grads, int l, LoraTarget t, const float *x, const float *dy, float k,
+                             float *dx);
 // Runs the forward pass on tokens[S]. With targets (S ids, < 0 = ignore)
 // returns the mean cross-entropy; m->logits holds (S,V) logits either way.
 float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const int *targets);

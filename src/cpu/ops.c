@@ -174,7 +174,7 @@ static void norm_bwd_dw_run(void *ctx, size_t b, size_t e) {
 void rmsnorm_backward_add(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
                           int C, int S, const float *residual) {
     NormBwd j = {dx, dw, dy, x, w, rstd, residual, C, S};
-    par_for((size_t)C, 4, 2.0 * S, norm_bwd_dw_run, &j);  // before dx: dx may alias nothing we read
+    if (dw) par_for((size_t)C, 4, 2.0 * S, norm_bwd_dw_run, &j);  // before dx: dx may alias nothing we read
     par_for((size_t)S, 8, 4.0 * C, norm_bwd_dx_run, &j);
 }
 
@@ -333,7 +333,7 @@ void headnorm_backward(float *dx, float *dw, const float *dy, const float *x, co
                        int nh, int HD, int S) {
     // dw is shared by the heads: accumulated serially (HD*S per head, cheap);
     // the dx part, independent per head, is threaded
-    for (int h = 0; h < nh; h++) {
+    for (int h = 0; dw && h < nh; h++) {
         size_t off = (size_t)h * HD * S;
         NormBwd nb = {NULL, dw, dy + off, x + off, w, rstd + (size_t)h * S, NULL, HD, S};
         norm_bwd_dw_run(&nb, 0, HD);
@@ -665,7 +665,7 @@ static void cls_bwd_run(void *ctx, int tid, int nt) {
         if (bf16) bf16_round_array(dl, dl, (size_t)S * n);
         const float *W = cls_weights(j, tid, (int)v0, n);
         // dW[v0:v0+n, :] += dlᵀ xᵀ ;  dx += W[v0:v0+n]ᵀ dlᵀ
-        gemm_serial(1, 1, n, D, S, 1.0f, dl, n, j->x, S, 1.0f, j->dW + v0 * D, D);
+        if (j->dW) gemm_serial(1, 1, n, D, S, 1.0f, dl, n, j->x, S, 1.0f, j->dW + v0 * D, D);
         gemm_serial(1, 1, D, S, n, 1.0f, W, D, dl, n, first ? 0.0f : 1.0f, dx, S);
         first = 0;
     }

@@ -21,7 +21,7 @@ void embed_backward(float *dembed, const float *dx, const int *tok, int D, int S
 // --- RMSNorm over channels, per position ------------------------------------------
 // y[C,S] = x * w[c] * rstd[t],  rstd[t] = (mean_c x[c,t]^2 + eps)^-1/2 (saved for backward)
 void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int C, int S, float eps);
-// dx[C,S] = rstd*(w*dy - x*rstd^2 * mean_c(dy*w*x)),  dw[C] += sum_t dy*x*rstd
+// dx[C,S] = rstd*(w*dy - x*rstd^2 * mean_c(dy*w*x)),  dw[C] += sum_t dy*x*rstd (skipped if dw NULL: frozen)
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
                       int C, int S);
 
@@ -48,6 +48,7 @@ void rope_backward(float *dx, const RopeTable *rt, int nh, RopeLayout layout);
 // --- QK-norm: RMSNorm over HD channels of each head, weight w[HD] shared by heads ---
 // y, x: [nh*HD, S]; rstd: [nh, S]
 void headnorm_forward(float *y, float *rstd, const float *x, const float *w, int nh, int HD, int S, float eps);
+// (dw NULL: frozen, no weight gradient)
 void headnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
                        int nh, int HD, int S);
 

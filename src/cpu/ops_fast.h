@@ -44,7 +44,7 @@ float classifier_forward(float *logits, float *lse, const float *W, const float 
                          int D, float *scratch, const ParScratch *wscratch, int max_threads);
 // dlogits = scale * (softmax - onehot) / n_valid, rebuilt chunk by chunk from logits
 // and lse into per-thread chunk buffers (dscratch: nthreads * S * CLS_CHUNK floats),
-// then dW[V,D] += dlogitsᵀ xᵀ and dx[D,S] = Wᵀ dlogitsᵀ (per-thread partials in
+// then dW[V,D] += dlogitsᵀ xᵀ (skipped if dW is NULL: frozen) and dx[D,S] = Wᵀ dlogitsᵀ (per-thread partials in
 // xscratch: nthreads * D * S floats, summed into dx). bf16: dlogits chunks and W
 // chunks are rounded (wscratch as above).
 void classifier_backward(float *dx, float *dW, const float *logits, const float *lse, const float *W, const float *x,

@@ -27,7 +27,7 @@ typedef struct {
     float *wcls;       // (V, D) classifier; == embed when tied
 } ParamViews;
 
-enum { PARAMS_MAX_TENSORS = 16 };
+enum { PARAMS_MAX_TENSORS = 24 };  // a model has at most 14; LoRA adapters at most 17
 
 // One named tensor of the block (all layers of it).
 typedef struct {

@@ -9,8 +9,10 @@
 static int cpu_step(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *grads, float scale,
                     float *loss) {
     CpuModel *m = pl->impl;
+    m->lora_training = 1;  // adapter dropout, when asked for
     *loss = cpu_model_forward(m, p, tok, tgt);
     cpu_model_backward(m, p, grads, scale);
+    m->lora_training = 0;
     pl->times.forward += m->ms_forward;
     pl->times.backward += m->ms_backward;
     return 0;
@@ -42,7 +44,8 @@ int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOp
         free(m);
         return -1;
     }
-    if (o && o->n_vocab_rows > 0 && cpu_model_set_vocab(m, o->vocab_rows, o->n_vocab_rows) != 0) {
+    if ((o && o->n_vocab_rows > 0 && cpu_model_set_vocab(m, o->vocab_rows, o->n_vocab_rows) != 0) ||
+        (o && o->lora && cpu_model_set_lora(m, o->lora, o->lora_cfg, o->lora_seed) != 0)) {
         cpu_model_free(m);
         free(m);
         return -1;

@@ -5,6 +5,7 @@
 // trainer owns everything else (data, optimizer, checkpoints), so every
 // pipeline — cpu, dynamic on a device, static — shares one loop.
 #pragma once
+#include "model/lora.h"
 #include "model/params.h"
 
 typedef struct {
@@ -41,6 +42,12 @@ typedef struct {
     const int *vocab_rows;  // vocab compaction to these ascending ids (cpu/vocab_compact.h)
     int n_vocab_rows;       // 0 = full vocab
     int no_ane_extras;      // static-ane: run its extra kernels' work on the CPU
+    // LoRA (model/lora.h): the Params given to step are frozen, these adapters
+    // (updated in place by the caller) are trained, and step's grads block is
+    // laid out like them
+    const Params *lora;
+    const LoraConfig *lora_cfg;
+    uint64_t lora_seed;     // of the adapter dropout
 } PipelineOptions;
 
 // The reference pipeline: src/cpu ops and BLAS. seq = window length.

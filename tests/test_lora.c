@@ -1,0 +1,205 @@
+// LoRA (src/model/lora.c, src/cpu/model_lora.c): the adapters' gradients of
+// the whole model against central finite differences of the double reference
+// model (cpu/ops_ref.h) run on the merged weights W + s·B·A, the frozen base,
+// dropout, and merging.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/rng.h"
+#include "cpu/model.h"
+#include "cpu/ops_ref.h"
+#include "model/lora.h"
+#include "test.h"
+
+enum { S = 8 };
+
+typedef struct {
+    Config cfg;
+    Params p, a;
+    LoraConfig lc;
+    int tokens[S], targets[S];
+    double *base;  // the model's weights in double
+} LoraCase;
+
+static void fill_normal(float *x, size_t n, Rng *r, float scale, float offset) {
+    for (size_t i = 0; i < n; i++) x[i] = offset + scale * rng_normal(r);
+}
+
+// test_grad.c's tiny model (QK-norm, rotate-half, untied, residual scale 0.5)
+// with rank-2 adapters on every target, B away from zero, and trained norms.
+static int case_init(LoraCase *c, unsigned targets, int train_norms) {
+    memset(c, 0, sizeof *c);
+    c->cfg = (Config){.dim = 16, .hidden = 24, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                      .vocab = 32, .seq_len = S, .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope_layout = ROPE_HALF,
+                      .qk_norm = 1, .tied = 0, .res_scale = 0.5f};
+    snprintf(c->cfg.name, sizeof c->cfg.name, "lora-grad");
+    c->lc = (LoraConfig){.rank = 2, .alpha = 4.0f, .targets = targets, .train_norms = train_norms};
+    if (params_init(&c->p, &c->cfg) != 0 || lora_init(&c->a, &c->cfg, &c->lc) != 0) return 0;
+    Rng r;
+    rng_init(&r, 77);
+    for (int i = 0; i < c->p.n_tensors; i++) {
+        const TensorDesc *d = &c->p.t[i];
+        float *w = c->p.data + d->offset;
+        if (d->is_norm) fill_normal(w, d->numel, &r, 0.3f, 1);
+        else if (!strcmp(d->name, "embed")) fill_normal(w, d->numel, &r, 0.5f, 0);
+        else fill_normal(w, d->numel, &r, 1.0f / sqrtf((float)d->cols), 0);
+    }
+    lora_init_random(&c->a, &c->lc, &c->p, 5);
+    for (int i = 0; i < c->a.n_tensors; i++) {  // B != 0 (a fresh B is 0: every dA would vanish)
+        const TensorDesc *d = &c->a.t[i];
+        if (!strncmp(d->name, "lora_", 5)) fill_normal(c->a.data + d->offset, d->numel, &r, 0.4f, 0);
+        else fill_normal(c->a.data + d->offset, d->numel, &r, 0.3f, 1);
+    }
+    for (int t = 0; t < S; t++) c->tokens[t] = (int)rng_below(&r, c->cfg.vocab), c->targets[t] = (int)rng_below(&r, 32);
+    c->targets[3] = -1;
+    c->base = malloc(sizeof(double) * c->p.n);
+    for (size_t i = 0; i < c->p.n; i++) c->base[i] = c->p.data[i];
+    return 1;
+}
+
+static void case_free(LoraCase *c) {
+    params_free(&c->p);
+    params_free(&c->a);
+    free(c->base);
+}
+
+// The reference loss of adapters `ad` (double, laid out as c->a): the double
+// model on base + s·B·A, with the adapters' norms.
+static double ref_loss(const LoraCase *c, const double *ad) {
+    double *w = malloc(sizeof(double) * c->p.n);
+    memcpy(w, c->base, sizeof(double) * c->p.n);
+    const char *mats[LORA_N_TARGETS] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        if (!(c->lc.targets & (1u << t))) continue;
+        const TensorDesc *dw = params_find(&c->p, mats[t]);
+        for (int l = 0; l < c->cfg.n_layers; l++) {
+            const LoraMat m = lora_mat(&c->a, &c->lc, (LoraTarget)t, l);
+            const double *A = ad + (m.A - c->a.data), *B = ad + (m.B - c->a.data);
+            double *W = w + dw->offset + (size_t)l * m.out * m.in;
+            for (int i = 0; i < m.out; i++)
+                for (int j = 0; j < m.in; j++) {
+                    double acc = 0;
+                    for (int k = 0; k < m.r; k++) acc += B[i * m.r + k] * A[k * m.in + j];
+                    W[(size_t)i * m.in + j] += (double)m.scale * acc;
+                }
+        }
+    }
+    for (int i = 0; i < c->a.n_tensors; i++) {
+        const TensorDesc *d = &c->a.t[i];
+        if (strncmp(d->name, "lora_", 5)) memcpy(w + params_find(&c->p, d->name)->offset, ad + d->offset,
+                                                sizeof(double) * d->numel);
+    }
+    const double loss = ref_model_loss(&c->cfg, w, c->tokens, c->targets, S, NULL);
+    free(w);
+    return loss;
+}
+
+static void check_grads(unsigned targets, int train_norms) {
+    LoraCase c;
+    if (!CHECK(case_init(&c, targets, train_norms))) return;
+    CpuModel m;
+    REQUIRE(cpu_model_init(&m, &c.cfg, S) == 0 && cpu_model_set_lora(&m, &c.a, &c.lc, 1) == 0);
+    double *ad = malloc(sizeof(double) * c.a.n);
+    for (size_t i = 0; i < c.a.n; i++) ad[i] = c.a.data[i];
+    const float loss = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+    const double want = ref_loss(&c, ad);
+    CHECKF(fabs(loss - want) <= 1e-5 + 1e-5 * fabs(want), "loss %.8g, reference on the merged weights %.8g", loss, want);
+    float *g = calloc(c.a.n, sizeof(float));
+    float *before = malloc(sizeof(float) * c.p.n);
+    memcpy(before, c.p.data, sizeof(float) * c.p.n);
+    cpu_model_backward(&m, &c.p, g, 1.0f);
+    CHECK(!memcmp(before, c.p.data, sizeof(float) * c.p.n));  // the base is only read
+    // every element of every adapter tensor: central differences of the double model
+    for (int i = 0; i < c.a.n_tensors; i++) {
+        const TensorDesc *d = &c.a.t[i];
+        double worst = 0;
+        for (size_t k = 0; k < d->numel; k++) {
+            double *x = ad + d->offset + k, x0 = *x, h = 1e-5 * fmax(1.0, fabs(x0));
+            *x = x0 + h;
+            const double lp = ref_loss(&c, ad);
+            *x = x0 - h;
+            const double lm = ref_loss(&c, ad);
+            *x = x0;
+            const double num = (lp - lm) / (2 * h), e = fabs(g[d->offset + k] - num) / (1e-5 + 1e-4 * fabs(num));
+            worst = fmax(worst, e);
+        }
+        CHECKF(worst <= 1.0, "d%s: worst |analytic - numeric| is %.3g x (1e-5 + 1e-4 |numeric|)", d->name, worst);
+    }
+    free(ad), free(g), free(before);
+    cpu_model_free(&m);
+    case_free(&c);
+}
+
+TEST(lora_grads_match_finite_differences) { check_grads((1u << LORA_N_TARGETS) - 1, 1); }
+TEST(lora_grads_match_finite_differences_qv) { check_grads((1u << LORA_Q) | (1u << LORA_V), 0); }
+
+// The merged model gives the adapted model's loss; a fresh adapter (B = 0) changes nothing.
+TEST(lora_merge_equals_adapted) {
+    LoraCase c;
+    REQUIRE(case_init(&c, (1u << LORA_N_TARGETS) - 1, 1));
+    CpuModel m, plain;
+    REQUIRE(cpu_model_init(&m, &c.cfg, S) == 0 && cpu_model_set_lora(&m, &c.a, &c.lc, 1) == 0);
+    REQUIRE(cpu_model_init(&plain, &c.cfg, S) == 0);
+    Params merged;
+    REQUIRE(lora_merge(&merged, &c.p, &c.a, &c.lc) == 0);
+    const float la = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+    const float lm = cpu_model_forward(&plain, &merged, c.tokens, c.targets);
+    CHECKF(fabsf(la - lm) <= 1e-5f * fabsf(la), "adapted %.8g vs merged %.8g", la, lm);
+    lora_init_random(&c.a, &c.lc, &c.p, 9);  // B = 0, norms = the base's
+    const float l0 = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+    const float lb = cpu_model_forward(&plain, &c.p, c.tokens, c.targets);
+    CHECKF(l0 == lb, "a fresh adapter changed the loss: %.8g vs %.8g", l0, lb);
+    params_free(&merged);
+    cpu_model_free(&m);
+    cpu_model_free(&plain);
+    case_free(&c);
+}
+
+// Dropout acts in training only, draws the same mask for the same window, and
+// its gradient is the gradient of the loss it computes (float central
+// differences, h = 1e-2: their error is O(h²·f''') ~ 1e-4, against the 5e-3
+// relative tolerance).
+TEST(lora_dropout) {
+    LoraCase c;
+    REQUIRE(case_init(&c, (1u << LORA_N_TARGETS) - 1, 0));
+    c.lc.dropout = 0.5f;
+    CpuModel m;
+    REQUIRE(cpu_model_init(&m, &c.cfg, S) == 0 && cpu_model_set_lora(&m, &c.a, &c.lc, 1) == 0);
+    const float eval = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+    m.lora_training = 1;
+    const float t1 = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+    float *g = calloc(c.a.n, sizeof(float));
+    cpu_model_backward(&m, &c.p, g, 1.0f);
+    const float t2 = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+    CHECKF(t1 != eval && t1 == t2, "eval %.8g, training %.8g then %.8g", eval, t1, t2);
+    Rng r;
+    rng_init(&r, 3);
+    double worst = 0;
+    for (int k = 0; k < 40; k++) {
+        const size_t i = rng_below(&r, (uint32_t)c.a.n);
+        const float x0 = c.a.data[i], h = 1e-2f;
+        c.a.data[i] = x0 + h;
+        const double lp = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+        c.a.data[i] = x0 - h;
+        const double lm = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+        c.a.data[i] = x0;
+        const double num = (lp - lm) / (2 * h);
+        worst = fmax(worst, fabs(g[i] - num) / (1e-3 + 5e-3 * fabs(num)));
+    }
+    CHECKF(worst <= 1.0, "worst |analytic - numeric| is %.3g x (1e-3 + 5e-3 |numeric|)", worst);
+    free(g);
+    cpu_model_free(&m);
+    case_free(&c);
+}
+
+TEST(lora_targets_parse) {
+    unsigned m;
+    char buf[64];
+    CHECK(lora_parse_targets("q,v", &m) == 0 && m == ((1u << LORA_Q) | (1u << LORA_V)));
+    CHECK(lora_parse_targets("q,k,v,o,w1,w2,w3", &m) == 0 && m == (1u << LORA_N_TARGETS) - 1);
+    lora_format_targets(m, buf, sizeof buf), CHECK(!strcmp(buf, "q,k,v,o,w1,w2,w3"));
+    CHECK(lora_parse_targets("q,x", &m) == -1 && strstr(err_msg(), "unknown target 'x'"));
+    CHECK(lora_parse_targets("", &m) == -1);
+}
