@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/restart.h"
 #include "core/err.h"
+#include "model/lora.h"
 #include "model/config.h"
 #include "train/dist.h"
 #include "train/trainer.h"
@@ -46,6 +47,20 @@ static void note_given(TrainGiven *g, int argc, char **argv) {
     g->warmup = args_given(argc, argv, "--warmup", NULL);
     g->clip = args_given(argc, argv, "--clip", NULL);
     g->loss_scale = args_given(argc, argv, "--loss-scale", NULL);
+    g->lora = args_given(argc, argv, "--lora", NULL) || args_given(argc, argv, "--lora-alpha", NULL) ||
+              args_given(argc, argv, "--lora-targets", NULL) || args_given(argc, argv, "--lora-dropout", NULL) ||
+              args_given(argc, argv, "--train-norms", NULL);
+}
+
+// --lora's flags into o->lora; NULL, or what is wrong.
+static const char *lora_options(TrainOptions *o, float alpha) {
+    if (o->lora.rank < 0) return "--lora must be >= 0";
+    if (!o->lora.rank) return o->given.lora ? "--lora-alpha, --lora-targets, --lora-dropout and --train-norms need --lora R" : NULL;
+    o->lora.alpha = alpha > 0 ? alpha : (float)o->lora.rank;
+    if (lora_parse_targets(o->lora_targets, &o->lora.targets) != 0) return err_msg();
+    if (!(o->lora.dropout >= 0 && o->lora.dropout < 1)) return "--lora-dropout must be in [0, 1)";
+    if (alpha < 0) return "--lora-alpha must be positive";
+    return NULL;
 }
 
 // The first value that makes no sense, or NULL.
@@ -73,6 +88,7 @@ static const char *bad_value(const TrainOptions *o) {
 int cmd_train(int argc, char **argv) {
     TrainOptions o;
     trainer_defaults(&o);
+    float lora_alpha = 0;
     char model_help[256];
     snprintf(model_help, sizeof model_help,
              "preset (%s), weights file, or HF config.json (default stories260k)", config_preset_names());
@@ -99,6 +115,12 @@ int cmd_train(int argc, char **argv) {
         {"--compile-budget", NULL, FLAG_INT, &o.compile_budget,
          "device compiles allowed per process; static pipelines save and exec() a fresh process when the next "
          "update's kernels would not fit"},
+        {"--lora", NULL, FLAG_INT, &o.lora.rank,
+         "rank of LoRA adapters trained over the frozen --model (0 = train every weight)"},
+        {"--lora-alpha", NULL, FLAG_FLOAT, &lora_alpha, "LoRA scale numerator: W + (alpha/rank) B A (0 = the rank)"},
+        {"--lora-targets", NULL, FLAG_STR, &o.lora_targets, "matrices adapted: any of q,k,v,o,w1,w2,w3"},
+        {"--lora-dropout", NULL, FLAG_FLOAT, &o.lora.dropout, "dropout on the adapters' inputs while training"},
+        {"--train-norms", NULL, FLAG_BOOL, &o.lora.train_norms, "with --lora: also train the RMSNorm weights"},
         {"--no-ane-extras", NULL, FLAG_BOOL, &o.no_ane_extras,
          "static-ane: its extra kernels' work (RMSNorm backward, final norm, classifier, softmax) on the CPU"},
         {"--loss-scale", NULL, FLAG_FLOAT, &o.loss_scale,
@@ -134,6 +156,7 @@ int cmd_train(int argc, char **argv) {
     // settings that show a small model learning in a minute or two.
     if (!o.data && !o.resume) trainer_builtin_recipe(&o);
     const char *bad = bad_value(&o);
+    if (!bad) bad = lora_options(&o, lora_alpha);
     if (!bad && o.resume_with_changes && !o.resume) bad = "--resume-with-changes needs --resume";
     if (bad) {
         fprintf(stderr, "anetrain train: %s; see --help\n", bad);

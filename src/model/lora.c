@@ -61,10 +61,14 @@ static void add_tensor(Params *a, const char *name, int per_layer, int rows, int
     *off += d->numel;
 }
 
-int lora_init(Params *a, const Config *c, const LoraConfig *lc) {
+// The tensor list of lc's adapters over c into a (no block). -1 with err_msg().
+static int layout(Params *a, const Config *c, const LoraConfig *lc) {
     memset(a, 0, sizeof *a);
     if (lc->rank < 1) return err_set("--lora: the rank must be positive, found %d", lc->rank);
-    if (!lc->targets) return err_set("--lora: no target matrices");
+    if (!lc->targets || lc->targets >= 1u << LORA_N_TARGETS)
+        return err_set("--lora: target mask 0x%x: expected a non-empty subset of the 7 matrices", lc->targets);
+    if (!(lc->alpha > 0 && lc->alpha < 1e30f)) return err_set("--lora-alpha must be positive, found %g", lc->alpha);
+    if (!(lc->dropout >= 0 && lc->dropout < 1)) return err_set("--lora-dropout must be in [0, 1), found %g", lc->dropout);
     a->cfg = *c;
     size_t off = 0;
     for (int t = 0; t < LORA_N_TARGETS; t++) {
@@ -82,9 +86,21 @@ int lora_init(Params *a, const Config *c, const LoraConfig *lc) {
         add_tensor(a, "rms_final", 0, 1, c->dim, 1, &off);
     }
     a->n = off;
-    a->data = aligned_alloc(64, (off * sizeof(float) + 63) & ~(size_t)63);
-    if (!a->data) return err_set("out of memory for %zu adapter weights", off);
-    memset(a->data, 0, off * sizeof(float));
+    return 0;
+}
+
+int lora_floats(const Config *c, const LoraConfig *lc, size_t *n) {
+    Params a;
+    if (layout(&a, c, lc) != 0) return -1;
+    *n = a.n;
+    return 0;
+}
+
+int lora_init(Params *a, const Config *c, const LoraConfig *lc) {
+    if (layout(a, c, lc) != 0) return -1;
+    a->data = aligned_alloc(64, (a->n * sizeof(float) + 63) & ~(size_t)63);
+    if (!a->data) return err_set("out of memory for %zu adapter weights", a->n);
+    memset(a->data, 0, a->n * sizeof(float));
     return 0;
 }
 

@@ -35,6 +35,8 @@ void lora_format_targets(unsigned mask, char *out, size_t cap);
 // Input and output width of target t's matrix in model c.
 void lora_target_dims(const Config *c, LoraTarget t, int *in, int *out);
 
+// Floats of lc's adapters over model c (validates lc). -1 with err_msg().
+int lora_floats(const Config *c, const LoraConfig *lc, size_t *n);
 // Allocates the adapters of lc over model c (zeroed). -1 with err_msg().
 int lora_init(Params *a, const Config *c, const LoraConfig *lc);
 // A ~ N(0, 1/r²) from seed, B = 0; norm copies from the base.

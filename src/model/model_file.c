@@ -58,7 +58,7 @@ int model_load(Params *p, const char *path) {
     int rc;
     switch (fmt) {
     case FMT_HF: rc = safetensors_load(p, path); break;
-    case FMT_CKPT: rc = ckpt_load(path, p, NULL, NULL, NULL); break;  // weights only
+    case FMT_CKPT: rc = ckpt_load_model(path, p); break;  // weights only (a LoRA checkpoint's merged)
     case FMT_ORIGINAL: rc = ckpt_import_original(path, p, NULL, NULL, NULL); break;
     default: rc = llama2c_load(p, path); break;  // v0, or v1 (v2 is rejected there by version)
     }

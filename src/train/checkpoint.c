@@ -43,16 +43,21 @@ enum {
     S_LOSS_SCALE = 200, S_LS_DYNAMIC = 204, S_GOOD_STEPS = 208, S_SKIPPED = 216, S_SEED = 224,
     S_DATA_RNG = 232, S_DATA_CURSOR = 240, S_BEST_VAL = 248, S_LAST_LOSS = 252, S_TRAIN_MS = 256,
     S_COMPILE_MS = 264, S_COMPILES = 272, S_RESTARTS = 280, S_WALL_MS = 288,
-    S_TAIL_PENDING = 296, H_FIELDS_END = 300,
+    S_TAIL_PENDING = 296,
+    // LoRA (rank 0 in full-training checkpoints and in files written before it)
+    L_RANK = 304, L_ALPHA = 308, L_TARGETS = 312, L_DROPOUT = 316, L_TRAIN_NORMS = 320, L_BASE_BYTES = 328,
+    L_BASE_FP = 336, H_FIELDS_END = 344,
     // RunIdentity (version 1 files written before it have zeros here: id.present = 0)
     R_PRESENT = 512, R_SEQ = 516, R_COMPACT = 520, R_SEQUENTIAL = 524, R_VAL_FRAC = 528,
     R_DATA_BYTES = 536, R_DATA_FP = 544, R_VAL_BYTES = 552, R_VAL_FP = 560,
     R_PIPELINE = 568, R_DEVICE = 584, R_PRECISION = 600, R_NAME_LEN = 16,
     R_DATA = 1024, R_VAL_DATA = 2048, R_PATH_LEN = 1024,
     R_FIELDS_END = 3072,
+    L_BASE_PATH = 3072, L_PATH_LEN = 1016,
     H_CRC = 4092,
 };
-_Static_assert(H_FIELDS_END <= R_PRESENT && R_FIELDS_END <= H_CRC && H_CRC + 4 == CKPT_HEADER_BYTES,
+_Static_assert(H_FIELDS_END <= R_PRESENT && R_FIELDS_END <= L_BASE_PATH && L_BASE_PATH + L_PATH_LEN <= H_CRC &&
+                   H_CRC + 4 == CKPT_HEADER_BYTES,
                "header fields overlap");
 
 enum { FLAG_MOMENTS = 1u, TRAILER_BYTES = 8 };
@@ -248,9 +253,25 @@ static void header_encode(uint8_t *h, const Config *c, const TrainState *st, siz
     put_i64(h, S_RESTARTS, st->restarts);
     put_f64(h, S_WALL_MS, st->wall_ms);
     put_i32(h, S_TAIL_PENDING, st->tail_pending);
+    put_i32(h, L_RANK, st->lora.rank);
+    put_f32(h, L_ALPHA, st->lora.alpha);
+    put_u32(h, L_TARGETS, st->lora.targets);
+    put_f32(h, L_DROPOUT, st->lora.dropout);
+    put_i32(h, L_TRAIN_NORMS, st->lora.train_norms);
+    put_u64(h, L_BASE_BYTES, st->lora_base_bytes);
+    put_u64(h, L_BASE_FP, st->lora_base_fp);
+    put_str(h, L_BASE_PATH, st->lora_base, L_PATH_LEN);
     identity_encode(h, &st->id);
 
     put_u32(h, H_CRC, crc32_update(0, h, H_CRC));
+}
+
+static void lora_decode(const uint8_t *h, LoraConfig *lc) {
+    lc->rank = get_i32(h, L_RANK);
+    lc->alpha = get_f32(h, L_ALPHA);
+    lc->targets = get_u32(h, L_TARGETS);
+    lc->dropout = get_f32(h, L_DROPOUT);
+    lc->train_norms = get_i32(h, L_TRAIN_NORMS);
 }
 
 static void state_decode(const uint8_t *h, TrainState *st) {
@@ -283,6 +304,10 @@ static void state_decode(const uint8_t *h, TrainState *st) {
     st->restarts = get_i64(h, S_RESTARTS);
     st->wall_ms = get_f64(h, S_WALL_MS);
     st->tail_pending = get_i32(h, S_TAIL_PENDING) != 0;
+    lora_decode(h, &st->lora);
+    st->lora_base_bytes = get_u64(h, L_BASE_BYTES);
+    st->lora_base_fp = get_u64(h, L_BASE_FP);
+    get_str(h, L_BASE_PATH, st->lora_base, L_PATH_LEN);
     identity_decode(h, &st->id);
 }
 
@@ -344,6 +369,15 @@ static int header_decode(const uint8_t *h, size_t got, uint64_t file_size, const
     if (config_validate(cfg, path) != 0) return -1;
 
     uint64_t np = get_u64(h, H_NPARAMS), want_np = ckpt_layout_floats(cfg);
+    LoraConfig lc;
+    lora_decode(h, &lc);
+    if (lc.rank != 0 || lc.targets != 0) {  // the body is LoRA adapters
+        size_t nl = 0;
+        if (lora_floats(cfg, &lc, &nl) != 0 || lc.train_norms < 0 || lc.train_norms > 1)
+            return err_set("%s: checkpoint LoRA fields: %s", path, lc.train_norms < 0 || lc.train_norms > 1
+                                                                       ? "train_norms is not 0 or 1" : err_msg());
+        want_np = nl;
+    }
     if (np != want_np)
         return err_set("%s: checkpoint n_params: expected %llu for its config, found %llu", path,
                        (unsigned long long)want_np, (unsigned long long)np);
@@ -415,6 +449,7 @@ int ckpt_save_progress(const char *path, const Params *p, const float *m, const 
     if (!p->data) return err_set("%s: cannot save checkpoint: the model has no parameters loaded", path);
     if (config_validate(&p->cfg, path) != 0) return err_wrap("cannot save checkpoint");
     size_t n = ckpt_layout_floats(&p->cfg);
+    if (st && st->lora.rank > 0 && lora_floats(&p->cfg, &st->lora, &n) != 0) return err_wrap("cannot save checkpoint");
     if (n != p->n)
         return err_set("%s: cannot save checkpoint: params block holds %zu floats, its config lays out %zu", path,
                        p->n, n);
@@ -504,7 +539,7 @@ int ckpt_load(const char *path, Params *p, float **m, float **v, TrainState *st)
     uint64_t n = 0;
     float *mm = NULL, *vv = NULL, *scratch = NULL;
     if (read_header(f, size, path, &cfg, &tmp_st, &moments, &n) != 0) goto fail;
-    if (params_init(p, &cfg) != 0) goto fail;
+    if ((tmp_st.lora.rank ? lora_init(p, &cfg, &tmp_st.lora) : params_init(p, &cfg)) != 0) goto fail;
     int want_moments = moments && m && v;
     if (want_moments) {
         mm = ckpt_alloc_floats(n);

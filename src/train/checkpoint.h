@@ -79,6 +79,14 @@ int ckpt_read_header(const char *path, Config *cfg, TrainState *st, int *has_mom
 // be NULL (weights only; the moments are still read to check the body CRC).
 // On failure nothing stays allocated and p is zeroed.
 int ckpt_load(const char *path, Params *p, float **m, float **v, TrainState *st);
+// LoRA checkpoints (st->lora.rank > 0): ckpt_load gives their adapters (a
+// Params laid out by model/lora.h); these give the rest (ckpt_lora.c).
+// The frozen base the checkpoint names, refused if its size or fingerprint changed.
+int ckpt_lora_base(Params *base, const TrainState *st, const char *ckpt);
+// out = base with the adapters of lora_ckpt merged in (any base of the same architecture).
+int ckpt_lora_apply(Params *out, const Params *base, const char *lora_ckpt);
+// Any checkpoint as a plain model: its weights, or its base with its adapters merged in.
+int ckpt_load_model(const char *path, Params *p);
 // 1 if the file starts with the anetrain checkpoint magic.
 int ckpt_is_checkpoint(const char *path);
 // 0 if the checkpoint at path holds a model of architecture `want` (names

@@ -3,6 +3,8 @@
 #pragma once
 #include <stdint.h>
 
+#include "model/lora.h"
+
 // What a run trains on and how: a resume must continue the same run, so these
 // are recorded in the checkpoint, taken from it when not given, and a
 // different value given explicitly is refused unless the user says they mean
@@ -53,5 +55,9 @@ typedef struct {
     int64_t restarts;    // processes replaced to renew the compile budget
     double wall_ms;      // wall time of the earlier processes
     int tail_pending;    // 1: saved for a restart before the evaluation, sample and save due after `step`
+    // LoRA (rank > 0): the checkpoint's body is the adapters; the frozen base is this file
+    LoraConfig lora;
+    char lora_base[1016];            // absolute path
+    uint64_t lora_base_bytes, lora_base_fp;  // its size and fingerprint (run_id_fingerprint)
     RunIdentity id;
 } TrainState;

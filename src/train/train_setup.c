@@ -13,6 +13,7 @@
 #include "core/threads.h"
 #include "core/timer.h"
 #include "data/builtin.h"
+#include "model/lora.h"
 #include "model/model_file.h"
 #include "train/checkpoint.h"
 #include "train/dist.h"
@@ -98,6 +99,11 @@ static int model_resume(Trainer *t) {
     snprintf(line, sizeof line, "loading %s ...", o->ckpt);
     metrics_doing(&t->mt, line);
     if (ckpt_load(o->ckpt, &t->p, &t->m, &t->v, &t->st) != 0) return -1;
+    if (t->st.lora.rank > 0) {  // the checkpoint holds the adapters; the base is the file it names
+        t->lora = t->p;
+        memset(&t->p, 0, sizeof t->p);
+        if (ckpt_lora_base(&t->p, &t->st, o->ckpt) != 0) return -1;
+    }
     if (!o->model) return 0;
     Config want;
     char why[128];
@@ -108,13 +114,39 @@ static int model_resume(Trainer *t) {
     return 0;
 }
 
+// LoRA: a new run's adapters over the --model file, or a resumed run's given
+// flags against the checkpoint's. t->tp is what is trained either way.
+static int lora_setup(Trainer *t) {
+    const TrainOptions *o = &t->o;
+    TrainState *st = &t->st;
+    t->tp = st->lora.rank > 0 || o->lora.rank > 0 ? &t->lora : &t->p;
+    if (o->resume) {
+        if (o->given.lora && memcmp(&o->lora, &st->lora, sizeof o->lora) != 0)
+            return err_set("%s: --lora, --lora-alpha, --lora-targets, --lora-dropout and --train-norms come from the "
+                           "checkpoint on --resume (its run: --lora %d --lora-alpha %g); leave them out",
+                           o->ckpt, st->lora.rank, st->lora.alpha);
+        return 0;
+    }
+    if (o->lora.rank <= 0) return 0;
+    const char *model = o->model ? o->model : "";
+    if (config_preset(&(Config){0}, model) == 0 || !realpath(model, st->lora_base) || strlen(st->lora_base) >= 1016)
+        return err_set("--lora trains adapters over a pretrained model: --model must name its file (found '%s')",
+                       model);
+    if (o->scratch) return err_set("--lora and --scratch: the adapters would adapt random weights");
+    if (run_id_fingerprint(st->lora_base, &st->lora_base_bytes, &st->lora_base_fp) != 0) return -1;
+    st->lora = o->lora;
+    if (lora_init(&t->lora, &t->p.cfg, &st->lora) != 0) return -1;
+    lora_init_random(&t->lora, &st->lora, &t->p, (uint64_t)o->seed);
+    return 0;
+}
+
 static int state_alloc(Trainer *t) {
-    size_t n = t->p.n;
+    size_t n = t->tp->n;
     if (!t->m) t->m = calloc(n, sizeof(float));
     if (!t->v) t->v = calloc(n, sizeof(float));
     t->grads = calloc(n, sizeof(float));
     if (!t->m || !t->v || !t->grads) return err_set("out of memory for optimizer state (%zu params)", n);
-    optim_bounds(&t->p, t->m, t->v, &t->bounds);
+    optim_bounds(t->tp, t->m, t->v, &t->bounds);
     if (!(t->bounds.w < 3.4e38f && t->bounds.m < 3.4e38f && t->bounds.v < 3.4e38f))
         return err_set("%s: the weights or Adam moments hold non-finite values", t->o.resume ? t->o.ckpt : "model");
     return 0;
@@ -217,6 +249,11 @@ static int pipeline_setup(Trainer *t) {
     const TrainOptions *o = &t->o;
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
                           .precision = o->precision, .no_ane_extras = o->no_ane_extras};
+    if (t->tp == &t->lora) {
+        if (strcmp(o->pipeline, "cpu") != 0)
+            return err_set("--lora trains on the cpu pipeline; --pipeline %s does not take adapters yet", o->pipeline);
+        po.lora = &t->lora, po.lora_cfg = &t->st.lora, po.lora_seed = t->st.seed;
+    }
     if (o->compact_vocab) {
         if (used_ids(t) != 0) return -1;
         po.vocab_rows = t->vocab_rows;
@@ -249,6 +286,13 @@ static void banner(Trainer *t) {
     if (note && !o->quiet) printf("  note      %s\n", note);
     for (int i = 0; i < t->changes.n; i++)
         metrics_change(&t->mt, t->changes.c[i].what, t->changes.c[i].from, t->changes.c[i].to);
+    if (t->tp == &t->lora && !o->quiet) {
+        char targets[64];
+        lora_format_targets(t->st.lora.targets, targets, sizeof targets);
+        printf("  lora      rank %d, alpha %g, targets %s%s%s: %zu trained of %zu (base frozen: %s)\n",
+               t->st.lora.rank, t->st.lora.alpha, targets, t->st.lora.train_norms ? ", norms" : "",
+               t->st.lora.dropout > 0 ? ", dropout" : "", t->lora.n, t->p.n, t->st.lora_base);
+    }
     if (o->compact_vocab && !o->quiet)
         printf("  vocab     classifier compacted to the %d of %d ids that occur in the data (loss over those)\n",
                t->n_vocab_rows, t->p.cfg.vocab);
@@ -288,7 +332,8 @@ static int world_check(Trainer *t) {
 // What every rank must agree on, as "name value" fields separated by " | ".
 static void world_describe(const Trainer *t, char *out, size_t n) {
     const TrainState *st = &t->st;
-    const uint32_t w = crc32_update(0, t->p.data, t->p.n * sizeof(float));
+    const uint32_t w = crc32_update(crc32_update(0, t->p.data, t->p.n * sizeof(float)), t->tp->data,
+                                    t->tp == &t->p ? 0 : t->tp->n * sizeof(float));
     snprintf(out, n,
              "--model %s (%zu params, weights CRC %08x) | data %llu bytes, fingerprint %016llx | --seq %d | --accum %d | --lr %g | --steps %lld | "
              "update %lld | --seed %llu | --pipeline %s | --device %s | --precision %s | --clip %g | --warmup %d | "
@@ -353,6 +398,7 @@ int trainer_init(Trainer *t, const TrainOptions *o) {
     if (metrics_open(&t->mt, t->o.log_path, t->o.quiet) != 0) return -1;
     if ((o->resume ? model_resume(t) : model_new(t)) != 0) return -1;
     if (o->resume && trainer_reconcile(t) != 0) return -1;
+    if (lora_setup(t) != 0) return -1;
     recipe_setup(t);
     if (world_check(t) != 0) return -1;
     if (state_alloc(t) != 0) return -1;
@@ -389,6 +435,7 @@ void trainer_free(Trainer *t) {
     if (t->have_val_file) tokens_close(&t->val_file);
     train_sample_free(t);
     params_free(&t->p);
+    params_free(&t->lora);
     free(t->m);
     free(t->v);
     free(t->grads);

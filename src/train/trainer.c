@@ -29,6 +29,7 @@ void trainer_defaults(TrainOptions *o) {
     o->device = "sim";
     o->precision = "fp32";
     o->compile_budget = 100;
+    o->lora_targets = "q,k,v,o,w1,w2,w3";
     o->out_dir = "runs";
     o->steps = 10000;
     o->seq = 256;
@@ -92,7 +93,7 @@ static void times_add_delta(PhaseTimes *acc, const PhaseTimes *after, const Phas
 // ranks; rank r of N takes windows r, r+N, r+2N, ... of them.
 static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
     TrainState *st = &t->st;
-    memset(t->grads, 0, t->p.n * sizeof(float));
+    memset(t->grads, 0, t->tp->n * sizeof(float));
     *loss_sum = 0;
     for (int micro = 0; micro < st->accum / t->world; micro++) {
         double td = time_ms();
@@ -112,7 +113,7 @@ static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
 // One rank of one: no-ops, and the loss is the same division as ever.
 static int all_reduce(Trainer *t, UpdateResult *r, double loss_sum) {
     const double tc = time_ms();
-    if (dist_sum_f32(t->grads, t->p.n) != 0 || dist_sum_f64(&loss_sum, 1) != 0) return -1;
+    if (dist_sum_f32(t->grads, t->tp->n) != 0 || dist_sum_f64(&loss_sum, 1) != 0) return -1;
     r->loss = (float)(loss_sum / t->st.accum);
     t->comm_ms += time_ms() - tc;
     return 0;
@@ -128,19 +129,19 @@ static int apply_update(Trainer *t, UpdateResult *r) {
         metrics_skip(&t->mt, st->step + 1, "non-finite loss", r->loss, NAN, st->loss_scale);
         return 0;
     }
-    if (!optim_prepare(st, t->grads, t->p.n, &grad_mul, &r->grad_norm)) {
+    if (!optim_prepare(st, t->grads, t->tp->n, &grad_mul, &r->grad_norm)) {
         metrics_skip(&t->mt, st->step + 1, "non-finite gradient", r->loss, r->grad_norm, st->loss_scale);
         return 0;
     }
     st->adam_t++;
-    if (!optim_update_finite(&t->p, t->grads, t->m, t->v, st, r->lr, grad_mul, r->grad_norm, &t->bounds)) {
+    if (!optim_update_finite(t->tp, t->grads, t->m, t->v, st, r->lr, grad_mul, r->grad_norm, &t->bounds)) {
         st->adam_t--;
         optim_record_skip(st);
         metrics_skip(&t->mt, st->step + 1, "the update would make weights non-finite", r->loss, r->grad_norm,
                      st->loss_scale);
         return 0;
     }
-    optim_adamw(&t->p, t->grads, t->m, t->v, st, r->lr, grad_mul, &t->bounds);
+    optim_adamw(t->tp, t->grads, t->m, t->v, st, r->lr, grad_mul, &t->bounds);
     if (t->pl.params_changed(&t->pl, &t->p) != 0) return -1;
     r->applied = 1;
     return 0;
@@ -206,8 +207,8 @@ static void save_progress(void *ctx, double fraction) {
 // Large checkpoints (>= 256 MiB) show progress on a terminal.
 static int save_one(Trainer *t, const char *path) {
     t->saving = path;
-    const int big = t->p.n * 12.0 >= 256.0 * 1024 * 1024;
-    int rc = ckpt_save_progress(path, &t->p, t->m, t->v, &t->st, big ? save_progress : NULL, t);
+    const int big = t->tp->n * 12.0 >= 256.0 * 1024 * 1024;
+    int rc = ckpt_save_progress(path, t->tp, t->m, t->v, &t->st, big ? save_progress : NULL, t);
     if (rc != 0) return err_wrap("saving the checkpoint failed (the previous checkpoint, if any, is intact)");
     metrics_checkpoint(&t->mt, t->st.step, path, 0);
     return 0;

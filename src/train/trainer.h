@@ -30,6 +30,7 @@
 typedef struct {
     unsigned char model, data, val_data, val_frac, seq, sequential, compact_vocab, pipeline, device, precision;
     unsigned char seed, steps, lr, accum, warmup, clip, loss_scale;
+    unsigned char lora;  // any of --lora, --lora-alpha, --lora-targets, --lora-dropout, --train-norms
 } TrainGiven;
 
 typedef struct {
@@ -43,6 +44,8 @@ typedef struct {
     const char *precision;  // cpu: "fp32" or "bf16"
     int compile_budget;     // device compiles per process
     int no_ane_extras;      // static-ane: its extra kernels' work on the CPU
+    LoraConfig lora;        // rank > 0: train low-rank adapters over the frozen --model
+    const char *lora_targets;  // "q,k,v,o,w1,w2,w3"
     const char *out_dir;    // where built-in data and its tokenizer are written
     int resume, scratch, sequential;
     int resume_with_changes;  // a resume may change the run's identity (run_id.h)
@@ -73,8 +76,10 @@ void trainer_builtin_recipe(TrainOptions *o);
 // pipelines) hook into.
 typedef struct {
     TrainOptions o;         // effective options (a resume fills them from the checkpoint)
-    Params p;
-    float *m, *v, *grads;   // Adam moments and the gradient block, p.n floats each
+    Params p;               // the model (frozen under LoRA)
+    Params lora;            // LoRA: the adapters (model/lora.h)
+    Params *tp;             // what is trained: &p, or &lora
+    float *m, *v, *grads;   // Adam moments and the gradient block, tp->n floats each
     TrainState st;
     OptimBounds bounds;     // magnitudes that prove an update stays finite
     TokenFile train_file, val_file;

@@ -1,0 +1,46 @@
+// ckpt_lora: the frozen base of a LoRA checkpoint, and such a checkpoint as a
+// plain model (the adapters merged in). checkpoint.h.
+#include <string.h>
+
+#include "core/err.h"
+#include "model/model_file.h"
+#include "train/checkpoint.h"
+#include "train/run_id.h"
+
+int ckpt_lora_base(Params *base, const TrainState *st, const char *ckpt) {
+    uint64_t bytes = 0, fp = 0;
+    if (run_id_fingerprint(st->lora_base, &bytes, &fp) != 0) return err_wrap("%s: its LoRA base model", ckpt);
+    if (bytes != st->lora_base_bytes || fp != st->lora_base_fp)
+        return err_set("%s: its LoRA base %s changed since the adapters were trained: expected %llu bytes with "
+                       "fingerprint %016llx, found %llu bytes with %016llx", ckpt, st->lora_base,
+                       (unsigned long long)st->lora_base_bytes, (unsigned long long)st->lora_base_fp,
+                       (unsigned long long)bytes, (unsigned long long)fp);
+    return model_load(base, st->lora_base);
+}
+
+int ckpt_lora_apply(Params *out, const Params *base, const char *lora_ckpt) {
+    Params a;
+    TrainState st;
+    if (ckpt_load(lora_ckpt, &a, NULL, NULL, &st) != 0) return -1;
+    int rc = 0;
+    char why[128];
+    if (st.lora.rank <= 0) rc = err_set("%s: not a LoRA checkpoint (it holds a whole model)", lora_ckpt);
+    else if (!config_equal(&base->cfg, &a.cfg, why, sizeof why))
+        rc = err_set("%s: its adapters are for another model than the base (%s)", lora_ckpt, why);
+    else rc = lora_merge(out, base, &a, &st.lora);
+    params_free(&a);
+    return rc;
+}
+
+int ckpt_load_model(const char *path, Params *p) {
+    TrainState st;
+    if (ckpt_load(path, p, NULL, NULL, &st) != 0) return -1;
+    if (st.lora.rank <= 0) return 0;
+    Params a = *p, base;
+    memset(p, 0, sizeof *p);
+    int rc = ckpt_lora_base(&base, &st, path);
+    if (rc == 0) rc = lora_merge(p, &base, &a, &st.lora);
+    params_free(&a);
+    params_free(&base);
+    return rc;
+}
