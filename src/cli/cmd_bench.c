@@ -119,7 +119,11 @@ static int run_one(const BenchRun *br, const BenchConf *b, int i) {
     if (pid < 0) return err_set("bench: fork: %s", strerror(errno));
     if (pid == 0) {
         if (!freopen(out, "w", stdout) || !freopen(out, "a", stderr)) _exit(127);
+#ifdef __APPLE__
         execv(self, (char **)argv);
+#else
+        execv("/proc/self/exe", (char **)argv);  // this binary, even if rebuilt meanwhile
+#endif
         _exit(127);
     }
     int status;

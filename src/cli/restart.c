@@ -27,6 +27,17 @@ int restart_self_path(char *out, size_t cap) {
 #endif
 }
 
+// What execv runs: on Linux /proc/self/exe itself, which is this process's
+// file even after it was replaced or deleted on disk (a rebuild during a run).
+static const char *exec_path(const char *exe) {
+#ifdef __APPLE__
+    return exe;
+#else
+    (void)exe;
+    return "/proc/self/exe";
+#endif
+}
+
 int restart_exec(int argc, char **argv, long long restarts) {
     char exe[PATH_MAX + 1];
     if (restart_self_path(exe, sizeof exe) != 0) return -1;
@@ -44,8 +55,8 @@ int restart_exec(int argc, char **argv, long long restarts) {
     snprintf(count, sizeof count, "%lld", restarts);
     setenv("ANETRAIN_RESTARTS", count, 1);
     fflush(NULL);
-    execv(exe, nv);
+    execv(exec_path(exe), nv);
     int e = errno;
     free(nv);
-    return err_set("restart: exec %s: %s", exe, strerror(e));
+    return err_set("restart: exec %s (%s): %s", exec_path(exe), exe, strerror(e));
 }

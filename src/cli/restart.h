@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 // Replaces the process with the running executable (/proc/self/exe on Linux,
+// which stays this process's file even when a rebuild replaced it on disk;
 // _NSGetExecutablePath on macOS: not argv[0], which may be a name found
 // through PATH or a relative path from another directory), arguments
 // "train", argv[1..argc-1] and --resume (unless present), and
