@@ -11,7 +11,9 @@
 #include "cpu/model.h"
 #include "cpu/ops_ref.h"
 #include "model/lora.h"
+#include "fixture.h"
 #include "test.h"
+#include "train/optim.h"
 
 enum { S = 8 };
 
@@ -203,3 +205,85 @@ TEST(lora_targets_parse) {
     CHECK(lora_parse_targets("q,x", &m) == -1 && strstr(err_msg(), "unknown target 'x'"));
     CHECK(lora_parse_targets("", &m) == -1);
 }
+
+// --- against PyTorch (tools/gen_fixtures.py: LoRA written there by hand) ---------------------
+
+#define GOLDEN_TOL 1e-4
+
+// Copies the fixture's "lora.<what>.<t>" tensors into the adapters' A (or B).
+static int load_mats(const Fixture *fx, Params *a, const LoraConfig *lc, const char *what, int is_b) {
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        char name[64];
+        snprintf(name, sizeof name, "lora.%s.%s", what, lora_target_name((LoraTarget)t));
+        float *A, *B;
+        lora_grad_mat(a, lc, a->data, (LoraTarget)t, 0, &A, &B);
+        const TensorDesc *d = params_find(a, is_b ? (const char *[]){"lora_B.q", "lora_B.k", "lora_B.v", "lora_B.o",
+                                                                     "lora_B.w1", "lora_B.w2", "lora_B.w3"}[t]
+                                                  : (const char *[]){"lora_A.q", "lora_A.k", "lora_A.v", "lora_A.o",
+                                                                     "lora_A.w1", "lora_A.w2", "lora_A.w3"}[t]);
+        const float *src = fixture_f32(fx, name, d->numel);
+        if (!src) return 0;
+        memcpy(is_b ? B : A, src, sizeof(float) * d->numel);
+    }
+    return 1;
+}
+
+static void check_lora_golden(const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/%s.bin", name);
+    Fixture fx;
+    if (!CHECKF(fixture_load(&fx, path) == 0, "%s", err_msg())) return;
+    const FixtureTensor *rank = fixture_find(&fx, "lora.rank");
+    const float *alpha = fixture_f32(&fx, "lora.alpha", 1);
+    LoraConfig lc = {.rank = rank && rank->dtype == FIXTURE_I32 ? *(const int *)rank->data : 0,
+                     .alpha = alpha ? *alpha : 0, .targets = (1u << LORA_N_TARGETS) - 1};
+    Params a;
+    CpuModel m;
+    REQUIRE(lc.rank > 0 && lora_init(&a, &fx.cfg, &lc) == 0);
+    REQUIRE(cpu_model_init(&m, &fx.cfg, fx.S) == 0 && cpu_model_set_lora(&m, &a, &lc, 1) == 0);
+    // the loss and the adapters' gradients at (A0, B1)
+    REQUIRE(load_mats(&fx, &a, &lc, "A", 0) && load_mats(&fx, &a, &lc, "B1", 1));
+    const float *want_loss = fixture_f32(&fx, "lora.loss", 1);
+    const float loss = cpu_model_forward(&m, &fx.params, fx.tokens, fx.targets);
+    CHECKF(want_loss && fabs(loss - *want_loss) <= GOLDEN_TOL * fabs(*want_loss), "%s: loss %.7f, PyTorch %.7f",
+           name, loss, want_loss ? *want_loss : NAN);
+    float *g = calloc(a.n, sizeof(float));
+    cpu_model_backward(&m, &fx.params, g, 1.0f);
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        for (int b = 0; b < 2; b++) {
+            char rn[64], tn[32];
+            snprintf(rn, sizeof rn, "lora.grad.%s.%s", b ? "B" : "A", lora_target_name((LoraTarget)t));
+            snprintf(tn, sizeof tn, "lora_%s.%s", b ? "B" : "A", lora_target_name((LoraTarget)t));
+            const TensorDesc *d = params_find(&a, tn);
+            const float *ref = fixture_f32(&fx, rn, d->numel);
+            if (!CHECKF(ref != NULL, "%s", err_msg())) continue;
+            const double e = test_rel_err(g + d->offset, ref, d->numel);
+            CHECKF(e <= GOLDEN_TOL, "%s %s: relative error %.3g > %g", name, rn, e, GOLDEN_TOL);
+        }
+    // 5 AdamW updates of the adapters from (A0, B = 0), lr 1e-2, wd 0.1 on A and B
+    REQUIRE(load_mats(&fx, &a, &lc, "A", 0));
+    for (int i = 0; i < a.n_tensors; i++)
+        if (!strncmp(a.t[i].name, "lora_B.", 7)) memset(a.data + a.t[i].offset, 0, sizeof(float) * a.t[i].numel);
+    TrainState st;
+    memset(&st, 0, sizeof st);
+    optim_defaults(&st);
+    st.lr = 1e-2f, st.beta1 = 0.9f, st.beta2 = 0.95f, st.eps = 1e-8f, st.weight_decay = 0.1f;
+    float *mom = calloc(a.n, sizeof(float)), *var = calloc(a.n, sizeof(float));
+    const float *ref = fixture_f32(&fx, "lora_adamw_losses", 5);
+    for (int step = 0; ref && step < 5; step++) {
+        const float l = cpu_model_forward(&m, &fx.params, fx.tokens, fx.targets);
+        CHECKF(fabs(l - ref[step]) <= GOLDEN_TOL * fabs(ref[step]), "%s: loss before update %d: %.7f, PyTorch %.7f",
+               name, step, l, ref[step]);
+        memset(g, 0, a.n * sizeof(float));
+        cpu_model_backward(&m, &fx.params, g, 1.0f);
+        st.adam_t++;
+        optim_adamw(&a, g, mom, var, &st, st.lr, 1.0f, NULL);
+    }
+    free(g), free(mom), free(var);
+    cpu_model_free(&m);
+    params_free(&a);
+    fixture_free(&fx);
+}
+
+TEST(lora_golden_gqa) { check_lora_golden("golden_lora_gqa"); }
+TEST(lora_golden_qwen3) { check_lora_golden("golden_lora_qwen3"); }

@@ -16,6 +16,15 @@ our names and shapes, the logits, the loss, the gradient of the loss w.r.t.
 every parameter ("grad.<name>") and the losses of 5 AdamW steps on the same
 batch ("adamw_losses"). The container is documented in tests/fixture.h.
 
+LoRA (golden_lora_gqa, golden_lora_qwen3: the same models and batches): rank-4
+adapters with alpha 8 on all seven matrices, written here by hand as
+y = x Wᵀ + (alpha/r) (x Aᵀ) Bᵀ (the residual scale outside, as on W itself),
+A ~ N(0, 1/r²) and B = 0 (PEFT's gaussian init); the base frozen. Stored: the
+adapters' initial values ("lora.A.<t>" [L, r, in], "lora.B.<t>" [L, out, r]),
+the loss and the adapters' gradients with B made non-zero ("lora.B1.<t>", then
+"lora.grad.A.<t>", "lora.grad.B.<t>"), and the losses of 5 AdamW steps of the
+adapters from their fresh init (weight decay 0.1 on A and B, "lora_adamw_losses").
+
 Precision: weights are drawn in fp32 (they are stored as fp32 and are exactly
 what the C side uses); the stored references are then computed in float64
 from those same values, so they are the exact answer up to fp64 rounding and
@@ -108,17 +117,29 @@ def rope(x, theta, layout):
     return torch.cat((a * cos - b * sin, b * cos + a * sin), dim=-1)
 
 
-def forward(c, P, tokens, targets):
-    """Returns (logits [S, V], mean cross-entropy)."""
+LORA_TARGETS = [("q", "wq"), ("k", "wk"), ("v", "wv"), ("o", "wo"), ("w1", "w1"), ("w2", "w2"), ("w3", "w3")]
+LORA_RANK, LORA_ALPHA = 4, 8.0
+
+
+def forward(c, P, tokens, targets, lora=None):
+    """Returns (logits [S, V], mean cross-entropy). lora: {"A": {t: [L, r, in]},
+    "B": {t: [L, out, r]}} adds (alpha/r) (x Aᵀ) Bᵀ to every target's product."""
     D, NH, NKV, HD, eps = c["dim"], c["n_heads"], c["n_kv_heads"], c["head_dim"], c["norm_eps"]
     S, alpha = tokens.shape[0], c["res_scale"]
     x = P["embed"][tokens]  # [S, D]
     causal = torch.ones(S, S, dtype=torch.bool).tril()
+
+    def lin(inp, w, t, l):
+        y = inp @ P[w][l].T
+        if lora is not None:
+            y = y + (LORA_ALPHA / LORA_RANK) * ((inp @ lora["A"][t][l].T) @ lora["B"][t][l].T)
+        return y
+
     for l in range(c["n_layers"]):
         xn = rmsnorm(x, P["rms_att"][l, 0], eps)
-        q = (xn @ P["wq"][l].T).view(S, NH, HD).transpose(0, 1)  # [NH, S, HD]
-        k = (xn @ P["wk"][l].T).view(S, NKV, HD).transpose(0, 1)  # [NKV, S, HD]
-        v = (xn @ P["wv"][l].T).view(S, NKV, HD).transpose(0, 1)
+        q = lin(xn, "wq", "q", l).view(S, NH, HD).transpose(0, 1)  # [NH, S, HD]
+        k = lin(xn, "wk", "k", l).view(S, NKV, HD).transpose(0, 1)  # [NKV, S, HD]
+        v = lin(xn, "wv", "v", l).view(S, NKV, HD).transpose(0, 1)
         if c["qk_norm"]:  # RMSNorm over each head's HD channels, before RoPE
             q = rmsnorm(q, P["q_norm"][l, 0], eps)
             k = rmsnorm(k, P["k_norm"][l, 0], eps)
@@ -130,10 +151,10 @@ def forward(c, P, tokens, targets):
         scores = (q @ k.transpose(1, 2)) / math.sqrt(HD)  # [NH, S, S]
         scores = scores.masked_fill(~causal, float("-inf"))
         att = (torch.softmax(scores, dim=-1) @ v).transpose(0, 1).reshape(S, NH * HD)
-        x2 = x + alpha * (att @ P["wo"][l].T)
+        x2 = x + alpha * lin(att, "wo", "o", l)
         x2n = rmsnorm(x2, P["rms_ffn"][l, 0], eps)
-        h = torch.nn.functional.silu(x2n @ P["w1"][l].T) * (x2n @ P["w3"][l].T)
-        x = x2 + alpha * (h @ P["w2"][l].T)
+        h = torch.nn.functional.silu(lin(x2n, "w1", "w1", l)) * lin(x2n, "w3", "w3", l)
+        x = x2 + alpha * lin(h, "w2", "w2", l)
     xf = rmsnorm(x, P["rms_final"], eps)
     logits = xf @ (P["embed"] if c["tied"] else P["wcls"]).T
     return logits, torch.nn.functional.cross_entropy(logits, targets)
@@ -160,6 +181,62 @@ def run(c, weights, tokens, targets, dtype):
         opt.step()
     res["adamw_losses"] = torch.tensor(losses, dtype=torch.float64)
     return res
+
+
+def lora_init(c, weights, gen):
+    """A ~ N(0, 1/r^2) [L, r, in], B = 0 [L, out, r], per target."""
+    A, B = {}, {}
+    for t, w in LORA_TARGETS:
+        L, out, inp = weights[w].shape
+        A[t] = torch.randn((L, LORA_RANK, inp), generator=gen, dtype=torch.float32) / LORA_RANK
+        B[t] = torch.zeros((L, out, LORA_RANK), dtype=torch.float32)
+    return A, B
+
+
+def run_lora(c, weights, A0, B1, tokens, targets, dtype):
+    """The adapters' gradients at (A0, B1), and 5 AdamW steps from (A0, B = 0)."""
+    P = {n: w.to(dtype) for n, w in weights.items()}  # frozen
+    lo = {"A": {t: a.to(dtype).clone().requires_grad_(True) for t, a in A0.items()},
+          "B": {t: b.to(dtype).clone().requires_grad_(True) for t, b in B1.items()}}
+    _, loss = forward(c, P, tokens, targets, lo)
+    loss.backward()
+    res = {"loss": loss.detach(), "gA": {t: a.grad.clone() for t, a in lo["A"].items()},
+           "gB": {t: b.grad.clone() for t, b in lo["B"].items()}}
+    lo = {"A": {t: a.to(dtype).clone().requires_grad_(True) for t, a in A0.items()},
+          "B": {t: torch.zeros_like(b, dtype=dtype).requires_grad_(True) for t, b in B1.items()}}
+    opt = torch.optim.AdamW(list(lo["A"].values()) + list(lo["B"].values()), lr=1e-2, betas=(0.9, 0.95), eps=1e-8,
+                            weight_decay=0.1)
+    losses = []
+    for _ in range(N_ADAMW_STEPS):
+        opt.zero_grad(set_to_none=True)
+        _, l = forward(c, P, tokens, targets, lo)
+        losses.append(l.item())
+        l.backward()
+        opt.step()
+    res["adamw_losses"] = torch.tensor(losses, dtype=torch.float64)
+    return res
+
+
+def lora_fixture(name, c, weights, gen, tokens, targets, out_dir):
+    A0, B0 = lora_init(c, weights, gen)
+    B1 = {t: torch.randn(b.shape, generator=gen, dtype=torch.float32) * 0.1 for t, b in B0.items()}
+    ref = run_lora(c, weights, A0, B1, tokens, targets, torch.float64)
+    recs = [pack_tensor("config." + f, torch.tensor(c[f]), dt) for f, dt in CONFIG_FIELDS]
+    recs += [pack_tensor("S", torch.tensor(c["seq_len"]), DT_I32),
+             pack_tensor("tokens", tokens, DT_I32), pack_tensor("targets", targets, DT_I32)]
+    recs += [pack_tensor(n, weights[n], DT_F32) for n, _, _ in param_specs(c)]
+    recs += [pack_tensor("lora.rank", torch.tensor(LORA_RANK), DT_I32),
+             pack_tensor("lora.alpha", torch.tensor(LORA_ALPHA), DT_F32)]
+    for t, _ in LORA_TARGETS:
+        recs += [pack_tensor("lora.A." + t, A0[t], DT_F32), pack_tensor("lora.B1." + t, B1[t], DT_F32),
+                 pack_tensor("lora.grad.A." + t, ref["gA"][t], DT_F32),
+                 pack_tensor("lora.grad.B." + t, ref["gB"][t], DT_F32)]
+    recs += [pack_tensor("lora.loss", ref["loss"], DT_F32),
+             pack_tensor("lora_adamw_losses", ref["adamw_losses"], DT_F32)]
+    size = write_fixture(os.path.join(out_dir, name + ".bin"), recs)
+    print("%-17s %6.1f KB  rank %d  loss %.6f  adamw %s" % (
+        name, size / 1024, LORA_RANK, ref["loss"].item(), " ".join("%.5f" % x for x in ref["adamw_losses"].tolist())))
+    return size
 
 
 # --- container -----------------------------------------------------------------------
@@ -229,7 +306,9 @@ def main():
         print("%-14s fp32 run vs fp64 reference: worst tensor rel err %.2e, loss diff %.2e, adamw diff %.2e" % (
             "", noise, abs(f32["loss"].item() - ref["loss"].item()),
             (f32["adamw_losses"] - ref["adamw_losses"]).abs().max().item()))
-    print("wrote %d fixtures to %s (%.1f KB total)" % (len(MODELS), os.path.normpath(args.out), total / 1024))
+        if name in ("golden_gqa", "golden_qwen3"):  # after the model's draws, so its fixture is unchanged
+            total += lora_fixture(name.replace("golden_", "golden_lora_"), c, weights, gen, tokens, targets, args.out)
+    print("wrote %d fixtures to %s (%.1f KB total)" % (len(MODELS) + 2, os.path.normpath(args.out), total / 1024))
 
 
 if __name__ == "__main__":

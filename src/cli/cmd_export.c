@@ -11,6 +11,7 @@
 #include "model/llama2c.h"
 #include "model/model_file.h"
 #include "model/params.h"
+#include "model/peft.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
 
@@ -28,14 +29,35 @@ static void fold_res_scale(Params *p) {
     p->cfg.res_scale = 1.0f;
 }
 
+// The adapters of a LoRA checkpoint, as PEFT writes them.
+static int export_adapters(const char *ckpt, const char *dir) {
+    Params a = {0};
+    TrainState st;
+    int rc = io_check_input(ckpt, 1) == 0 && ckpt_load(ckpt, &a, NULL, NULL, &st) == 0 ? 0 : -1;
+    if (rc == 0 && st.lora.rank <= 0) rc = err_set("%s: not a LoRA checkpoint (--adapters needs one)", ckpt);
+    if (rc == 0) rc = peft_save(&a, &st.lora, st.lora_base, dir);
+    if (rc != 0) {
+        fprintf(stderr, "anetrain export: %s\n", err_msg());
+        if (a.data) params_free(&a);
+        return 1;
+    }
+    printf("wrote %s/adapter_model.safetensors + adapter_config.json (PEFT LoRA, rank %d, %zu weights) from %s\n", dir,
+           st.lora.rank, a.n, ckpt);
+    params_free(&a);
+    return 0;
+}
+
 int cmd_export(int argc, char **argv) {
-    const char *model = NULL, *out = NULL, *format = "llama2c";
-    int version = 0;
+    const char *model = NULL, *out = NULL, *format = "llama2c", *adapters = NULL;
+    int version = 0, merge = 0;
     Flag flags[] = {
         {"--model", "-m", FLAG_STR, &model, "anetrain checkpoint, original (maderix/ANE) checkpoint, or llama2.c .bin"},
         {"--out", "-o", FLAG_STR, &out, "llama2.c file to write (atomically); for hf, the directory"},
         {"--format", "-f", FLAG_STR, &format, "llama2c, or hf (config.json + model.safetensors, F32)"},
         {"--version", NULL, FLAG_INT, &version, "llama2.c format: 0 = legacy (what run.c reads), 1 = \"ak42\" header"},
+        {"--merge", NULL, FLAG_BOOL, &merge, "a LoRA checkpoint: write its base with the adapters merged in"},
+        {"--adapters", NULL, FLAG_STR, &adapters,
+         "a LoRA checkpoint: write only its adapters to this directory, as PEFT does (instead of -o)"},
         {0},
     };
     int rc = args_parse(argc, argv, flags, "export --model FILE -o OUT.bin [--version 0|1] | --format hf -o DIR",
@@ -48,6 +70,7 @@ int cmd_export(int argc, char **argv) {
                         NULL, 0, NULL);
     if (rc > 0) return 0;
     if (rc < 0) return 2;
+    if (model && adapters) return export_adapters(model, adapters);
     if (!model || !out) {
         fprintf(stderr, "anetrain export: expected --model FILE and -o OUT.bin; see --help\n");
         return 2;
@@ -75,6 +98,13 @@ int cmd_export(int argc, char **argv) {
     if (ckpt_is_checkpoint(model)) {
         kind = "anetrain checkpoint";
         rc = ckpt_load(model, &p, NULL, NULL, &st);
+        if (rc == 0 && st.lora.rank > 0) {  // adapters: merged into their base, when asked
+            params_free(&p);
+            kind = "LoRA checkpoint, merged into its base";
+            rc = merge ? ckpt_load_model(model, &p)
+                       : err_set("%s is a LoRA checkpoint: --merge writes its base with the adapters merged in, "
+                                 "--adapters DIR the adapters alone", model);
+        }
     } else if (ckpt_is_original(model)) {
         kind = "original ANE-training checkpoint";
         rc = ckpt_read_original_header(model, &p.cfg, NULL, &orig_version);
