@@ -7,12 +7,15 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/io.h"
 #include "core/rng.h"
 #include "cpu/model.h"
 #include "cpu/ops_ref.h"
 #include "model/lora.h"
+#include "model/safetensors.h"
 #include "fixture.h"
 #include "test.h"
+#include "train/checkpoint.h"
 #include "train/optim.h"
 
 enum { S = 8 };
@@ -287,3 +290,112 @@ static void check_lora_golden(const char *name) {
 
 TEST(lora_golden_gqa) { check_lora_golden("golden_lora_gqa"); }
 TEST(lora_golden_qwen3) { check_lora_golden("golden_lora_qwen3"); }
+
+// --- the CLI on the real stories260K ------------------------------------------------------------
+
+static char *tmp(char *buf, size_t n, const char *name) {
+    snprintf(buf, n, "%s/lora-%s", test_tmpdir(), name);
+    return buf;
+}
+
+static double eval_loss(const char *flags) {
+    char *out = NULL;
+    double loss = NAN;
+    if (test_runf(&out, "%s eval %s --seq 128 --windows 8", test_bin(), flags) == 0 && out) {
+        const char *l = strstr(out, "loss ");
+        if (l) loss = strtod(l + 5, NULL);
+    }
+    if (isnan(loss)) fprintf(stderr, "    eval %s: %s\n", flags, out ? out : "");
+    free(out);
+    return loss;
+}
+
+static int same_body(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int eq = io_read_all(a, &x, &nx) == 0 && io_read_all(b, &y, &ny) == 0 && nx == ny && nx > 4096 &&
+             !memcmp(x + 4096, y + 4096, nx - 4096);
+    free(x), free(y);
+    return eq;
+}
+
+// stories260K fine-tuned with --lora 8 on text it never saw (anetrain's own C
+// sources, in its tokenizer): the held-out loss falls far below the base's,
+// the base file is untouched, the checkpoint is the adapters and their moments
+// only, a resume continues bit for bit, and every way to use the adapters —
+// the checkpoint as a model, export --merge, eval --lora, the PEFT files —
+// computes the same model.
+TEST(lora_finetunes_stories260k) {
+    const char *base = test_data("stories260K/stories260K.bin"), *tok = test_data("stories260K/tok512.bin");
+    if (!base || !tok) return;
+    char data[600], tail[600], a[600], b[600], merged[600], peft[600], *out = NULL;
+    tmp(data, sizeof data, "code.bin"), tmp(tail, sizeof tail, "tail.bin"), tmp(a, sizeof a, "a.bin");
+    tmp(b, sizeof b, "b.bin"), tmp(merged, sizeof merged, "merged.bin"), tmp(peft, sizeof peft, "peft");
+    REQUIRE(test_runf(&out, "%s tokenize --raw --tokenizer %s -o %s src/train/*.c src/cpu/*.c && n=$(stat -c %%s %s) "
+                            "&& tail -c $(( n / 40 * 2 )) %s > %s", test_bin(), tok, data, data, data, tail) == 0);
+    free(out);
+    char *before = NULL, *after = NULL;
+    size_t nb = 0, na = 0;
+    REQUIRE(io_read_all(base, &before, &nb) == 0);
+#define RUN "train --model %s --lora 8 --data %s --seq 128 --accum 1 --lr 2e-3 --warmup 5 --eval-every 0 -q"
+    int rc = test_runf(&out, "%s " RUN " --steps 40 --ckpt %s", test_bin(), base, data, a);
+    CHECKF(rc == 0, "%s", out ? out : "");
+    free(out);
+    rc = test_runf(&out, "%s " RUN " --steps 40 --stop-after 20 --ckpt %s && %s train --resume --ckpt %s -q",
+                   test_bin(), base, data, b, test_bin(), b);
+    CHECKF(rc == 0, "%s", out ? out : "");
+    free(out);
+#undef RUN
+    CHECK(same_body(a, b));
+    CHECK(io_read_all(base, &after, &na) == 0 && na == nb && !memcmp(before, after, nb));
+    free(before), free(after);
+    TrainState st;
+    Config c;
+    REQUIRE(ckpt_read_header(a, &c, &st, NULL) == 0);
+    size_t n = 0;
+    REQUIRE(lora_floats(&c, &st.lora, &n) == 0);
+    char *ck = NULL;
+    size_t ckn = 0;
+    CHECK(io_read_all(a, &ck, &ckn) == 0 && ckn == 4096 + 12 * n + 8 && ckn < nb);
+    free(ck);
+    fprintf(stderr, "    checkpoint %zu bytes (%zu adapter weights + moments) beside the %zu-byte model\n", ckn, n, nb);
+    char flags[2000];
+    snprintf(flags, sizeof flags, "--model %s --data %s", base, tail);
+    const double l_base = eval_loss(flags);
+    snprintf(flags, sizeof flags, "--model %s --data %s", a, tail);
+    const double l_ckpt = eval_loss(flags);
+    snprintf(flags, sizeof flags, "--model %s --lora %s --data %s", base, a, tail);
+    const double l_lora = eval_loss(flags);
+    REQUIRE(test_runf(&out, "%s export --model %s --merge -o %s", test_bin(), a, merged) == 0);
+    free(out);
+    snprintf(flags, sizeof flags, "--model %s --data %s", merged, tail);
+    const double l_merged = eval_loss(flags);
+    fprintf(stderr, "    held-out loss: base %.4f, adapted %.4f (merged %.4f, --lora %.4f)\n", l_base, l_ckpt,
+            l_merged, l_lora);
+    CHECK(l_ckpt < l_base - 1.0);
+    CHECK(l_ckpt == l_lora && l_ckpt == l_merged);
+    // the PEFT files: what PEFT names, shapes and config
+    REQUIRE(test_runf(&out, "%s export --model %s --adapters %s", test_bin(), a, peft) == 0);
+    free(out);
+    char st_path[700], cfg_path[700], *cfg = NULL;
+    snprintf(st_path, sizeof st_path, "%s/adapter_model.safetensors", peft);
+    snprintf(cfg_path, sizeof cfg_path, "%s/adapter_config.json", peft);
+#ifdef USE_CJSON
+    SafeTensorsFile sf;
+    if (CHECKF(safetensors_open(&sf, st_path) == 0, "%s", err_msg())) {
+        CHECK(sf.n == 5 * 7 * 2);
+        const SafeTensor *q = safetensors_find(&sf, "base_model.model.model.layers.4.self_attn.q_proj.lora_B.weight");
+        const SafeTensor *d = safetensors_find(&sf, "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight");
+        CHECK(q && q->ndim == 2 && q->shape[0] == 64 && q->shape[1] == 8);
+        CHECK(d && d->ndim == 2 && d->shape[0] == 8 && d->shape[1] == 172);
+        safetensors_close(&sf);
+    }
+#endif
+    CHECK(io_read_all(cfg_path, &cfg, NULL) == 0 && strstr(cfg, "\"peft_type\": \"LORA\"") && strstr(cfg, "\"r\": 8,") &&
+          strstr(cfg, "\"gate_proj\"") && strstr(cfg, "stories260K.bin\""));
+    free(cfg);
+    // a LoRA checkpoint needs --merge or --adapters to be exported
+    CHECK(test_runf(&out, "%s export --model %s -o %s.x", test_bin(), a, merged) != 0 && out &&
+          strstr(out, "--merge writes its base"));
+    free(out);
+}

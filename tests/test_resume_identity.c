@@ -300,3 +300,21 @@ TEST(resume_val_data_difference_named_correctly) {
     CHECKF(out && !strstr(out, "built-in corpus"), "the held-out tail is described as the built-in corpus: %s", out);
     free(out);
 }
+
+// A run that never evaluates (--eval-every 0) holds no data out, and records so:
+// a resume that evaluates by default still trains on the same windows.
+TEST(resume_split_does_not_follow_eval_every) {
+    char straight[600], halves[600], *out = NULL;
+    path_in_tmp(straight, sizeof straight, "noeval-straight.bin");
+    path_in_tmp(halves, sizeof halves, "noeval-halves.bin");
+    REQUIRE(test_runf(&out, "%s train %s --eval-every 0 --data %s --ckpt %s -q", test_bin(), RECIPE,
+                      test_pattern_tokens(256), straight) == 0);
+    free(out);
+    REQUIRE(test_runf(&out, "%s train %s --eval-every 0 --data %s --stop-after 3 --ckpt %s -q && "
+                            "%s train --resume --ckpt %s -q", test_bin(), RECIPE, test_pattern_tokens(256), halves,
+                      test_bin(), halves) == 0);
+    free(out);
+    CHECK(body_equal(straight, halves));
+    TrainState st;
+    CHECK(read_state(halves, &st) == 0 && st.id.val_frac == 0.0f);
+}

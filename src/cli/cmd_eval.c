@@ -9,11 +9,13 @@
 #include "core/timer.h"
 #include "data/dataset.h"
 #include "model/model_file.h"
+#include "train/checkpoint.h"
 #include "train/pipeline.h"
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *pipeline = "cpu", *device = "sim";
     int seq = 256, windows = 0;
+    const char *lora = NULL;
     Flag flags[] = {
         {"--model", "-m", FLAG_STR, &model, "weights file (llama2.c .bin or anetrain checkpoint)"},
         {"--data", "-d", FLAG_STR, &data, "token file"},
@@ -21,6 +23,7 @@ int cmd_eval(int argc, char **argv) {
         {"--windows", NULL, FLAG_INT, &windows, "evaluate the first N non-overlapping windows (0 = all)"},
         {"--pipeline", "-p", FLAG_STR, &pipeline, "pipeline that runs the forward pass: cpu or dynamic"},
         {"--device", NULL, FLAG_STR, &device, "device of the dynamic pipeline: sim or ane (macOS)"},
+        {"--lora", NULL, FLAG_STR, &lora, "a LoRA checkpoint whose adapters are merged into --model first"},
         {0},
     };
     int rc = args_parse(argc, argv, flags, "eval --model FILE --data TOKENS [flags]",
@@ -40,7 +43,7 @@ int cmd_eval(int argc, char **argv) {
     Pipeline pl = {0};
     Dataset ds;
     int *tok = NULL, *tgt = NULL, ok = 0;
-    if (model_load(&p, model) != 0) goto done;
+    if (ckpt_load_with_lora(&p, model, lora) != 0) goto done;
     if (seq > p.cfg.seq_len) seq = p.cfg.seq_len;
     if (tokens_open(&tf, data, p.cfg.vocab) != 0) goto done;
     if (dataset_init(&ds, &tf, 0, tf.count, seq, SAMPLE_SEQUENTIAL, 0) != 0) goto done;

@@ -17,6 +17,7 @@
 #include "data/texttok.h"
 #include "infer/textgen.h"
 #include "model/model_file.h"
+#include "train/checkpoint.h"
 
 // A tokenizer.bin must have exactly the model's vocab: run.c would silently
 // read a prefix of a larger one (another model's tokenizer) and print garbage.
@@ -47,6 +48,7 @@ int cmd_sample(int argc, char **argv) {
     float temperature = 1.0f, topp = 0.9f;
     long long seed = 0;
     int steps = 256;
+    const char *lora = NULL;
     Flag flags[] = {
         {"--model", "-m", FLAG_STR, &model_path, "model: llama2.c .bin, anetrain checkpoint, or Hugging Face dir/.safetensors"},
         {"--tokenizer", "-z", FLAG_STR, &tok_path, "llama2.c tokenizer.bin (its vocab size comes from the model), or a "
@@ -56,6 +58,7 @@ int cmd_sample(int argc, char **argv) {
         {"--topp", "-p", FLAG_FLOAT, &topp, "nucleus sampling mass; 1 = plain multinomial"},
         {"--seed", "-s", FLAG_LONG, &seed, "RNG seed, run.c's xorshift (0 = from the clock, printed)"},
         {"--steps", "-n", FLAG_INT, &steps, "positions to run, prompt included (<= 0 or above the model's seq_len: seq_len)"},
+        {"--lora", NULL, FLAG_STR, &lora, "a LoRA checkpoint whose adapters are merged into --model first"},
         {0},
     };
     int rc = args_parse(argc, argv, flags, "sample --model FILE --tokenizer FILE [flags]",
@@ -92,7 +95,7 @@ int cmd_sample(int argc, char **argv) {
     if (texttok_open(&tok, tok_path, cfg.vocab) != 0) goto done;
     have_tok = 1;
     if (check_pair(model_path, tok_path, &cfg, &tok) != 0) goto done;
-    if (model_load(&p, model_path) != 0) goto done;
+    if (ckpt_load_with_lora(&p, model_path, lora) != 0) goto done;
     have_p = 1;
     if (seed == 0 && temperature != 0.0f) {
         seed = (long long)time(NULL);

@@ -87,6 +87,8 @@ int ckpt_lora_base(Params *base, const TrainState *st, const char *ckpt);
 int ckpt_lora_apply(Params *out, const Params *base, const char *lora_ckpt);
 // Any checkpoint as a plain model: its weights, or its base with its adapters merged in.
 int ckpt_load_model(const char *path, Params *p);
+// model_load(model), then (lora_ckpt not NULL) that LoRA checkpoint's adapters merged in.
+int ckpt_load_with_lora(Params *p, const char *model, const char *lora_ckpt);
 // 1 if the file starts with the anetrain checkpoint magic.
 int ckpt_is_checkpoint(const char *path);
 // 0 if the checkpoint at path holds a model of architecture `want` (names

@@ -44,3 +44,16 @@ int ckpt_load_model(const char *path, Params *p) {
     params_free(&base);
     return rc;
 }
+
+int ckpt_load_with_lora(Params *p, const char *model, const char *lora_ckpt) {
+    if (model_load(p, model) != 0) return -1;
+    if (!lora_ckpt) return 0;
+    Params merged;
+    if (ckpt_lora_apply(&merged, p, lora_ckpt) != 0) {
+        params_free(p);
+        return -1;
+    }
+    params_free(p);
+    *p = merged;
+    return 0;
+}

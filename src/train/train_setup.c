@@ -207,7 +207,7 @@ static int data_setup(Trainer *t) {
     if (o->val_data) {
         if (tokens_open(&t->val_file, o->val_data, cfg->vocab) != 0) return -1;
         t->have_val_file = 1;
-    } else if (o->eval_every > 0 && o->val_frac > 0) {
+    } else if (o->val_frac > 0) {  // the run's identity: the same split on every resume
         size_t held = (size_t)(n * (double)o->val_frac);
         if (held >= (size_t)seq + 1 && n - held >= (size_t)seq + 1) train_end = n - held;
     }
@@ -403,6 +403,9 @@ int trainer_init(Trainer *t, const TrainOptions *o) {
     if (world_check(t) != 0) return -1;
     if (state_alloc(t) != 0) return -1;
     t->seq = t->o.seq < t->p.cfg.seq_len ? t->o.seq : t->p.cfg.seq_len;
+    // a new run that never evaluates holds nothing out unless --val-frac says so; the
+    // fraction recorded is the one applied, so every resume splits the data the same way
+    if (!o->resume && t->o.eval_every <= 0 && !t->o.given.val_frac) t->o.val_frac = 0;
     if (data_setup(t) != 0) return -1;
     if (train_sample_init(t) != 0) return -1;
     if (run_id_record(t) != 0) return -1;
