@@ -17,6 +17,7 @@
 #include "test.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
+#include "train/pipeline.h"
 
 enum { S = 8 };
 
@@ -398,4 +399,53 @@ TEST(lora_finetunes_stories260k) {
     CHECK(test_runf(&out, "%s export --model %s -o %s.x", test_bin(), a, merged) != 0 && out &&
           strstr(out, "--merge writes its base"));
     free(out);
+}
+
+// --- device pipelines ---------------------------------------------------------------------------
+
+// One window's adapter gradients of each device pipeline against the cpu
+// pipeline's LoRA step, tensor by tensor, within the device pipelines' 10u
+// bound (tests/pipe_compare.c): the device runs the merged weights, the CPU
+// forms dA and dB from the same dY and X as a full dW.
+static void lora_device_step(const char *pipeline, const char *preset) {
+    Config c;
+    REQUIRE(config_preset(&c, preset) == 0);
+    Params p, a;
+    LoraConfig lc = {.rank = 4, .alpha = 8, .targets = (1u << LORA_N_TARGETS) - 1};
+    REQUIRE(params_init(&p, &c) == 0 && lora_init(&a, &c, &lc) == 0);
+    params_init_random(&p, 11);
+    lora_init_random(&a, &lc, &p, 3);
+    Rng r;
+    rng_init(&r, 4);
+    for (int i = 0; i < a.n_tensors; i++)  // B != 0, so every gradient is alive
+        if (!strncmp(a.t[i].name, "lora_B.", 7)) fill_normal(a.data + a.t[i].offset, a.t[i].numel, &r, 0.05f, 0);
+    enum { W = 32 };
+    PipelineOptions oa = {.name = "cpu", .lora = &a, .lora_cfg = &lc}, ob = oa;
+    ob.name = pipeline, ob.device = "sim";
+    Pipeline pa, pb;
+    REQUIRE(pipeline_init(&pa, &oa, &c, W) == 0);
+    if (!CHECKF(pipeline_init(&pb, &ob, &c, W) == 0, "%s: %s", pipeline, err_msg())) return;
+    int tok[W], tgt[W];
+    for (int t = 0; t < W; t++) tok[t] = (int)rng_below(&r, c.vocab), tgt[t] = (int)rng_below(&r, c.vocab);
+    float *ga = calloc(a.n, 4), *gb = calloc(a.n, 4), la, lb;
+    CHECK(pa.step(&pa, &p, tok, tgt, ga, 1.0f, &la) == 0);
+    CHECKF(pb.step(&pb, &p, tok, tgt, gb, 1024.0f, &lb) == 0, "%s", err_msg());
+    CHECKF(fabsf(la - lb) < 1e-3f * la, "%s: loss cpu %g vs %g", pipeline, la, lb);
+    for (size_t i = 0; i < a.n; i++) gb[i] /= 1024.0f;
+    for (int i = 0; i < a.n_tensors; i++) {
+        const double e = test_rel_err(gb + a.t[i].offset, ga + a.t[i].offset, a.t[i].numel);
+        CHECKF(e <= 10 * 4.8828125e-4, "%s %s %s: relative error %.3g", pipeline, preset, a.t[i].name, e);
+    }
+    free(ga), free(gb);
+    pipeline_free(&pa), pipeline_free(&pb);
+    params_free(&p), params_free(&a);
+}
+
+TEST(lora_dynamic_matches_cpu) {
+    lora_device_step("dynamic", "tiny-gqa");
+    lora_device_step("dynamic", "tiny-qwen3");
+}
+TEST(lora_static_matches_cpu) {
+    lora_device_step("static", "tiny-gqa");
+    lora_device_step("static-ane", "tiny-qwen3");
 }

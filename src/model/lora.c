@@ -148,6 +148,11 @@ static float *base_mat(const Config *c, const ParamViews *v, LoraTarget t, int l
 
 int lora_merge(Params *dst, const Params *base, const Params *a, const LoraConfig *lc) {
     if (params_init(dst, &base->cfg) != 0) return -1;
+    lora_merge_into(dst, base, a, lc);
+    return 0;
+}
+
+void lora_merge_into(Params *dst, const Params *base, const Params *a, const LoraConfig *lc) {
     memcpy(dst->data, base->data, sizeof(float) * base->n);
     for (int t = 0; t < LORA_N_TARGETS; t++)
         for (int l = 0; (lc->targets & (1u << t)) && l < base->cfg.n_layers; l++) {
@@ -159,5 +164,9 @@ int lora_merge(Params *dst, const Params *base, const Params *a, const LoraConfi
         const TensorDesc *d = params_find(a, norms[i]);
         memcpy(dst->data + params_find(dst, norms[i])->offset, a->data + d->offset, sizeof(float) * d->numel);
     }
-    return 0;
+}
+
+float *lora_base_grad(const Config *c, const ParamViews *g, LoraTarget t, int layer) {
+    float *const m[LORA_N_TARGETS] = {g->wq, g->wk, g->wv, g->wo, g->w1, g->w2, g->w3};
+    return m[t] ? base_mat(c, g, t, layer) : NULL;
 }

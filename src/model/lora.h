@@ -57,3 +57,7 @@ float *lora_norm(const Params *a, float *block, const char *name);
 // The merged model: dst (allocated like base) = base with W + s·B·A for every
 // target and the trained norms. -1 with err_msg().
 int lora_merge(Params *dst, const Params *base, const Params *a, const LoraConfig *lc);
+// The same into dst, already allocated like base.
+void lora_merge_into(Params *dst, const Params *base, const Params *a, const LoraConfig *lc);
+// Layer l's matrix of target t in views g (NULL when that view is NULL).
+float *lora_base_grad(const Config *c, const ParamViews *g, LoraTarget t, int layer);

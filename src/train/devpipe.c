@@ -31,14 +31,15 @@ static int backward(Pipeline *pl, DevPipe *dp, const Params *p, float *grads, fl
     const DevStages *st = dp->stages;
     const double t0 = time_ms();
     ParamViews g;
-    params_point(&dp->cfg, grads, &g);
+    if (dp->lora) memset(&g, 0, sizeof g), dp->lora_grads = grads;  // every model tensor frozen
+    else params_point(&dp->cfg, grads, &g);
     if (st->head_backward(pl, p, &g, scale) != 0) return -1;
     for (int l = dp->cfg.n_layers - 1; l >= 0; l--)
         if (st->ffn_backward(pl, p, &g, l) != 0 || st->attn_backward(pl, p, &g, l) != 0) return -1;
     const double tw = time_ms();
     dwq_wait(&dp->dwq);  // the embedding and the optimizer must see complete gradients
     pl->times.dw_wait += time_ms() - tw;
-    embed_backward(g.embed, dp->dx, dp->tok, dp->cfg.dim, dp->S);
+    if (g.embed) embed_backward(g.embed, dp->dx, dp->tok, dp->cfg.dim, dp->S);
     pl->times.backward += time_ms() - t0;
     return 0;
 }
@@ -55,6 +56,50 @@ int devpipe_step(Pipeline *pl, DevPipe *dp, const Params *p, const int *tok, con
 
 void devpipe_push_dw(DevPipe *dp, float *dW, const float *dY, const float *X, int rows, int cols) {
     dwq_push(&dp->dwq, (DwJob){0, 1, rows, cols, dp->S, 1.0f, 1.0f, dY, X, dW, dp->S, dp->S, cols});
+}
+
+void devpipe_weight_grad(DevPipe *dp, const ParamViews *g, LoraTarget t, int l, const float *dY, const float *X) {
+    int in, out;
+    lora_target_dims(&dp->cfg, t, &in, &out);
+    if (!dp->lora) {
+        devpipe_push_dw(dp, lora_base_grad(&dp->cfg, g, t, l), dY, X, out, in);
+        return;
+    }
+    if (!(dp->lora_cfg.targets & (1u << t))) return;
+    const LoraMat a = lora_mat(dp->lora, &dp->lora_cfg, t, l);
+    const int S = dp->S, r = a.r;
+    float *dA, *dB, *U = dp->lora_tmp + ((size_t)l * LORA_N_TARGETS + t) * 2 * r * S, *V = U + (size_t)r * S;
+    lora_grad_mat(dp->lora, &dp->lora_cfg, dp->lora_grads, t, l, &dA, &dB);
+    // in FIFO order on the one worker: U, then dB; V, then dA
+    dwq_push(&dp->dwq, (DwJob){0, 0, r, S, in, 1.0f, 0.0f, a.A, X, U, in, S, S});        // U = A X
+    dwq_push(&dp->dwq, (DwJob){0, 1, out, r, S, a.scale, 1.0f, dY, U, dB, S, S, r});   // dB += s dY Uᵀ
+    dwq_push(&dp->dwq, (DwJob){1, 0, r, S, out, a.scale, 0.0f, a.B, dY, V, r, S, S});  // V = s Bᵀ dY
+    dwq_push(&dp->dwq, (DwJob){0, 1, r, in, S, 1.0f, 1.0f, V, X, dA, S, S, in});       // dA += V Xᵀ
+}
+
+int devpipe_lora_init(DevPipe *dp, const Params *a, const LoraConfig *lc) {
+    if (lc->dropout > 0 || lc->train_norms)
+        return err_set("--lora on a device pipeline: the device runs the merged weights, so --lora-dropout and "
+                       "--train-norms need --pipeline cpu");
+    dp->lora = a;
+    dp->lora_cfg = *lc;
+    if (params_init(&dp->merged, &dp->cfg) != 0) return -1;
+    dp->lora_tmp = calloc((size_t)dp->cfg.n_layers * LORA_N_TARGETS * 2 * lc->rank * dp->S, sizeof(float));
+    if (!dp->lora_tmp) return err_set("out of memory for the adapters' products");
+    return 0;
+}
+
+void devpipe_lora_free(DevPipe *dp) {
+    if (dp->merged.data) params_free(&dp->merged);
+    free(dp->lora_tmp);
+    dp->lora_tmp = NULL;
+    dp->lora = NULL;
+}
+
+const Params *devpipe_weights(DevPipe *dp, const Params *p) {
+    if (!dp->lora) return p;
+    lora_merge_into(&dp->merged, p, dp->lora, &dp->lora_cfg);
+    return &dp->merged;
 }
 
 // --- kernels ---------------------------------------------------------------------------
@@ -264,9 +309,9 @@ void cpu_head_forward(CpuHead *h, const Params *p, const float *x_out, const int
 void cpu_head_backward(CpuHead *h, const Params *p, const ParamViews *g, const float *x_out, float scale, float *dx) {
     const int S = h->S, D = h->D;
     if (h->vc.n) {
-        classifier_backward(h->dxf, h->vc.dW, h->logits, h->lse, h->vc.W, h->xf, h->tgt, S, h->vc.n, D, scale, h->dl,
-                            h->dxs, NULL, h->nthreads);
-        vocab_compact_scatter(&h->vc, g->wcls);
+        classifier_backward(h->dxf, g->wcls ? h->vc.dW : NULL, h->logits, h->lse, h->vc.W, h->xf, h->tgt, S, h->vc.n,
+                            D, scale, h->dl, h->dxs, NULL, h->nthreads);
+        if (g->wcls) vocab_compact_scatter(&h->vc, g->wcls);
     } else {
         classifier_backward(h->dxf, g->wcls, h->logits, h->lse, p->v.wcls, h->xf, h->tgt, S, h->V, D, scale, h->dl,
                             h->dxs, NULL, h->nthreads);

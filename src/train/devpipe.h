@@ -44,6 +44,13 @@ typedef struct {
     float *x0;          // (D,S) the first layer's input
     float *dx;          // (D,S) the gradient at it, after the backward
     const DevStages *stages;
+    // LoRA (devpipe_lora_init): the device runs the merged weights W + s·B·A;
+    // the adapters' gradients come from the same dY and X a dW would use
+    const Params *lora;
+    LoraConfig lora_cfg;
+    Params merged;      // staged or baked instead of the model's weights
+    float *lora_grads;  // the step's gradient block (the adapters' layout)
+    float *lora_tmp;    // (L * LORA_N_TARGETS * 2 * r * S) U = A·X and V = s·Bᵀ·dY per matrix
 } DevPipe;
 
 // *loss of the window (0 without targets); -1 on a device error (err_msg()).
@@ -53,6 +60,20 @@ int devpipe_step(Pipeline *pl, DevPipe *dp, const Params *p, const int *tok, con
                  float scale, float *loss);
 // dW[rows,cols] += dY[rows,S] · X[cols,S]ᵀ on the dW worker.
 void devpipe_push_dw(DevPipe *dp, float *dW, const float *dY, const float *X, int rows, int cols);
+// The weight gradient of target t in layer l from dY [out,S] (the gradient at
+// its output, residual scale included) and X [in,S] (its input), on the dW
+// worker: dW of the model's matrix in views g, or under LoRA the adapters'
+// dB += s·dY·(A·X)ᵀ and dA += (s·Bᵀ·dY)·Xᵀ.
+void devpipe_weight_grad(DevPipe *dp, const ParamViews *g, LoraTarget t, int l, const float *dY, const float *X);
+// LoRA on a device pipeline: adapters a (updated in place by the caller) over
+// the model. Dropout and trained norms are refused (the device runs merged
+// weights). -1 with err_msg().
+int devpipe_lora_init(DevPipe *dp, const Params *a, const LoraConfig *lc);
+void devpipe_lora_free(DevPipe *dp);
+// The weights the device gets for model p: p, or p with the adapters merged in (refreshed now).
+const Params *devpipe_weights(DevPipe *dp, const Params *p);
+// p + off, or NULL for a NULL (frozen) gradient view.
+static inline float *dp_at(float *p, size_t off) { return p ? p + off : NULL; }
 
 // --- kernels --------------------------------------------------------------------------------
 

@@ -118,7 +118,7 @@ static int stage_weights(Pipeline *pl, Dyn *d, const Params *p) {
 
 static int prepare(Pipeline *pl, const Params *p) {
     Dyn *d = pl->impl;
-    return d->staged ? 0 : stage_weights(pl, d, p);
+    return d->staged ? 0 : stage_weights(pl, d, devpipe_weights(&d->dp, p));
 }
 
 // --- forward stages ----------------------------------------------------------------------------
@@ -198,14 +198,14 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
     memcpy(d->scratch, A->dh1, sizeof(float) * H * S);  // dg
     swiglu_backward(A->dh1, A->dh3, d->scratch, A->h1, A->h3, (size_t)H * S);
     pl->times.cpu_ops += time_ms() - tc;
-    devpipe_push_dw(&d->dp, g->w2 + (size_t)l * D * H, A->dffn, A->g, D, H);
+    devpipe_weight_grad(&d->dp, g, LORA_W2, l, A->dffn, A->g);
     if (dp_stage(pl, dev, w13, "dh1", A->dh1) || dp_stage(pl, dev, w13, "dh3", A->dh3) || dp_eval(pl, dev, w13, l) ||
         dp_fetch(pl, dev, w13, "dx", d->dxn))
         return -1;
-    devpipe_push_dw(&d->dp, g->w1 + (size_t)l * H * D, A->dh1, A->x2n, H, D);
-    devpipe_push_dw(&d->dp, g->w3 + (size_t)l * H * D, A->dh3, A->x2n, H, D);
+    devpipe_weight_grad(&d->dp, g, LORA_W1, l, A->dh1, A->x2n);
+    devpipe_weight_grad(&d->dp, g, LORA_W3, l, A->dh3, A->x2n);
     tc = time_ms();
-    rmsnorm_backward(d->dx2, g->rms_ffn + lD, d->dxn, A->x2, p->v.rms_ffn + lD, A->rstd2, D, S);
+    rmsnorm_backward(d->dx2, dp_at(g->rms_ffn, lD), d->dxn, A->x2, p->v.rms_ffn + lD, A->rstd2, D, S);
     for (size_t i = 0; i < DS; i++) d->dx2[i] += d->dx[i];
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
@@ -215,14 +215,14 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
 static int sdpa_backward(Pipeline *pl, const ParamViews *g, int l) {
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
-    const int S = d->dp.S, D = c->dim, QD = config_q_dim(c);
+    const int S = d->dp.S, D = c->dim;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
     DevKernel *wot = kern(d, l, MIL_K_WOT_BWD), *b1 = kern(d, l, MIL_K_SDPA_BWD1), *b2 = kern(d, l, MIL_K_SDPA_BWD2);
     for (size_t i = 0; i < (size_t)D * S; i++) A->dy2s[i] = c->res_scale * d->dx2[i];
     if (dp_stage(pl, dev, wot, "dy", A->dy2s) || dp_eval(pl, dev, wot, l) || dp_fetch(pl, dev, wot, "da", d->datt))
         return -1;
-    devpipe_push_dw(&d->dp, g->wo + (size_t)l * D * QD, A->dy2s, A->att, D, QD);
+    devpipe_weight_grad(&d->dp, g, LORA_O, l, A->dy2s, A->att);
     double tc = time_ms();
     dp_gqa_tile(d->kt, A->k, c->n_heads, c->n_kv_heads, c->head_dim, S);
     dp_gqa_tile(d->vt, A->v, c->n_heads, c->n_kv_heads, c->head_dim, S);
@@ -241,19 +241,19 @@ static int sdpa_backward(Pipeline *pl, const ParamViews *g, int l) {
 static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int l) {
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
-    const int S = d->dp.S, D = c->dim, QD = config_q_dim(c), KVD = config_kv_dim(c);
+    const int S = d->dp.S, D = c->dim;
     const size_t DS = (size_t)D * S, lD = (size_t)l * D, lh = (size_t)l * c->head_dim;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
     if (sdpa_backward(pl, g, l) != 0) return -1;
     double tc = time_ms();
     dp_attn_backward_cpu(c, &d->rope, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
-                         c->qk_norm ? g->q_norm + lh : NULL, c->qk_norm ? g->k_norm + lh : NULL, A->dq, A->dk, A->dv,
+                         dp_at(g->q_norm, lh), dp_at(g->k_norm, lh), A->dq, A->dk, A->dv,
                          d->dk_full, d->dv_full, A->q_pre, A->k_pre, d->scratch, d->qk_rstd, S);
     pl->times.cpu_ops += time_ms() - tc;
-    devpipe_push_dw(&d->dp, g->wq + (size_t)l * QD * D, A->dq, A->xn, QD, D);
-    devpipe_push_dw(&d->dp, g->wk + (size_t)l * KVD * D, A->dk, A->xn, KVD, D);
-    devpipe_push_dw(&d->dp, g->wv + (size_t)l * KVD * D, A->dv, A->xn, KVD, D);
+    devpipe_weight_grad(&d->dp, g, LORA_Q, l, A->dq, A->xn);
+    devpipe_weight_grad(&d->dp, g, LORA_K, l, A->dk, A->xn);
+    devpipe_weight_grad(&d->dp, g, LORA_V, l, A->dv, A->xn);
     DevKernel *qb = kern(d, l, MIL_K_Q_BWD), *kvb = kern(d, l, MIL_K_KV_BWD);
     if (dp_stage(pl, dev, qb, "dq", A->dq) || dp_eval(pl, dev, qb, l) || dp_fetch(pl, dev, qb, "dx", d->dxn) ||
         dp_stage(pl, dev, kvb, "dk", A->dk) || dp_stage(pl, dev, kvb, "dv", A->dv) || dp_eval(pl, dev, kvb, l) ||
@@ -261,7 +261,7 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
         return -1;
     tc = time_ms();
     for (size_t i = 0; i < DS; i++) d->dxn[i] += d->dtmp[i];
-    rmsnorm_backward(d->dx, g->rms_att + lD, d->dxn, A->x, p->v.rms_att + lD, A->rstd1, D, S);
+    rmsnorm_backward(d->dx, dp_at(g->rms_att, lD), d->dxn, A->x, p->v.rms_att + lD, A->rstd1, D, S);
     for (size_t i = 0; i < DS; i++) d->dx[i] += d->dx2[i];
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
@@ -283,7 +283,10 @@ static int dyn_eval(Pipeline *pl, const Params *p, const int *tok, const int *tg
     return devpipe_forward(pl, &d->dp, p, tok, tgt, loss);
 }
 
-static int dyn_params_changed(Pipeline *pl, const Params *p) { return stage_weights(pl, pl->impl, p); }
+static int dyn_params_changed(Pipeline *pl, const Params *p) {
+    Dyn *d = pl->impl;
+    return stage_weights(pl, d, devpipe_weights(&d->dp, p));
+}
 
 static void dyn_free(Pipeline *pl) {
     Dyn *d = pl->impl;
@@ -293,6 +296,7 @@ static void dyn_free(Pipeline *pl) {
     for (int i = d->dp.cfg.n_layers * K - 1; d->kern && i >= 0; i--) dk_free(&d->kern[i], &d->dp.dev);
     if (d->dp.dev.ops) device_free(&d->dp.dev);
     cpu_head_free(&d->head);
+    devpipe_lora_free(&d->dp);
     rope_table_free(&d->rope);
     free(d->kern);
     free(d->layers);
@@ -358,7 +362,8 @@ static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const Pip
     carve(d, d->block);
     d->dp.x0 = d->layers[0].x, d->dp.dx = d->dx, d->dp.stages = &STAGES;
     if (rope_table_init(&d->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
-        cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 || compile_kernels(pl, d) != 0)
+        cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 ||
+        (o->lora && devpipe_lora_init(&d->dp, o->lora, o->lora_cfg) != 0) || compile_kernels(pl, d) != 0)
         return -1;
     return dwq_init(&d->dp.dwq);
 }

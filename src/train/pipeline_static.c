@@ -261,7 +261,7 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
 // The kernels hold the current weights: compiled now if an update changed them.
 static int prepare(Pipeline *pl, const Params *p) {
     St *s = pl->impl;
-    return s->compiled ? 0 : compile_weights(pl, s, p);
+    return s->compiled ? 0 : compile_weights(pl, s, devpipe_weights(&s->dp, p));
 }
 
 // --- backward --------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ static void head_backward_extras(St *s, const Params *p, const ParamViews *g, fl
         float *row = h->dl + (size_t)v * S;
         for (int t = 0; t < S; t++) row[t] = s->dp.tgt[t] >= 0 ? k * (row[t] - (s->dp.tgt[t] == v)) : 0.0f;
     }
-    gemm(0, 1, V, D, S, 1.0f, h->dl, S, s->head.xf, S, 1.0f, g->wcls, D);       // dW [V,D]
+    if (g->wcls) gemm(0, 1, V, D, S, 1.0f, h->dl, S, s->head.xf, S, 1.0f, g->wcls, D);  // dW [V,D]
     gemm(1, 0, D, S, V, 1.0f, p->v.wcls, D, h->dl, S, 0.0f, s->head.dxf, S);    // dxf [D,S]
     rmsnorm_backward(s->dx, g->rms_final, s->head.dxf, s->x_out, p->v.rms_final, s->head.rstd, D, S);
 }
@@ -292,7 +292,7 @@ static int norm_backward(Pipeline *pl, St *s, DevKernel *k, float *dx, float *gw
          dp_fetch(pl, &s->dp.dev, k, "dx", dx)))
         return -1;
     double tc = time_ms();
-    if (s->extras) rmsnorm_dw(gw, dy, x, rstd, D, S);
+    if (s->extras && gw) rmsnorm_dw(gw, dy, x, rstd, D, S);
     else rmsnorm_backward(dx, gw, dy, x, w, rstd, D, S);
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
@@ -302,7 +302,7 @@ static int norm_backward(Pipeline *pl, St *s, DevKernel *k, float *dx, float *gw
 static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int l) {
     St *s = pl->impl;
     const Config *c = &s->dp.cfg;
-    const int D = c->dim, H = c->hidden, S = s->dp.S;
+    const int D = c->dim, S = s->dp.S;
     const size_t DS = (size_t)D * S;
     StLayer *A = &s->layers[l];
     DevKernel *k = &A->k[SK_FFN_BWD];
@@ -312,11 +312,11 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
         dp_fetch(pl, &s->dp.dev, k, "dx", s->dxn) || dp_fetch(pl, &s->dp.dev, k, "dh1", A->dh1) ||
         dp_fetch(pl, &s->dp.dev, k, "dh3", A->dh3))
         return -1;
-    devpipe_push_dw(&s->dp, g->w2 + (size_t)l * D * H, A->dffn, A->g, D, H);
-    devpipe_push_dw(&s->dp, g->w1 + (size_t)l * H * D, A->dh1, A->x2n, H, D);
-    devpipe_push_dw(&s->dp, g->w3 + (size_t)l * H * D, A->dh3, A->x2n, H, D);
+    devpipe_weight_grad(&s->dp, g, LORA_W2, l, A->dffn, A->g);
+    devpipe_weight_grad(&s->dp, g, LORA_W1, l, A->dh1, A->x2n);
+    devpipe_weight_grad(&s->dp, g, LORA_W3, l, A->dh3, A->x2n);
     const size_t lD = (size_t)l * D;
-    if (norm_backward(pl, s, &A->k[SK_NORM2_BWD], s->dx2, g->rms_ffn + lD, s->dxn, A->x2, p->v.rms_ffn + lD,
+    if (norm_backward(pl, s, &A->k[SK_NORM2_BWD], s->dx2, dp_at(g->rms_ffn, lD), s->dxn, A->x2, p->v.rms_ffn + lD,
                       A->rstd2) != 0)
         return -1;
     add_into(s->dx2, s->dx, DS);
@@ -334,7 +334,7 @@ static int sdpa_backward(Pipeline *pl, St *s, const ParamViews *g, int l) {
         dp_copy(pl, &s->dp.dev, b1, "k", fa, "k_rope", HD, R) || dp_copy(pl, &s->dp.dev, b1, "v", fa, "v", HD, R) ||
         dp_eval(pl, &s->dp.dev, b1, l) || dp_fetch(pl, &s->dp.dev, b1, "dv", s->dv_full))
         return -1;
-    devpipe_push_dw(&s->dp, g->wo + (size_t)l * D * config_q_dim(c), A->dy2s, A->att, D, config_q_dim(c));
+    devpipe_weight_grad(&s->dp, g, LORA_O, l, A->dy2s, A->att);
     if (dp_copy(pl, &s->dp.dev, b2, "probs", b1, "probs", 0, 1) || dp_copy(pl, &s->dp.dev, b2, "dp", b1, "dp", 0, 1) ||
         dp_copy(pl, &s->dp.dev, b2, "q", fa, "q_rope", 0, 1) || dp_copy(pl, &s->dp.dev, b2, "k", fa, "k_rope", HD, R) ||
         dp_eval(pl, &s->dp.dev, b2, l) || dp_fetch(pl, &s->dp.dev, b2, "dq", A->dq) ||
@@ -347,24 +347,24 @@ static int sdpa_backward(Pipeline *pl, St *s, const ParamViews *g, int l) {
 static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int l) {
     St *s = pl->impl;
     const Config *c = &s->dp.cfg;
-    const int D = c->dim, S = s->dp.S, QD = config_q_dim(c), KVD = config_kv_dim(c), HD = c->head_dim;
+    const int D = c->dim, S = s->dp.S, HD = c->head_dim;
     StLayer *A = &s->layers[l];
     if (sdpa_backward(pl, s, g, l) != 0) return -1;
     double tc = time_ms();
     const size_t lh = (size_t)l * HD;
     dp_attn_backward_cpu(c, &s->rope, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
-                         c->qk_norm ? g->q_norm + lh : NULL, c->qk_norm ? g->k_norm + lh : NULL, A->dq, A->dk, A->dv,
+                         dp_at(g->q_norm, lh), dp_at(g->k_norm, lh), A->dq, A->dk, A->dv,
                          s->dk_full, s->dv_full, A->q_pre, A->k_pre, s->qk_tmp, s->qk_rstd, S);
     pl->times.cpu_ops += time_ms() - tc;
-    devpipe_push_dw(&s->dp, g->wq + (size_t)l * QD * D, A->dq, A->xn, QD, D);
-    devpipe_push_dw(&s->dp, g->wk + (size_t)l * KVD * D, A->dk, A->xn, KVD, D);
-    devpipe_push_dw(&s->dp, g->wv + (size_t)l * KVD * D, A->dv, A->xn, KVD, D);
+    devpipe_weight_grad(&s->dp, g, LORA_Q, l, A->dq, A->xn);
+    devpipe_weight_grad(&s->dp, g, LORA_K, l, A->dk, A->xn);
+    devpipe_weight_grad(&s->dp, g, LORA_V, l, A->dv, A->xn);
     DevKernel *k = &A->k[SK_QKV_BWD];
     if (dp_stage(pl, &s->dp.dev, k, "dq", A->dq) || dp_stage(pl, &s->dp.dev, k, "dk", A->dk) ||
         dp_stage(pl, &s->dp.dev, k, "dv", A->dv) || dp_eval(pl, &s->dp.dev, k, l) || dp_fetch(pl, &s->dp.dev, k, "dx", s->dxn))
         return -1;
     const size_t lD = (size_t)l * D;
-    if (norm_backward(pl, s, &A->k[SK_NORM1_BWD], s->dx, g->rms_att + lD, s->dxn, A->x, p->v.rms_att + lD,
+    if (norm_backward(pl, s, &A->k[SK_NORM1_BWD], s->dx, dp_at(g->rms_att, lD), s->dxn, A->x, p->v.rms_att + lD,
                       A->rstd1) != 0)
         return -1;
     add_into(s->dx, s->dx2, (size_t)D * S);
@@ -420,6 +420,7 @@ static void st_free(Pipeline *pl) {
     dk_free(&s->dh.smax[1], &s->dp.dev);
     if (s->dp.dev.ops) device_free(&s->dp.dev);
     cpu_head_free(&s->head);
+    devpipe_lora_free(&s->dp);
     rope_table_free(&s->rope);
     free(s->dh.cls);
     free(s->layers);
@@ -492,7 +493,8 @@ static int st_setup(Pipeline *pl, St *s, const Config *cfg, int seq, const Pipel
     carve(s, s->block);
     s->dp.x0 = s->layers[0].x, s->dp.dx = s->dx, s->dp.stages = &STAGES;
     if (rope_table_init(&s->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
-        cpu_head_init(&s->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 || compile_fixed(pl, s) != 0)
+        cpu_head_init(&s->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 ||
+        (o->lora && devpipe_lora_init(&s->dp, o->lora, o->lora_cfg) != 0) || compile_fixed(pl, s) != 0)
         return -1;
     if (s->dp.dev.compiles + s->per_update > s->dp.dev.compile_budget)
         return err_set("the %s pipeline compiles %d kernels per update and %d once per process: a compile budget "

@@ -249,11 +249,7 @@ static int pipeline_setup(Trainer *t) {
     const TrainOptions *o = &t->o;
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
                           .precision = o->precision, .no_ane_extras = o->no_ane_extras};
-    if (t->tp == &t->lora) {
-        if (strcmp(o->pipeline, "cpu") != 0)
-            return err_set("--lora trains on the cpu pipeline; --pipeline %s does not take adapters yet", o->pipeline);
-        po.lora = &t->lora, po.lora_cfg = &t->st.lora, po.lora_seed = t->st.seed;
-    }
+    if (t->tp == &t->lora) po.lora = &t->lora, po.lora_cfg = &t->st.lora, po.lora_seed = t->st.seed;
     if (o->compact_vocab) {
         if (used_ids(t) != 0) return -1;
         po.vocab_rows = t->vocab_rows;
