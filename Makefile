@@ -400,7 +400,7 @@ $(STAMP): FORCE
 
 # --- targets --------------------------------------------------------------------------
 .PHONY: bench-tokenizer
-.PHONY: all test bench clean info help reconfigure fuzz fuzz-build fuzz-seeds FORCE
+.PHONY: all test bench bench-lora clean info help reconfigure fuzz fuzz-build fuzz-seeds FORCE
 all: $(BIN)
 
 $(BIN): $(BUILD)/$(CLI_MAIN:.c=.o) $(BUILD)/libanetrain.a $(STAMP)
@@ -426,6 +426,10 @@ bench: $(BIN) $(BUILD)/libanetrain.a
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/gemm_peak bench/gemm_peak.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
 	BENCH_BUILD=$(BUILD) ANETRAIN=$(abspath $(BIN)) bash bench/run.sh
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
+
+# LoRA against full fine-tuning, here and in the PyTorch peer (needs python3-torch).
+bench-lora: $(BIN)
+	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/lora.sh stories110m 8 4 2
 
 # The Qwen3 tokenizer's encode speed beside the JavaScript reference (needs node + npm).
 bench-tokenizer: $(BUILD)/bench_tokenizer
@@ -501,6 +505,7 @@ targets:
   make                 build ./$(BIN)
   make test            build and run the test runner (ends with "N passed, N failed, N skipped")
   make bench           benchmarks (long; needs python3-torch for the PyTorch peer)
+  make bench-lora      LoRA vs full fine-tuning on stories110m, beside the PyTorch peer (python3-torch)
   make bench-tokenizer the Qwen3 tokenizer's encode MB/s on one core beside the JS reference (node, npm)
   make info            what was detected (BLAS, cJSON), why, and the flags in use
   make reconfigure     probe the libraries again (after installing one on macOS, say)

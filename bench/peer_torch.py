@@ -3,7 +3,11 @@
 same AdamW recipe) trained on one window of random tokens, timed per step
 (forward + backward + AdamW), printed as one JSON line like bench_train.
 
-usage: peer_torch.py MODEL SEQ WARMUP STEPS THREADS
+usage: peer_torch.py MODEL SEQ WARMUP STEPS THREADS [LORA_RANK]
+
+With LORA_RANK > 0 every weight is frozen and rank-r adapters on the seven
+matrices of each block are trained instead, written here by hand (as PEFT
+computes them): y = W x + (alpha/r) B (A x), alpha = r, A ~ N(0, 1/r^2), B = 0.
 """
 import json, math, resource, statistics, sys, time
 
@@ -79,14 +83,37 @@ class Model(torch.nn.Module):
         return F.cross_entropy(logits, tgt)
 
 
+class LoRALinear(torch.nn.Module):
+    def __init__(s, base, r):
+        super().__init__()
+        s.base, s.scale = base, 1.0  # alpha = r
+        s.A = torch.nn.Parameter(torch.randn(r, base.in_features) / r)
+        s.B = torch.nn.Parameter(torch.zeros(base.out_features, r))
+
+    def forward(s, x):
+        return s.base(x) + s.scale * ((x @ s.A.t()) @ s.B.t())
+
+
+def add_lora(m, r):
+    for p in m.parameters():
+        p.requires_grad_(False)
+    for b in m.blocks:
+        for name in ("wq", "wk", "wv", "wo", "w1", "w2", "w3"):
+            setattr(b, name, LoRALinear(getattr(b, name), r))
+
+
 def main():
     model, T, warm, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    lora = int(sys.argv[6]) if len(sys.argv) > 6 else 0
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     D, H, L, NH, NKV, HD, V = PRESETS[model]
     m = Model(D, H, L, NH, NKV, HD, V, T)
-    decay = [p for n, p in m.named_parameters() if p.dim() >= 2]
-    nodecay = [p for n, p in m.named_parameters() if p.dim() < 2]
+    if lora:
+        add_lora(m, lora)
+    trained = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trained if p.dim() >= 2]
+    nodecay = [p for n, p in trained if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
                             lr=3e-4, betas=(0.9, 0.95), eps=1e-8, foreach=True)
     tok = torch.randint(0, V, (T,))
@@ -97,14 +124,14 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss = m(tok, tgt)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for _, p in trained], 1.0)
         opt.step()
         dt = (time.perf_counter() - t0) * 1e3
         if i >= warm:
             times.append(dt)
     med = statistics.median(times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"impl": "pytorch", "model": model, "seq": T, "median_ms": round(med, 2),
+    print(json.dumps({"impl": "pytorch" + (" lora %d" % lora if lora else ""), "model": model, "seq": T, "median_ms": round(med, 2),
                       "min_ms": round(min(times), 2), "max_ms": round(max(times), 2),
                       "tokens_per_s": round(T / (med / 1e3), 1), "peak_rss_mb": round(rss, 1),
                       "torch": torch.__version__, "threads": threads}))

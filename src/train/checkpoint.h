@@ -26,7 +26,10 @@
 //     248  f32 best_val_loss 252 f32 last_loss 256 f64 train_ms
 //     264  f64 compile_ms      272 i64 compiles        280 i64 restarts
 //     288  f64 wall_ms         296 i32 tail_pending
-//     300..511 reserved (0; files written before these fields have zeros there)
+//     304  i32 lora rank (0: the body is the whole model)  308 f32 lora alpha
+//     312  u32 lora targets (bit t: model/lora.h)  316 f32 lora dropout  320 i32 lora train_norms
+//     328  u64 the LoRA base's size  336 u64 its fingerprint; its path at 3072..4087
+//     344..511 reserved (0; files written before these fields have zeros there)
 //   RunIdentity (src/train/state.h), 512..3071; all zero in files written
 //   before it was recorded (then a resume says so and uses the flags given):
 //     512  u32 present (1)   516 i32 seq   520 u32 compact_vocab  524 u32 sequential
@@ -35,7 +38,7 @@
 //     568  char[16] pipeline 584 char[16] device  600 char[16] precision  616..1023 reserved
 //     1024 char[1024] data path (absolute; "" = built-in corpus)
 //     2048 char[1024] validation data path (absolute; "" = held-out tail)
-//     3072..4091 reserved (0)
+//     3072..4087 the LoRA base path (NUL-padded; empty unless lora rank > 0), 4088..4091 reserved (0)
 //     4092 u32      CRC-32 (IEEE) of header bytes [0, 4092)
 //   body: params, then (if flag 0) Adam m, then Adam v; each n_params fp32, in
 //         the Params block layout (src/model/params.h)
