@@ -67,10 +67,24 @@ static int info_checkpoint(const char *path, long long bytes, int verify) {
         return -1;
     if (ours && verify && ckpt_verify(path) != 0) return -1;
     printf("file:    %s (%lld bytes, %.2f MB)\n", path, bytes, bytes / 1e6);
-    char what[96];
-    if (ours) snprintf(what, sizeof what, "anetrain checkpoint v1 (%s)", has_m ? "weights + Adam m, v" : "weights");
+    char what[160];
+    if (ours && ts.lora.rank > 0) {
+        size_t n = 0;
+        lora_floats(&cfg, &ts.lora, &n);
+        snprintf(what, sizeof what, "anetrain LoRA checkpoint v1 (%zu adapter weights%s over the frozen model below)",
+                 n, has_m ? " + Adam m, v" : "");
+    } else if (ours) {
+        snprintf(what, sizeof what, "anetrain checkpoint v1 (%s)", has_m ? "weights + Adam m, v" : "weights");
+    }
     else snprintf(what, sizeof what, "original ANE-training checkpoint v%d (weights + Adam m, v)", over);
     print_model(what, &cfg);
+    if (ours && ts.lora.rank > 0) {
+        char targets[64];
+        lora_format_targets(ts.lora.targets, targets, sizeof targets);
+        printf("\nlora:    rank %d, alpha %g, targets %s%s, dropout %g; base %s (%llu bytes, fingerprint %016llx)\n",
+               ts.lora.rank, ts.lora.alpha, targets, ts.lora.train_norms ? ", norms" : "", ts.lora.dropout,
+               ts.lora_base, (unsigned long long)ts.lora_base_bytes, (unsigned long long)ts.lora_base_fp);
+    }
     printf("\nstate:   step %lld of %lld, adam_t %lld, tokens %lld, lr %g, last loss %.4f\n", (long long)ts.step,
            (long long)ts.total_steps, (long long)ts.adam_t, (long long)ts.tokens_seen, ts.lr, ts.last_loss);
     if (ours && ts.id.present)

@@ -1,5 +1,6 @@
-// kernels: the 10 MIL kernels of the dynamic pipeline (ane-spec §2.3), generated
-// from the runtime Config for a window of S positions.
+// kernels: the MIL kernels of the device pipelines, generated from the runtime
+// Config for a window of S positions: the dynamic pipeline's 10 (ane-spec §2.3)
+// and the static pipelines' baked-weight ones (§2.1-2.2, listed at the end).
 //
 // Every kernel has ONE input [1, in_c, 1, in_w] and ONE output [1, out_c, 1, S],
 // fp16, channel-first (element (c, w) at c*W + w). Weights are inputs, staged
@@ -71,6 +72,23 @@
 // "mask" [1,1,S,S] (0 where key <= query, -65504 elsewhere) in sdpaFwd and sdpaBwd1;
 // "rope_cos", "rope_sin" [1,1,S,HD] in sdpaFwd. QK-norm weights are trained, so
 // they are staged inputs, not constants.
+//
+// The static pipelines' kernels (kernels_static.c) bake their weights as
+// BLOBFILE constants and 1x1 convs; every region is an activation stacked on
+// the channel axis, width S (mil_kernel_build_baked):
+//
+//  kernel        inputs                         outputs (channel order)
+//  fwdAttn       x [D]                          o [D] = Wo·attn, attn [QD], q_rope [QD], k_rope [KVD],
+//                                               v [KVD], xn [D] = RMSNorm(x), (qk_norm) q_pre, k_pre
+//  fwdFFN        x2 [D]                         f [D] = W2·g, h1, h3, g [H], x2n [D]
+//  ffnBwd        dffn [D], h1 [H], h3 [H]       dx [D] = W1ᵀ·dh1 + W3ᵀ·dh3, dh1 [H], dh3 [H]
+//  woSdpaBwd1    q, k, v [QD] (tiled), dy [D]   sdpaBwd1's outputs with da = Woᵀ·dy
+//  qkvBwd        dq [QD], dk [KVD], dv [KVD]    dx [D] = Wqᵀ·dq + Wkᵀ·dk + Wvᵀ·dv
+//  rmsnormBwd    dy [D], x [D]                  dx [D] of RMSNorm(x; w)        (static-ane)
+//  finalNorm     x [D]                          xf [D] = RMSNorm(x; rms_final) (static-ane)
+//  classifier    xf [D]                         logits [rows] of a vocabulary chunk (static-ane)
+//  vocabSoftmax  logits [rows]                  probs [rows], max [1], sum [1] = Σ exp(l − max)
+//                                               (weight-free, per chunk size)  (static-ane)
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

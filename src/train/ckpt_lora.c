@@ -1,15 +1,26 @@
 // ckpt_lora: the frozen base of a LoRA checkpoint, and such a checkpoint as a
 // plain model (the adapters merged in). checkpoint.h.
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/err.h"
 #include "model/model_file.h"
 #include "train/checkpoint.h"
 #include "train/run_id.h"
 
+int ckpt_lora_fingerprint(const char *model, uint64_t *bytes, uint64_t *fp) {
+    struct stat sb;
+    if (stat(model, &sb) != 0 || !S_ISDIR(sb.st_mode)) return run_id_fingerprint(model, bytes, fp);
+    char path[4200];  // a Hugging Face directory: its weights file stands for it
+    snprintf(path, sizeof path, "%s/model.safetensors", model);
+    if (stat(path, &sb) != 0) snprintf(path, sizeof path, "%s/model.safetensors.index.json", model);
+    return run_id_fingerprint(path, bytes, fp);
+}
+
 int ckpt_lora_base(Params *base, const TrainState *st, const char *ckpt) {
     uint64_t bytes = 0, fp = 0;
-    if (run_id_fingerprint(st->lora_base, &bytes, &fp) != 0) return err_wrap("%s: its LoRA base model", ckpt);
+    if (ckpt_lora_fingerprint(st->lora_base, &bytes, &fp) != 0) return err_wrap("%s: its LoRA base model", ckpt);
     if (bytes != st->lora_base_bytes || fp != st->lora_base_fp)
         return err_set("%s: its LoRA base %s changed since the adapters were trained: expected %llu bytes with "
                        "fingerprint %016llx, found %llu bytes with %016llx", ckpt, st->lora_base,

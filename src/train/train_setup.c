@@ -133,7 +133,7 @@ static int lora_setup(Trainer *t) {
         return err_set("--lora trains adapters over a pretrained model: --model must name its file (found '%s')",
                        model);
     if (o->scratch) return err_set("--lora and --scratch: the adapters would adapt random weights");
-    if (run_id_fingerprint(st->lora_base, &st->lora_base_bytes, &st->lora_base_fp) != 0) return -1;
+    if (ckpt_lora_fingerprint(st->lora_base, &st->lora_base_bytes, &st->lora_base_fp) != 0) return -1;
     st->lora = o->lora;
     if (lora_init(&t->lora, &t->p.cfg, &st->lora) != 0) return -1;
     lora_init_random(&t->lora, &st->lora, &t->p, (uint64_t)o->seed);
