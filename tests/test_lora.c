@@ -449,3 +449,20 @@ TEST(lora_static_matches_cpu) {
     lora_device_step("static", "tiny-gqa");
     lora_device_step("static-ane", "tiny-qwen3");
 }
+
+// The adapters' checkpoint may not be the base model's own file.
+TEST(lora_refuses_to_save_over_its_base) {
+    const char *base = test_data("stories260K/stories260K.bin");
+    if (!base) return;
+    char copy[600], *out = NULL;
+    tmp(copy, sizeof copy, "base-copy.bin");
+    REQUIRE(test_copy_file(base, copy) == 0);
+    int rc = test_runf(&out, "%s train --model %s --lora 4 --data %s --seq 32 --steps 2 --ckpt %s -q", test_bin(), copy,
+                       test_pattern_tokens(512), copy);
+    CHECKF(rc != 0 && out && strstr(out, "is the base model itself"), "rc %d: %s", rc, out ? out : "");
+    free(out);
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    CHECK(io_read_all(base, &x, &nx) == 0 && io_read_all(copy, &y, &ny) == 0 && nx == ny && !memcmp(x, y, nx));
+    free(x), free(y);
+}

@@ -295,3 +295,16 @@ TEST(bench_table_runs_every_pipeline) {
     for (int i = 0; i < 5; i++) l[i] = strtof(s, &s);
     for (int i = 0; i < 4; i++) CHECKF(fabsf(l[i] - l[4]) < 0.01f, "%s loss %g vs cpu %g", labels[i], l[i], l[4]);
 }
+
+// --stop-after counts from where the user started, across the processes that
+// restarts make: a run stopped after 5 updates is at update 5, restarted twice.
+TEST(static_stop_after_spans_restarts) {
+    char a[600], *out = NULL;
+    int rc = test_runf(&out, "%s train " RESTART_RUN " --data %s --compile-budget 25 --stop-after 5 --ckpt %s",
+                       test_bin(), test_pattern_tokens(256), tmp_path(a, sizeof a, "stop5.bin"));
+    CHECKF(rc == 0, "%s", out ? out : "");
+    free(out);
+    TrainState st;
+    Config c;
+    CHECK(ckpt_read_header(a, &c, &st, NULL) == 0 && st.step == 5 && st.restarts == 2);
+}

@@ -2,6 +2,7 @@
 // on the same model, data and windows, each in its own process (a fresh
 // compile budget, as on the ANE), read back from the runs' logs.
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,11 @@ static int read_row(const char *log, const BenchConf *b, const Config *c, int S,
     return 0;
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
 static double pct(double a, double b) { return b > 0 ? 100 * a / b : 0; }
 
 static void print_table(const BenchRow *r, const Config *c, int S, int windows, int accum, const char *device) {
@@ -279,10 +285,7 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "anetrain bench: %s\n", err_msg());
         return 1;
     }
-    if (dir == tmp) {  // the runs' files are not wanted
-        char cmd[PATH_MAX + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        if (system(cmd) != 0) fprintf(stderr, "anetrain bench: could not remove %s\n", tmp);
-    }
+    if (dir == tmp && nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)  // the runs' files are not wanted
+        fprintf(stderr, "anetrain bench: could not remove %s: %s\n", tmp, strerror(errno));
     return 0;
 }

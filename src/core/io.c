@@ -344,11 +344,29 @@ static int write_pid(int fd) {
     return ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) == n ? 0 : -1;
 }
 
+// A process started by exec() from one that held this lock adopts its
+// descriptor (ANETRAIN_LOCK_FD): a second open and a close of either would
+// drop the lock, and leaving the old one open would leak a descriptor per exec.
+static int adopt_lock(IoLock *l) {
+    const char *env = getenv("ANETRAIN_LOCK_FD");
+    if (!env) return 0;
+    const int fd = atoi(env);
+    unsetenv("ANETRAIN_LOCK_FD");
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fd <= 2 || fcntl(fd, F_GETFD) == -1 || !same_file(fd, l->path) || fcntl(fd, F_SETLK, &fl) != 0 ||
+        write_pid(fd) != 0)
+        return 0;
+    l->fd = fd;
+    l->held = 1;
+    return 1;
+}
+
 int io_lock(IoLock *l, const char *path) {
     memset(l, 0, sizeof *l);
     l->fd = -1;
     if ((size_t)snprintf(l->path, sizeof l->path, "%s.lock", path) >= sizeof l->path)
         return err_set("%s: path too long", path);
+    if (adopt_lock(l)) return 0;
     for (int attempt = 0; attempt < 16; attempt++) {
         // no O_CLOEXEC on purpose (io.h); O_NOFOLLOW|O_NONBLOCK: a planted symlink or fifo is not used
         int fd = open(l->path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0666);

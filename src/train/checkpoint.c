@@ -449,7 +449,8 @@ int ckpt_save_progress(const char *path, const Params *p, const float *m, const 
     if (!p->data) return err_set("%s: cannot save checkpoint: the model has no parameters loaded", path);
     if (config_validate(&p->cfg, path) != 0) return err_wrap("cannot save checkpoint");
     size_t n = ckpt_layout_floats(&p->cfg);
-    if (st && st->lora.rank > 0 && lora_floats(&p->cfg, &st->lora, &n) != 0) return err_wrap("cannot save checkpoint");
+    if (st && st->lora.rank > 0 && lora_floats(&p->cfg, &st->lora, &n) != 0)
+        return err_wrap("%s: cannot save checkpoint", path);
     if (n != p->n)
         return err_set("%s: cannot save checkpoint: params block holds %zu floats, its config lays out %zu", path,
                        p->n, n);

@@ -47,9 +47,12 @@ int ckpt_load_model(const char *path, Params *p) {
     TrainState st;
     if (ckpt_load(path, p, NULL, NULL, &st) != 0) return -1;
     if (st.lora.rank <= 0) return 0;
-    Params a = *p, base;
+    Params a = *p, base = {0};
     memset(p, 0, sizeof *p);
+    char why[128];
     int rc = ckpt_lora_base(&base, &st, path);
+    if (rc == 0 && !config_equal(&base.cfg, &a.cfg, why, sizeof why))
+        rc = err_set("%s: its adapters are for another model than its base %s (%s)", path, st.lora_base, why);
     if (rc == 0) rc = lora_merge(p, &base, &a, &st.lora);
     params_free(&a);
     params_free(&base);

@@ -292,8 +292,11 @@ static int norm_backward(Pipeline *pl, St *s, DevKernel *k, float *dx, float *gw
          dp_fetch(pl, &s->dp.dev, k, "dx", dx)))
         return -1;
     double tc = time_ms();
-    if (s->extras && gw) rmsnorm_dw(gw, dy, x, rstd, D, S);
-    else rmsnorm_backward(dx, gw, dy, x, w, rstd, D, S);
+    if (s->extras) {
+        if (gw) rmsnorm_dw(gw, dy, x, rstd, D, S);  // (LoRA: frozen, nothing to do)
+    } else {
+        rmsnorm_backward(dx, gw, dy, x, w, rstd, D, S);
+    }
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
 }

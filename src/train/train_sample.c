@@ -48,7 +48,11 @@ int train_sample(Trainer *t) {
                          .topp = 0.9f, .seed = t->st.seed * 1000003u + (uint64_t)t->st.step + 1,
                          .ids = t->vocab_rows, .n_ids = t->n_vocab_rows};  // --compact-vocab: the trained rows
     char text[4096];
-    if (infer_generate_text(&t->p, &t->sample_tok, &go, text, sizeof text) != 0) return err_wrap("sampling");
+    Params merged = {0};  // LoRA: the adapted model, not its frozen base
+    if (t->tp == &t->lora && lora_merge(&merged, &t->p, &t->lora, &t->st.lora) != 0) return err_wrap("sampling");
+    const int rc = infer_generate_text(merged.data ? &merged : &t->p, &t->sample_tok, &go, text, sizeof text);
+    if (merged.data) params_free(&merged);
+    if (rc != 0) return err_wrap("sampling");
     metrics_sample(&t->mt, t->st.step, t->o.sample_prompt ? t->o.sample_prompt : "", text);
     t->mt.sample_ms += time_ms() - t0;
     return 0;

@@ -102,7 +102,11 @@ static int model_resume(Trainer *t) {
     if (t->st.lora.rank > 0) {  // the checkpoint holds the adapters; the base is the file it names
         t->lora = t->p;
         memset(&t->p, 0, sizeof t->p);
+        char why[128];
         if (ckpt_lora_base(&t->p, &t->st, o->ckpt) != 0) return -1;
+        if (!config_equal(&t->p.cfg, &t->lora.cfg, why, sizeof why))
+            return err_set("%s: its adapters are for another model than its base %s (%s)", o->ckpt, t->st.lora_base,
+                           why);
     }
     if (!o->model) return 0;
     Config want;
@@ -129,9 +133,20 @@ static int lora_setup(Trainer *t) {
     }
     if (o->lora.rank <= 0) return 0;
     const char *model = o->model ? o->model : "";
-    if (config_preset(&(Config){0}, model) == 0 || !realpath(model, st->lora_base) || strlen(st->lora_base) >= 1016)
-        return err_set("--lora trains adapters over a pretrained model: --model must name its file (found '%s')",
-                       model);
+    char base[PATH_MAX], ckpt[PATH_MAX], best[PATH_MAX], best_name[1100];
+    best_path(best_name, sizeof best_name, o->ckpt);
+    if (config_preset(&(Config){0}, model) == 0)
+        return err_set("--lora trains adapters over a pretrained model: --model must name its file, found the "
+                       "preset '%s'", model);
+    if (!realpath(model, base)) return err_set("--lora: --model %s: %s", model, strerror(errno));
+    if (strlen(base) >= sizeof st->lora_base)
+        return err_set("--lora: the base model's path is longer than %zu bytes: %s", sizeof st->lora_base - 1, base);
+    // the adapters' checkpoint must not be written over the model they adapt
+    if ((realpath(o->ckpt, ckpt) && !strcmp(ckpt, base)) || (realpath(best_name, best) && !strcmp(best, base)))
+        return err_set("--lora: --ckpt %s is the base model itself: saving the adapters would destroy it", o->ckpt);
+    if (o->res_scale > 0)
+        return err_set("--lora with --res-scale: the adapters must adapt the base as its file defines it");
+    snprintf(st->lora_base, sizeof st->lora_base, "%s", base);
     if (o->scratch) return err_set("--lora and --scratch: the adapters would adapt random weights");
     if (ckpt_lora_fingerprint(st->lora_base, &st->lora_base_bytes, &st->lora_base_fp) != 0) return -1;
     st->lora = o->lora;

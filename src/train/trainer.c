@@ -289,14 +289,24 @@ static int restart_due(Trainer *t) { return t->pl.restart_due && t->pl.restart_d
 
 // Saves for an exec() restart after the current update; tail: the evaluation,
 // sample and save due after it are left for the next process.
-static int save_for_restart(Trainer *t, int tail) {
+static int save_for_restart(Trainer *t, int tail, long long stop_at) {
     t->st.tail_pending = tail;
     t->st.restarts++;
     int rc = trainer_save(t, 0);
     t->st.tail_pending = 0;
     if (rc != 0) return -1;
+    if (g_stop) {  // a stop asked for meanwhile: the saved run is where the next --resume begins
+        t->stop = 1;
+        t->st.restarts--;
+        return 0;
+    }
     metrics_restart(&t->mt, t->st.step, device_process_compiles(),
                     "compile budget: the next update's kernels would not fit in this process");
+    // what the next process cannot read from the checkpoint: where --stop-after ends
+    char at[32];
+    snprintf(at, sizeof at, "%lld", stop_at);
+    setenv("ANETRAIN_STOP_AT", at, 1);
+    if (t->lock.held) snprintf(at, sizeof at, "%d", t->lock.fd), setenv("ANETRAIN_LOCK_FD", at, 1);
     return TRAINER_RESTART;
 }
 
@@ -329,8 +339,14 @@ static int eval_due(const Trainer *t) {
 // Returns 0, -1 on failure, or TRAINER_RESTART (saved; the caller replaces the process).
 static int train_loop(Trainer *t, int *skips_in_row) {
     TrainState *st = &t->st;
-    const long long stop_at = t->o.stop_after > 0 && t->start_step + t->o.stop_after < st->total_steps
-                                  ? t->start_step + t->o.stop_after : st->total_steps;
+    long long stop_at = t->o.stop_after > 0 && t->start_step + t->o.stop_after < st->total_steps
+                            ? t->start_step + t->o.stop_after : st->total_steps;
+    const char *restarted_at = getenv("ANETRAIN_STOP_AT");  // a process replacing one that restarted
+    if (restarted_at && t->o.resume) {
+        const long long at = atoll(restarted_at);
+        if (at > st->step && at < stop_at) stop_at = at;
+        unsetenv("ANETRAIN_STOP_AT");
+    }
     long long saved = st->step;  // the update the latest checkpoint holds (none new yet)
     if (st->tail_pending) {      // the process before this one restarted right after an update
         st->tail_pending = 0;
@@ -343,7 +359,7 @@ static int train_loop(Trainer *t, int *skips_in_row) {
         // evaluated, say): the update it follows is saved before leaving
         if (t->stop && saved != st->step && trainer_save(t, 0) != 0) return -1;
         if (st->step >= stop_at || t->stop) break;
-        if (restart_due(t)) return save_for_restart(t, 0);
+        if (restart_due(t)) return save_for_restart(t, 0, stop_at);
         UpdateResult r;
         if (trainer_update(t, &r) != 0) return -1;
         *skips_in_row = r.applied ? 0 : *skips_in_row + 1;
@@ -352,7 +368,7 @@ static int train_loop(Trainer *t, int *skips_in_row) {
                            "stopping. The last checkpoint is intact; try a lower --lr",
                            *skips_in_row, r.loss);
         step_record(t, &r, stop_at);
-        if (eval_due(t) && restart_due(t)) return save_for_restart(t, 1);
+        if (eval_due(t) && restart_due(t)) return save_for_restart(t, 1, stop_at);
         if (after_update(t, stop_at, &saved) != 0) return -1;
     }
     return 0;

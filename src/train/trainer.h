@@ -140,7 +140,10 @@ void trainer_free(Trainer *t);
 
 // trainer_run's answer when the process must be replaced (a static pipeline's
 // next kernels would exceed the compile budget): the checkpoint is saved; the
-// caller execs itself with --resume, and the run continues bit for bit.
+// caller execs itself with --resume, and the run continues bit for bit. What
+// the checkpoint does not hold travels in the environment to the next
+// process: ANETRAIN_STOP_AT (where --stop-after ends) and ANETRAIN_LOCK_FD (the
+// run lock's descriptor, left open across exec and adopted by io_lock).
 enum { TRAINER_RESTART = 2 };
 
 // Runs training to completion (or until SIGINT/SIGTERM, after which it saves
