@@ -163,7 +163,8 @@ TEST(lora_merge_equals_adapted) {
     case_free(&c);
 }
 
-// Dropout acts in training only, draws the same mask for the same window, and
+// Dropout acts in training only, draws the same masks for the same window of
+// the run (so the backward and a resume see them) and others for the next, and
 // its gradient is the gradient of the loss it computes (float central
 // differences, h = 1e-2: their error is O(h²·f''') ~ 1e-4, against the 5e-3
 // relative tolerance).
@@ -180,6 +181,10 @@ TEST(lora_dropout) {
     cpu_model_backward(&m, &c.p, g, 1.0f);
     const float t2 = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
     CHECKF(t1 != eval && t1 == t2, "eval %.8g, training %.8g then %.8g", eval, t1, t2);
+    m.lora_window = 1;  // the next window of the run: other masks
+    const float t3 = cpu_model_forward(&m, &c.p, c.tokens, c.targets);
+    m.lora_window = 0;
+    CHECKF(t3 != t1, "the masks did not change with the window: %.8g", t3);
     Rng r;
     rng_init(&r, 3);
     double worst = 0;
@@ -465,4 +470,20 @@ TEST(lora_refuses_to_save_over_its_base) {
     size_t nx = 0, ny = 0;
     CHECK(io_read_all(base, &x, &nx) == 0 && io_read_all(copy, &y, &ny) == 0 && nx == ny && !memcmp(x, y, nx));
     free(x), free(y);
+}
+
+// With dropout, a resumed run draws the masks the uninterrupted one drew.
+TEST(lora_dropout_resume_is_bit_identical) {
+    const char *base = test_data("stories260K/stories260K.bin");
+    if (!base) return;
+    char a[600], b[600], *out = NULL;
+    tmp(a, sizeof a, "drop-a.bin"), tmp(b, sizeof b, "drop-b.bin");
+#define RUN "train --model %s --lora 4 --lora-dropout 0.2 --data %s --seq 32 --accum 2 --steps 6 --eval-every 0 -q"
+    REQUIRE(test_runf(&out, "%s " RUN " --ckpt %s", test_bin(), base, test_pattern_tokens(512), a) == 0);
+    free(out);
+    REQUIRE(test_runf(&out, "%s " RUN " --stop-after 3 --ckpt %s && %s train --resume --ckpt %s -q", test_bin(), base,
+                      test_pattern_tokens(512), b, test_bin(), b) == 0);
+    free(out);
+#undef RUN
+    CHECK(same_body(a, b));
 }

@@ -88,7 +88,8 @@ typedef struct {
     // LoRA (cpu_model_set_lora): the base is frozen, the adapters trained
     const Params *lora;               // the adapters (model/lora.h), or NULL
     LoraConfig lora_cfg;
-    uint64_t lora_seed;               // of the dropout masks
+    uint64_t lora_seed;               // of the dropout masks, with lora_window: which window of the run
+    uint64_t lora_window;
     int lora_training;                // 1 during a training step: dropout applies
     float **lora_u, **lora_xd;        // (L * LORA_N_TARGETS) U = A x̃ (r,S), x̃ (in,S) with dropout
     float *lora_v, *lora_tmp, *lora_block;

@@ -58,13 +58,13 @@ void cpu_model_lora_free(CpuModel *m) {
     m->lora = NULL;
 }
 
-// The dropout mask's stream: the run's seed, the window's tokens, the layer and
-// the target — the same window gets the same mask every time, so a resumed run
-// draws exactly what it would have; the backward draws it again.
+// The dropout mask's stream: the run's seed, the window's place in the run
+// (set by the trainer), the layer and the target — fresh masks for every
+// window drawn, the same ones after a resume; the backward draws them again.
 static void mask_rng(const CpuModel *m, int l, LoraTarget t, Rng *r) {
     uint64_t h = m->lora_seed ^ 0x9e3779b97f4a7c15ull * (uint64_t)(slot(l, t) + 1);
-    for (int i = 0; i < m->S; i++) h = (h ^ (uint64_t)(unsigned)m->tokens[i]) * 0x100000001b3ull;
-    rng_init(r, h);
+    h = (h ^ m->lora_window) * 0x100000001b3ull;
+    rng_init(r, h ^ (h >> 29));
 }
 
 // x̃ = x·mask/(1-p) in training with dropout, else x itself.

@@ -9,7 +9,8 @@
 static int cpu_step(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *grads, float scale,
                     float *loss) {
     CpuModel *m = pl->impl;
-    m->lora_training = 1;  // adapter dropout, when asked for
+    m->lora_training = 1;  // adapter dropout, when asked for, with this window's masks
+    m->lora_window = pl->window;
     *loss = cpu_model_forward(m, p, tok, tgt);
     cpu_model_backward(m, p, grads, scale);
     m->lora_training = 0;

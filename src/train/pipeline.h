@@ -31,6 +31,7 @@ struct Pipeline {
     int (*restart_due)(Pipeline *pl);
     void (*free)(Pipeline *pl);
     PhaseTimes times;
+    uint64_t window;  // set by the caller before step: which window of the run this is (seeds LoRA dropout)
 };
 
 // How to build a pipeline. Zero-initialize, then set what you need.

@@ -98,6 +98,7 @@ static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
     for (int micro = 0; micro < st->accum / t->world; micro++) {
         double td = time_ms();
         dataset_skip(&t->train, (uint64_t)t->rank);
+        t->pl.window = t->train.cursor;  // a function of the run's position: the same after a resume
         dataset_next(&t->train, t->tok, t->tgt);
         dataset_skip(&t->train, (uint64_t)(t->world - 1 - t->rank));
         r->data_ms += time_ms() - td;
