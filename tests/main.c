@@ -10,6 +10,7 @@
 
 #include "ane/device.h"
 #include "core/err.h"
+#include "core/io.h"
 #include "data/dataset.h"
 
 typedef struct { const char *name, *file; TestFn fn; } TestCase;
@@ -101,6 +102,16 @@ int test_runf(char **out, const char *fmt, ...) {
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
     return test_run(cmd, out);
+}
+
+int test_ckpt_bodies_equal(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int eq = io_read_all(a, &x, &nx) == 0 && io_read_all(b, &y, &ny) == 0 && nx == ny && nx > 4096 &&
+             !memcmp(x + 4096, y + 4096, nx - 4096);
+    free(x);
+    free(y);
+    return eq;
 }
 
 int test_copy_file(const char *from, const char *to) {

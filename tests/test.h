@@ -41,6 +41,9 @@ const char *test_bin(void);
 int test_run(const char *cmd, char **out);
 // test_run with a printf-style command.
 int test_runf(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// 1 if two checkpoint files hold the same body (weights, moments) byte for
+// byte: everything after the 4096-byte header, whose timers always differ.
+int test_ckpt_bodies_equal(const char *a, const char *b);
 // Copies a file (0, or -1).
 int test_copy_file(const char *from, const char *to);
 // A fresh temporary directory for this test (removed at exit).

@@ -316,15 +316,6 @@ static double eval_loss(const char *flags) {
     return loss;
 }
 
-static int same_body(const char *a, const char *b) {
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    int eq = io_read_all(a, &x, &nx) == 0 && io_read_all(b, &y, &ny) == 0 && nx == ny && nx > 4096 &&
-             !memcmp(x + 4096, y + 4096, nx - 4096);
-    free(x), free(y);
-    return eq;
-}
-
 // stories260K fine-tuned with --lora 8 on text it never saw (anetrain's own C
 // sources, in its tokenizer): the held-out loss falls far below the base's,
 // the base file is untouched, the checkpoint is the adapters and their moments
@@ -352,7 +343,7 @@ TEST(lora_finetunes_stories260k) {
     CHECKF(rc == 0, "%s", out ? out : "");
     free(out);
 #undef RUN
-    CHECK(same_body(a, b));
+    CHECK(test_ckpt_bodies_equal(a, b));
     CHECK(io_read_all(base, &after, &na) == 0 && na == nb && !memcmp(before, after, nb));
     free(before), free(after);
     TrainState st;
@@ -485,5 +476,5 @@ TEST(lora_dropout_resume_is_bit_identical) {
                       test_pattern_tokens(512), b, test_bin(), b) == 0);
     free(out);
 #undef RUN
-    CHECK(same_body(a, b));
+    CHECK(test_ckpt_bodies_equal(a, b));
 }

@@ -58,16 +58,6 @@ static const char *half_copy(char *buf, size_t n, const char *name) {
     return test_copy_file(h, buf) == 0 ? buf : NULL;
 }
 
-static int body_equal(const char *a, const char *b) {
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    int eq = io_read_all(a, &x, &nx) == 0 && io_read_all(b, &y, &ny) == 0 && nx == ny && nx > CKPT_HEADER_BYTES &&
-             !memcmp(x + CKPT_HEADER_BYTES, y + CKPT_HEADER_BYTES, nx - CKPT_HEADER_BYTES);
-    free(x);
-    free(y);
-    return eq;
-}
-
 // `--resume --ckpt C` alone continues on the checkpoint's --data and --seq and
 // ends bit-identical to a run that never stopped.
 TEST(resume_without_data_is_bit_identical) {
@@ -83,7 +73,7 @@ TEST(resume_without_data_is_bit_identical) {
            out);
     free(out);
     REQUIRE(rc == 0);
-    CHECKF(body_equal(straight, halves), "weights or moments after 3 + resume + 3 differ from 6 straight updates");
+    CHECKF(test_ckpt_bodies_equal(straight, halves), "weights or moments after 3 + resume + 3 differ from 6 straight updates");
     Params pa, pb;
     float *ma, *va, *mb, *vb;
     TrainState sa, sb;
@@ -314,7 +304,7 @@ TEST(resume_split_does_not_follow_eval_every) {
                             "%s train --resume --ckpt %s -q", test_bin(), RECIPE, test_pattern_tokens(256), halves,
                       test_bin(), halves) == 0);
     free(out);
-    CHECK(body_equal(straight, halves));
+    CHECK(test_ckpt_bodies_equal(straight, halves));
     TrainState st;
     CHECK(read_state(halves, &st) == 0 && st.id.val_frac == 0.0f);
 }

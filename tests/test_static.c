@@ -88,16 +88,6 @@ static char *tmp_path(char *buf, size_t n, const char *name) {
     return buf;
 }
 
-static int body_equal(const char *a, const char *b) {
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    int eq = io_read_all(a, &x, &nx) == 0 && io_read_all(b, &y, &ny) == 0 && nx == ny && nx > CKPT_HEADER_BYTES &&
-             !memcmp(x + CKPT_HEADER_BYTES, y + CKPT_HEADER_BYTES, nx - CKPT_HEADER_BYTES);
-    free(x);
-    free(y);
-    return eq;
-}
-
 // The values of `key` in the records of `type`, in log order ("%s" joined by spaces).
 static int log_values(const char *log, const char *type, const char *key, char *out, size_t cap) {
     char *txt = NULL, pat[64], kp[64];
@@ -135,7 +125,7 @@ TEST(static_restarts_are_bit_identical) {
                    data, b, lb);
     if (!CHECKF(rc == 0, "one-process run: %s", out ? out : "")) return;
     free(out);
-    CHECK(body_equal(a, b));
+    CHECK(test_ckpt_bodies_equal(a, b));
     static char va[4096], vb[4096];
     CHECKF(log_values(la, "restart", "step", va, sizeof va) == 6 && !strcmp(va, "2 4 6 8 10 12 "), "restarts: %s", va);
     CHECK(log_values(lb, "restart", "step", vb, sizeof vb) == 0);
@@ -215,7 +205,7 @@ TEST(static_kill_around_restarts_resumes) {
                        test_bin(), data, a, la);
     CHECKF(rc == 0, "final resume: %s", out ? out : "");
     free(out);
-    CHECK(body_equal(a, b));
+    CHECK(test_ckpt_bodies_equal(a, b));
 }
 
 // --- training ----------------------------------------------------------------------------------
@@ -265,7 +255,7 @@ TEST(static_trains_like_cpu) {
         CHECKF(worst <= 0.02 && mean <= 0.005, "%s: loss curves differ: worst %.4g, mean %.4g", names[k], worst, mean);
     }
     CHECKF(c[49] < c[0] - 0.5f, "the model did not learn: %g -> %g", c[0], c[49]);
-    CHECK(body_equal(cs, cn));
+    CHECK(test_ckpt_bodies_equal(cs, cn));
 }
 
 // --- anetrain bench -------------------------------------------------------------------------------
