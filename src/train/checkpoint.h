@@ -84,7 +84,8 @@ int ckpt_read_header(const char *path, Config *cfg, TrainState *st, int *has_mom
 int ckpt_load(const char *path, Params *p, float **m, float **v, TrainState *st);
 // LoRA checkpoints (st->lora.rank > 0): ckpt_load gives their adapters (a
 // Params laid out by model/lora.h); these give the rest (ckpt_lora.c).
-// Size and fingerprint of a base model: a file's, or a Hugging Face directory's weights file's.
+// Size and fingerprint of a base model: a file's, or a Hugging Face directory's
+// weights (model.safetensors, or its shard index and every shard it names).
 int ckpt_lora_fingerprint(const char *model, uint64_t *bytes, uint64_t *fp);
 // The frozen base the checkpoint names, refused if its size or fingerprint changed.
 int ckpt_lora_base(Params *base, const TrainState *st, const char *ckpt);

@@ -1,21 +1,60 @@
 // ckpt_lora: the frozen base of a LoRA checkpoint, and such a checkpoint as a
 // plain model (the adapters merged in). checkpoint.h.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/err.h"
+#include "core/io.h"
 #include "model/model_file.h"
 #include "train/checkpoint.h"
 #include "train/run_id.h"
+#ifdef USE_CJSON
+#include <cjson/cJSON.h>
+#endif
+
+#ifdef USE_CJSON
+// A sharded Hugging Face model: the index's fingerprint combined with each
+// shard's (a shard rewritten under the same index changes it too).
+static int shards_fingerprint(const char *dir, const char *index, uint64_t *bytes, uint64_t *fp) {
+    char *text = NULL;
+    if (io_read_text(index, (size_t)64 << 20, &text, NULL) != 0) return -1;
+    cJSON *o = cJSON_Parse(text), *map = cJSON_GetObjectItemCaseSensitive(o, "weight_map"), *e;
+    free(text);
+    int rc = cJSON_IsObject(map) ? 0 : err_set("%s: expected a weight_map object", index);
+    char seen[64][256];
+    int n_seen = 0;
+    cJSON_ArrayForEach(e, map) {
+        if (rc != 0 || !cJSON_IsString(e)) continue;
+        int dup = 0;
+        for (int i = 0; i < n_seen; i++) dup |= !strcmp(seen[i], e->valuestring);
+        if (dup || n_seen == 64) continue;
+        snprintf(seen[n_seen++], sizeof seen[0], "%s", e->valuestring);
+        char path[4400];
+        uint64_t b = 0, f = 0;
+        snprintf(path, sizeof path, "%s/%s", dir, e->valuestring);
+        rc = run_id_fingerprint(path, &b, &f);
+        *bytes += b, *fp = (*fp ^ f) * 0x100000001b3ull;
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+#endif
 
 int ckpt_lora_fingerprint(const char *model, uint64_t *bytes, uint64_t *fp) {
     struct stat sb;
     if (stat(model, &sb) != 0 || !S_ISDIR(sb.st_mode)) return run_id_fingerprint(model, bytes, fp);
-    char path[4200];  // a Hugging Face directory: its weights file stands for it
+    char path[4200];  // a Hugging Face directory: its weights stand for it
     snprintf(path, sizeof path, "%s/model.safetensors", model);
-    if (stat(path, &sb) != 0) snprintf(path, sizeof path, "%s/model.safetensors.index.json", model);
-    return run_id_fingerprint(path, bytes, fp);
+    if (stat(path, &sb) == 0) return run_id_fingerprint(path, bytes, fp);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", model);
+    if (run_id_fingerprint(path, bytes, fp) != 0) return -1;
+#ifdef USE_CJSON
+    return shards_fingerprint(model, path, bytes, fp);
+#else
+    return 0;
+#endif
 }
 
 int ckpt_lora_base(Params *base, const TrainState *st, const char *ckpt) {
