@@ -426,6 +426,7 @@ bench: $(BIN) $(BUILD)/libanetrain.a
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/gemm_peak bench/gemm_peak.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
 	BENCH_BUILD=$(BUILD) ANETRAIN=$(abspath $(BIN)) bash bench/run.sh
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
+	$(BIN) bench --model stories15m --steps 20 --accum 10
 
 # LoRA against full fine-tuning, here and in the PyTorch peer (needs python3-torch).
 bench-lora: $(BIN)
