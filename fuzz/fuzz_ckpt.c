@@ -1,6 +1,6 @@
 // fuzz_ckpt: anetrain checkpoints. Each input is loaded as it is, then again
 // with both CRC-32s recomputed, so that mutations also reach the checks behind them.
-// seeds: ckpt.bin
+// seeds: ckpt.bin ckpt-lora.bin
 #include "fuzz.h"
 #include "train/checkpoint.h"
 

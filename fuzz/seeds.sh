@@ -53,6 +53,9 @@ done
 rm -f "$pool/ckpt.best.bin"
 "$anetrain" export --model "$pool/ckpt.bin" -o "$pool/micro-v0.bin" --version 0 > /dev/null
 "$anetrain" export --model "$pool/ckpt.bin" -o "$pool/micro-v1.bin" --version 1 > /dev/null
+# a LoRA checkpoint (adapters and the base's reference in its header)
+"$anetrain" train --model "$pool/micro-v0.bin" --lora 2 --data "$pool/tokens/micro-raw16.bin" --steps 1 \
+    --accum 1 --seq 8 --eval-every 0 --ckpt "$pool/ckpt-lora.bin" --quiet
 if "$anetrain" export --model "$pool/ckpt.bin" --format hf -o "$pool/hf" > /dev/null 2>"$work/hf.err"; then
     # a one-shard index over the same tensors, for the sharded loader
     n=$(od -An -tu8 -N8 "$pool/hf/model.safetensors" | tr -d ' ')
@@ -116,8 +119,12 @@ orig 4 20 100 1 64 16 32 2 16 2 1 8 3376 > "$pool/orig-v4.bin"
 
 # --- MIL: every kernel of the micro model, both dialects; ios18 with its blobs ------------
 kernels="sdpaFwd woFwd ffnFused ffnBwdW2t ffnBwdW13t wotBwd sdpaBwd1 sdpaBwd2 qBwd kvBwd"  # `anetrain mil --help`
-for k in $kernels; do
-    "$anetrain" mil "$k" --model "$pool/micro-zero.bin" --seq 8 --dialect ios16 > "$pool/mil/$k.ios16.mil" 2>/dev/null
+# the static pipelines' kernels (ios18 only; their blobs from random weights)
+static_kernels="fwdAttn fwdFFN ffnBwd woSdpaBwd1 qkvBwd rmsnormBwd finalNorm classifier vocabSoftmax"
+for k in $kernels $static_kernels; do
+    case " $static_kernels " in *" $k "*) ;; *)
+        "$anetrain" mil "$k" --model "$pool/micro-zero.bin" --seq 8 --dialect ios16 > "$pool/mil/$k.ios16.mil" 2>/dev/null
+    esac
     "$anetrain" mil "$k" --model "$pool/micro-zero.bin" --seq 8 --blobs "$work/blobs-$k" \
         > "$pool/mil/$k.mil" 2>/dev/null
     files=("$pool/mil/$k.mil")
