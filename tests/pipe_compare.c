@@ -15,6 +15,16 @@
 // or missing residual scale gives O(1).
 static const double BOUND = 10 * 4.8828125e-4;
 
+void pipe_compare_weights(Params *p, uint64_t seed) {
+    params_init_random(p, seed);
+    Rng r;
+    rng_init(&r, seed + 1);
+    for (int i = 0; i < p->n_tensors; i++) {
+        const TensorDesc *d = &p->t[i];
+        for (size_t k = 0; d->is_norm && k < d->numel; k++) p->data[d->offset + k] = 1.0f + 0.3f * rng_normal(&r);
+    }
+}
+
 static int run(const char *pipeline, const Config *c, const Params *p, int S, const int *rows, int n_rows,
                float *ga, float *gb, PhaseTimes *times) {
     Pipeline a, b;
@@ -55,7 +65,7 @@ int pipe_compare_step_cfg(const char *pipeline, const Config *cfg, int S, int co
     const char *preset = c.name;
     Params p;
     if (!CHECK(params_init(&p, &c) == 0)) return 0;
-    params_init_random(&p, 11);
+    pipe_compare_weights(&p, 11);
     int *rows = malloc(sizeof(int) * c.vocab), n_rows = 0;
     for (int i = 0; compact && i < c.vocab; i += 2) rows[n_rows++] = i;
     float *ga = calloc(p.n, 4), *gb = calloc(p.n, 4);

@@ -13,6 +13,7 @@
 #include "cpu/ops_ref.h"
 #include "model/lora.h"
 #include "model/safetensors.h"
+#include "pipe_compare.h"
 #include "fixture.h"
 #include "test.h"
 #include "train/checkpoint.h"
@@ -279,7 +280,8 @@ static void check_lora_golden(const char *name) {
     st.lr = 1e-2f, st.beta1 = 0.9f, st.beta2 = 0.95f, st.eps = 1e-8f, st.weight_decay = 0.1f;
     float *mom = calloc(a.n, sizeof(float)), *var = calloc(a.n, sizeof(float));
     const float *ref = fixture_f32(&fx, "lora_adamw_losses", 5);
-    for (int step = 0; ref && step < 5; step++) {
+    REQUIRE(ref != NULL);
+    for (int step = 0; step < 5; step++) {
         const float l = cpu_model_forward(&m, &fx.params, fx.tokens, fx.targets);
         CHECKF(fabs(l - ref[step]) <= GOLDEN_TOL * fabs(ref[step]), "%s: loss before update %d: %.7f, PyTorch %.7f",
                name, step, l, ref[step]);
@@ -400,41 +402,85 @@ TEST(lora_finetunes_stories260k) {
 // --- device pipelines ---------------------------------------------------------------------------
 
 // One window's adapter gradients of each device pipeline against the cpu
-// pipeline's LoRA step, tensor by tensor, within the device pipelines' 10u
-// bound (tests/pipe_compare.c): the device runs the merged weights, the CPU
-// forms dA and dB from the same dY and X as a full dW.
+// pipeline's LoRA step. The device runs the merged weights and forms
+// dB = s·G·Aᵀ and dA = s·Bᵀ·G from the same dY and X as a full weight gradient
+// G, whose error the full-training tests hold to 10u·max|G| per tensor. The
+// adapters' gradients are linear in G, so their error is bounded through the
+// map: |ΔdB_jk| ≤ s·‖A_k‖₁·max|ΔG| and |ΔdA_ki| ≤ s·‖B_·k‖₁·max|ΔG|, with
+// max|ΔG| ≤ 10u·max|G| (G of the cpu pipeline on the merged weights). A
+// contraction with a random A sums G's errors over a whole row, so a flat 10u
+// on dA and dB themselves would not hold; this bound is what the 10u on G
+// implies, per layer and target.
+static double row_l1_max(const float *m, int rows, int cols, int by_rows) {
+    double worst = 0;
+    for (int i = 0; i < (by_rows ? rows : cols); i++) {
+        double s = 0;
+        for (int j = 0; j < (by_rows ? cols : rows); j++) s += fabs(by_rows ? m[(size_t)i * cols + j] : m[(size_t)j * cols + i]);
+        worst = fmax(worst, s);
+    }
+    return worst;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
 static void lora_device_step(const char *pipeline, const char *preset) {
     Config c;
     REQUIRE(config_preset(&c, preset) == 0);
-    Params p, a;
+    Params p, a, merged;
     LoraConfig lc = {.rank = 4, .alpha = 8, .targets = (1u << LORA_N_TARGETS) - 1};
     REQUIRE(params_init(&p, &c) == 0 && lora_init(&a, &c, &lc) == 0);
-    params_init_random(&p, 11);
+    pipe_compare_weights(&p, 11);
     lora_init_random(&a, &lc, &p, 3);
     Rng r;
     rng_init(&r, 4);
     for (int i = 0; i < a.n_tensors; i++)  // B != 0, so every gradient is alive
         if (!strncmp(a.t[i].name, "lora_B.", 7)) fill_normal(a.data + a.t[i].offset, a.t[i].numel, &r, 0.05f, 0);
+    REQUIRE(lora_merge(&merged, &p, &a, &lc) == 0);
     enum { W = 32 };
-    PipelineOptions oa = {.name = "cpu", .lora = &a, .lora_cfg = &lc}, ob = oa;
+    PipelineOptions oa = {.name = "cpu", .lora = &a, .lora_cfg = &lc}, ob = oa, of = {.name = "cpu"};
     ob.name = pipeline, ob.device = "sim";
-    Pipeline pa, pb;
-    REQUIRE(pipeline_init(&pa, &oa, &c, W) == 0);
+    Pipeline pa, pb, pf;
+    REQUIRE(pipeline_init(&pa, &oa, &c, W) == 0 && pipeline_init(&pf, &of, &c, W) == 0);
     if (!CHECKF(pipeline_init(&pb, &ob, &c, W) == 0, "%s: %s", pipeline, err_msg())) return;
     int tok[W], tgt[W];
     for (int t = 0; t < W; t++) tok[t] = (int)rng_below(&r, c.vocab), tgt[t] = (int)rng_below(&r, c.vocab);
-    float *ga = calloc(a.n, 4), *gb = calloc(a.n, 4), la, lb;
-    CHECK(pa.step(&pa, &p, tok, tgt, ga, 1.0f, &la) == 0);
+    float *ga = calloc(a.n, 4), *gb = calloc(a.n, 4), *G = calloc(merged.n, 4), la, lb, lf;
+    CHECK(pa.step(&pa, &p, tok, tgt, ga, 1.0f, &la) == 0 && pf.step(&pf, &merged, tok, tgt, G, 1.0f, &lf) == 0);
     CHECKF(pb.step(&pb, &p, tok, tgt, gb, 1024.0f, &lb) == 0, "%s", err_msg());
     CHECKF(fabsf(la - lb) < 1e-3f * la, "%s: loss cpu %g vs %g", pipeline, la, lb);
     for (size_t i = 0; i < a.n; i++) gb[i] /= 1024.0f;
-    for (int i = 0; i < a.n_tensors; i++) {
-        const double e = test_rel_err(gb + a.t[i].offset, ga + a.t[i].offset, a.t[i].numel);
-        CHECKF(e <= 10 * 4.8828125e-4, "%s %s %s: relative error %.3g", pipeline, preset, a.t[i].name, e);
+    ParamViews gv;
+    params_point(&c, G, &gv);
+    const double u10 = 10 * 4.8828125e-4;
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        int in, out;
+        lora_target_dims(&c, (LoraTarget)t, &in, &out);
+        double worst = 0;
+        for (int l = 0; l < c.n_layers; l++) {
+            const LoraMat m = lora_mat(&a, &lc, (LoraTarget)t, l);
+            const float *Gl = lora_base_grad(&c, &gv, (LoraTarget)t, l);
+            float *dAa, *dBa, *dAb, *dBb;
+            lora_grad_mat(&a, &lc, ga, (LoraTarget)t, l, &dAa, &dBa);
+            lora_grad_mat(&a, &lc, gb, (LoraTarget)t, l, &dAb, &dBb);
+            double gmax = 0;
+            for (size_t i = 0; i < (size_t)in * out; i++) gmax = fmax(gmax, fabs(Gl[i]));
+            const double bound_b = m.scale * row_l1_max(m.A, m.r, in, 1) * u10 * gmax;
+            const double bound_a = m.scale * row_l1_max(m.B, out, m.r, 0) * u10 * gmax;
+            worst = fmax(worst, max_abs_diff(dBb, dBa, (size_t)out * m.r) / bound_b);
+            worst = fmax(worst, max_abs_diff(dAb, dAa, (size_t)m.r * in) / bound_a);
+        }
+        CHECKF(worst <= 1.0, "%s %s target %s: error %.3g x the bound 10u on G implies", pipeline, preset,
+               lora_target_name((LoraTarget)t), worst);
+        if (getenv("LORA_TEST_VERBOSE")) fprintf(stderr, "    %s %s %s: %.2f of the bound\n", pipeline, preset,
+                                                 lora_target_name((LoraTarget)t), worst);
     }
-    free(ga), free(gb);
-    pipeline_free(&pa), pipeline_free(&pb);
-    params_free(&p), params_free(&a);
+    free(ga), free(gb), free(G);
+    pipeline_free(&pa), pipeline_free(&pb), pipeline_free(&pf);
+    params_free(&p), params_free(&a), params_free(&merged);
 }
 
 TEST(lora_dynamic_matches_cpu) {

@@ -49,10 +49,13 @@ static void model_init(Model *m, int which) {
     m->HD = m->c.head_dim, m->NH = m->c.n_heads, m->NKV = m->c.n_kv_heads;
     CHECK_OR_ABORT(params_init(&m->p, &m->c) == 0);
     params_init_random(&m->p, 3);
-    for (size_t i = 0; i < m->p.n; i++) m->p.data[i] = fp16_to_f32(fp16_from_f32(m->p.data[i] * 4));  // larger, fp16
-    for (int l = 0; l < m->c.n_layers; l++)  // norm weights near 1, as trained ones are
-        for (int i = 0; i < m->D; i++) m->p.v.rms_att[l * m->D + i] = m->p.v.rms_ffn[l * m->D + i] = fp16_to_f32(
-            fp16_from_f32(1.0f + m->p.v.rms_att[l * m->D + i]));
+    rng_init(&m->rng, 13);
+    for (int i = 0; i < m->p.n_tensors; i++) {  // matrices 4x larger; norms 1 + 0.3 N(0,1) per channel and layer
+        const TensorDesc *d = &m->p.t[i];
+        float *w = m->p.data + d->offset;
+        for (size_t k = 0; k < d->numel; k++) w[k] = d->is_norm ? 1.0f + 0.3f * rng_normal(&m->rng) : 4.0f * w[k];
+    }
+    for (size_t i = 0; i < m->p.n; i++) m->p.data[i] = fp16_to_f32(fp16_from_f32(m->p.data[i]));  // fp16 values
     const ParamViews *v = &m->p.v;
     m->w = (MilBaked){.wq = v->wq, .wk = v->wk, .wv = v->wv, .wo = v->wo, .w1 = v->w1, .w2 = v->w2, .w3 = v->w3,
                       .rms_att = v->rms_att, .rms_ffn = v->rms_ffn, .q_norm = v->q_norm, .k_norm = v->k_norm,

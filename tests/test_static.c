@@ -53,16 +53,16 @@ TEST(static_grads_match_cpu_gqa4) {
 }
 
 // A vocabulary above the channel limit: static-ane splits its classifier and
-// softmax into 2 chunks of 20000 rows, and the combined softmax, loss and
-// gradients are the cpu pipeline's.
+// softmax into chunks of 20001 and 20000 rows (two softmax kernels), and the
+// combined softmax, loss and gradients are the cpu pipeline's.
 TEST(static_ane_chunked_vocab_matches_cpu) {
     Config c;
     REQUIRE(config_preset(&c, "tiny-mha") == 0);
     snprintf(c.name, sizeof c.name, "tiny-mha-40k");
-    c.vocab = 40000;
+    c.vocab = 40001;
     PhaseTimes t;
     if (!pipe_compare_step_cfg("static-ane", &c, 16, 0, &t)) return;
-    CHECKF(t.kernels_compiled == 2 + 7LL * c.n_layers + 1 + 2, "%lld kernels", t.kernels_compiled);
+    CHECKF(t.kernels_compiled == 3 + 7LL * c.n_layers + 1 + 2, "%lld kernels", t.kernels_compiled);
     CHECK(t.device_evals == 8LL * c.n_layers + 1 + 2 * 2);
 }
 
@@ -287,9 +287,11 @@ TEST(bench_table_runs_every_pipeline) {
 }
 
 // --stop-after counts from where the user started, across the processes that
-// restarts make: a run stopped after 5 updates is at update 5, restarted twice.
+// restarts make: stopped after 5 updates, a run is at update 5, restarted
+// twice; stopped after 4, an update that also ends a process for its
+// evaluation, it is at update 4 with that evaluation done.
 TEST(static_stop_after_spans_restarts) {
-    char a[600], *out = NULL;
+    char a[600], b[600], lb[600], *out = NULL;
     int rc = test_runf(&out, "%s train " RESTART_RUN " --data %s --compile-budget 25 --stop-after 5 --ckpt %s",
                        test_bin(), test_pattern_tokens(256), tmp_path(a, sizeof a, "stop5.bin"));
     CHECKF(rc == 0, "%s", out ? out : "");
@@ -297,4 +299,13 @@ TEST(static_stop_after_spans_restarts) {
     TrainState st;
     Config c;
     CHECK(ckpt_read_header(a, &c, &st, NULL) == 0 && st.step == 5 && st.restarts == 2);
+    rc = test_runf(&out, "%s train " RESTART_RUN " --data %s --compile-budget 25 --stop-after 4 --ckpt %s --log %s",
+                   test_bin(), test_pattern_tokens(256), tmp_path(b, sizeof b, "stop4.bin"),
+                   tmp_path(lb, sizeof lb, "stop4.jsonl"));
+    CHECKF(rc == 0, "%s", out ? out : "");
+    free(out);
+    static char v[512];
+    CHECK(ckpt_read_header(b, &c, &st, NULL) == 0 && st.step == 4);
+    CHECKF(log_values(lb, "step", "step", v, sizeof v) == 4, "steps: %s", v);
+    CHECK(log_values(lb, "eval", "step", v, sizeof v) == 1 && !strcmp(v, "4 "));
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -111,7 +112,8 @@ static int run_one(const BenchRun *br, const BenchConf *b, int i) {
                             "--pipeline", b->pipeline, "--device", br->device, "--ckpt", ckpt, "--log", log,
                             "--eval-every", "0", "--out-dir", dir, "--seq", br->seq, "--compile-budget",
                             br->budget, "-q"};
-    int n = 25;
+    int n = 0;
+    while (argv[n]) n++;
     if (*b->extra) argv[n++] = b->extra;
     if (br->data) argv[n++] = "--data", argv[n++] = br->data;
     argv[n] = NULL;
@@ -127,8 +129,9 @@ static int run_one(const BenchRun *br, const BenchConf *b, int i) {
 #endif
         _exit(127);
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
+    int status = -1;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return err_set("bench: waiting for the %s run: %s", b->label, strerror(errno));
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
     char *txt = NULL;
     io_read_text(out, 1 << 20, &txt, NULL);
@@ -255,6 +258,9 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     const int S = seq > 0 ? (seq < c.seq_len ? seq : c.seq_len) : (c.seq_len < 256 ? c.seq_len : 256);
+    struct stat sb;
+    if (dir && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return fprintf(stderr, "anetrain bench: --dir %s: expected an existing directory\n", dir), 1;
     if (!dir) {
         snprintf(tmp, sizeof tmp, "%s/anetrain-bench-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         if (!mkdtemp(tmp)) return fprintf(stderr, "anetrain bench: %s: %s\n", tmp, strerror(errno)), 1;

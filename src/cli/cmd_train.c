@@ -56,6 +56,7 @@ static void note_given(TrainGiven *g, int argc, char **argv) {
 static const char *lora_options(TrainOptions *o, float alpha) {
     if (o->lora.rank < 0) return "--lora must be >= 0";
     if (!o->lora.rank) return o->given.lora ? "--lora-alpha, --lora-targets, --lora-dropout and --train-norms need --lora R" : NULL;
+    if (!(alpha >= 0)) return "--lora-alpha must be positive";
     o->lora.alpha = alpha > 0 ? alpha : (float)o->lora.rank;
     if (lora_parse_targets(o->lora_targets, &o->lora.targets) != 0) return err_msg();
     if (!(o->lora.dropout >= 0 && o->lora.dropout < 1)) return "--lora-dropout must be in [0, 1)";

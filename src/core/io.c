@@ -353,9 +353,11 @@ static int adopt_lock(IoLock *l) {
     const int fd = atoi(env);
     unsetenv("ANETRAIN_LOCK_FD");
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    if (fd <= 2 || fcntl(fd, F_GETFD) == -1 || !same_file(fd, l->path) || fcntl(fd, F_SETLK, &fl) != 0 ||
-        write_pid(fd) != 0)
+    if (fd <= 2 || fcntl(fd, F_GETFD) == -1) return 0;
+    if (!same_file(fd, l->path) || fcntl(fd, F_SETLK, &fl) != 0 || write_pid(fd) != 0) {
+        close(fd);  // not this lock's (or unusable): the normal path takes the lock
         return 0;
+    }
     l->fd = fd;
     l->held = 1;
     return 1;

@@ -23,13 +23,17 @@ static int shards_fingerprint(const char *dir, const char *index, uint64_t *byte
     cJSON *o = cJSON_Parse(text), *map = cJSON_GetObjectItemCaseSensitive(o, "weight_map"), *e;
     free(text);
     int rc = cJSON_IsObject(map) ? 0 : err_set("%s: expected a weight_map object", index);
-    char seen[64][256];
+    char seen[256][256];
     int n_seen = 0;
     cJSON_ArrayForEach(e, map) {
         if (rc != 0 || !cJSON_IsString(e)) continue;
         int dup = 0;
         for (int i = 0; i < n_seen; i++) dup |= !strcmp(seen[i], e->valuestring);
-        if (dup || n_seen == 64) continue;
+        if (dup) continue;
+        if (n_seen == 256) {
+            rc = err_set("%s: more than 256 shards", index);
+            break;
+        }
         snprintf(seen[n_seen++], sizeof seen[0], "%s", e->valuestring);
         char path[4400];
         uint64_t b = 0, f = 0;
@@ -59,6 +63,11 @@ int ckpt_lora_fingerprint(const char *model, uint64_t *bytes, uint64_t *fp) {
 
 int ckpt_lora_base(Params *base, const TrainState *st, const char *ckpt) {
     uint64_t bytes = 0, fp = 0;
+    Config c;
+    TrainState bs;
+    if (ckpt_is_checkpoint(st->lora_base) && ckpt_read_header(st->lora_base, &c, &bs, NULL) == 0 && bs.lora.rank > 0)
+        return err_set("%s: its LoRA base %s is itself a LoRA checkpoint; merge that one first (export --merge)", ckpt,
+                       st->lora_base);
     if (ckpt_lora_fingerprint(st->lora_base, &bytes, &fp) != 0) return err_wrap("%s: its LoRA base model", ckpt);
     if (bytes != st->lora_base_bytes || fp != st->lora_base_fp)
         return err_set("%s: its LoRA base %s changed since the adapters were trained: expected %llu bytes with "

@@ -135,9 +135,10 @@ static int lora_setup(Trainer *t) {
     const char *model = o->model ? o->model : "";
     char base[PATH_MAX], ckpt[PATH_MAX], best[PATH_MAX], best_name[1100];
     best_path(best_name, sizeof best_name, o->ckpt);
-    if (config_preset(&(Config){0}, model) == 0)
-        return err_set("--lora trains adapters over a pretrained model: --model must name its file, found the "
-                       "preset '%s'", model);
+    if (config_preset(&(Config){0}, model) == 0 ||
+        (ends_with(model, ".json") && !ends_with(model, ".safetensors.index.json")))
+        return err_set("--lora trains adapters over a pretrained model: --model must name its weights, found the "
+                       "architecture-only '%s'", model);
     if (!realpath(model, base)) return err_set("--lora: --model %s: %s", model, strerror(errno));
     if (strlen(base) >= sizeof st->lora_base)
         return err_set("--lora: the base model's path is longer than %zu bytes: %s", sizeof st->lora_base - 1, base);

@@ -291,16 +291,14 @@ static int restart_due(Trainer *t) { return t->pl.restart_due && t->pl.restart_d
 // Saves for an exec() restart after the current update; tail: the evaluation,
 // sample and save due after it are left for the next process.
 static int save_for_restart(Trainer *t, int tail, long long stop_at) {
-    t->st.tail_pending = tail;
-    t->st.restarts++;
+    // every rank decides alike: a stop asked for now ends the run here instead
+    if (stop_agreed(&t->stop) != 0) return -1;
+    t->st.tail_pending = tail;  // the evaluation owed is run by whichever process resumes
+    if (!t->stop) t->st.restarts++;
     int rc = trainer_save(t, 0);
     t->st.tail_pending = 0;
     if (rc != 0) return -1;
-    if (g_stop) {  // a stop asked for meanwhile: the saved run is where the next --resume begins
-        t->stop = 1;
-        t->st.restarts--;
-        return 0;
-    }
+    if (t->stop) return 0;
     metrics_restart(&t->mt, t->st.step, device_process_compiles(),
                     "compile budget: the next update's kernels would not fit in this process");
     // what the next process cannot read from the checkpoint: where --stop-after ends
@@ -345,7 +343,7 @@ static int train_loop(Trainer *t, int *skips_in_row) {
     const char *restarted_at = getenv("ANETRAIN_STOP_AT");  // a process replacing one that restarted
     if (restarted_at && t->o.resume) {
         const long long at = atoll(restarted_at);
-        if (at > st->step && at < stop_at) stop_at = at;
+        if (at >= st->step && at < stop_at) stop_at = at;
         unsetenv("ANETRAIN_STOP_AT");
     }
     long long saved = st->step;  // the update the latest checkpoint holds (none new yet)
