@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 PRESETS = {  # dim, hidden, layers, heads, kv_heads, head_dim, vocab
+    "qwen3-0.6b": (1024, 3072, 28, 16, 8, 128, 151936),  # QK-norm, rotate-half RoPE theta 1e6, eps 1e-6
     "stories15m": (288, 768, 6, 6, 6, 48, 32000),
     "stories42m": (512, 1376, 8, 8, 8, 64, 32000),
     "stories110m": (768, 2048, 12, 12, 12, 64, 32000),
@@ -22,10 +23,17 @@ PRESETS = {  # dim, hidden, layers, heads, kv_heads, head_dim, vocab
 }
 
 
+QWEN = {"qwen3-0.6b"}
+
+
 class Block(torch.nn.Module):
-    def __init__(s, D, H, NH, NKV, HD):
+    def __init__(s, D, H, NH, NKV, HD, qwen=False):
         super().__init__()
-        s.NH, s.NKV, s.HD = NH, NKV, HD
+        s.NH, s.NKV, s.HD, s.qwen = NH, NKV, HD, qwen
+        s.eps = 1e-6 if qwen else 1e-5
+        if qwen:  # Qwen3's QK-norm: RMSNorm over each head's channels, before RoPE
+            s.qn = torch.nn.Parameter(torch.ones(HD))
+            s.kn = torch.nn.Parameter(torch.ones(HD))
         s.wq = torch.nn.Linear(D, NH * HD, bias=False)
         s.wk = torch.nn.Linear(D, NKV * HD, bias=False)
         s.wv = torch.nn.Linear(D, NKV * HD, bias=False)
@@ -38,11 +46,15 @@ class Block(torch.nn.Module):
 
     def forward(s, x, cos, sin, mask):
         T = x.shape[0]
-        h = rms(x, s.n1)
+        h = rms(x, s.n1, s.eps)
         q = s.wq(h).view(T, s.NH, s.HD).transpose(0, 1)
         k = s.wk(h).view(T, s.NKV, s.HD).transpose(0, 1)
         v = s.wv(h).view(T, s.NKV, s.HD).transpose(0, 1)
-        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        if s.qwen:
+            q, k = rms(q, s.qn, s.eps), rms(k, s.kn, s.eps)
+            q, k = rope_half(q, cos, sin), rope_half(k, cos, sin)
+        else:
+            q, k = rope(q, cos, sin), rope(k, cos, sin)
         R = s.NH // s.NKV
         if R > 1:
             k = k.repeat_interleave(R, 0)
@@ -50,7 +62,7 @@ class Block(torch.nn.Module):
         att = (q @ k.transpose(1, 2)) / math.sqrt(s.HD) + mask
         a = (att.softmax(-1) @ v).transpose(0, 1).reshape(T, -1)
         x = x + s.wo(a)
-        h = rms(x, s.n2)
+        h = rms(x, s.n2, s.eps)
         return x + s.w2(F.silu(s.w1(h)) * s.w3(h))
 
 
@@ -63,13 +75,21 @@ def rope(x, cos, sin):  # interleaved pairs, as llama2.c
     return torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), -1).flatten(-2)
 
 
+def rope_half(x, cos, sin):  # Hugging Face rotate_half: pairs (i, i + hd/2)
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), -1)
+
+
 class Model(torch.nn.Module):
-    def __init__(s, D, H, L, NH, NKV, HD, V, T):
+    def __init__(s, D, H, L, NH, NKV, HD, V, T, qwen=False):
         super().__init__()
         s.emb = torch.nn.Embedding(V, D)
-        s.blocks = torch.nn.ModuleList([Block(D, H, NH, NKV, HD) for _ in range(L)])
+        s.blocks = torch.nn.ModuleList([Block(D, H, NH, NKV, HD, qwen) for _ in range(L)])
         s.norm = torch.nn.Parameter(torch.ones(D))
-        f = 1.0 / (10000.0 ** (torch.arange(0, HD, 2).float() / HD))
+        s.eps = 1e-6 if qwen else 1e-5
+        theta = 1e6 if qwen else 10000.0
+        f = 1.0 / (theta ** (torch.arange(0, HD, 2).float() / HD))
         ang = torch.outer(torch.arange(T).float(), f)
         s.register_buffer("cos", ang.cos())
         s.register_buffer("sin", ang.sin())
@@ -79,7 +99,7 @@ class Model(torch.nn.Module):
         x = s.emb(tok)
         for b in s.blocks:
             x = b(x, s.cos, s.sin, s.mask)
-        logits = rms(x, s.norm) @ s.emb.weight.t()  # tied classifier
+        logits = rms(x, s.norm, s.eps) @ s.emb.weight.t()  # tied classifier
         return F.cross_entropy(logits, tgt)
 
 
@@ -108,7 +128,7 @@ def main():
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     D, H, L, NH, NKV, HD, V = PRESETS[model]
-    m = Model(D, H, L, NH, NKV, HD, V, T)
+    m = Model(D, H, L, NH, NKV, HD, V, T, model in QWEN)
     if lora:
         add_lora(m, lora)
     trained = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
