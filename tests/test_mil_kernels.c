@@ -160,7 +160,7 @@ TEST(mil_emit_rejects_bad_shapes) {
     }
 }
 
-// fp16 literals are rounded to fp16 and printed so that they parse back exactly.
+// fp16 literals are rounded to fp16 and printed, in fixed notation, so that they parse back exactly.
 TEST(mil_emit_fp16_literals_round_trip) {
     const float vals[] = {0.1f, 1.0f / 3, 0.125f, -65504.0f, 1e-6f, 1.0f / 768, 0.2041241f, 3.14159265f, 6e-8f};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
@@ -175,6 +175,9 @@ TEST(mil_emit_fp16_literals_round_trip) {
         float back = strtof(p + 9, NULL);
         CHECKF(back == h16(vals[i]), "%g printed as %.20s, parses to %.9g, fp16 value %.9g", (double)vals[i], p + 9,
                (double)back, (double)h16(vals[i]));
+        const size_t len = strcspn(p + 9, ")");
+        CHECKF(!memchr(p + 9, 'e', len) && !memchr(p + 9, 'E', len), "%g printed with an exponent: %.*s",
+               (double)vals[i], (int)len, p + 9);  // fixed notation, as the MIL the ANE compiles is written
         free(t);
         mil_emit_free(&e);
     }

@@ -92,12 +92,20 @@ static void put_string_lit(MilEmit *e, const char *s) {
 
 static const char *eq(const MilEmit *e) { return e->dialect == MIL_DIALECT_IOS18 ? "=" : " = "; }
 
-// Shortest decimal that parses back (strtof) to exactly the fp16-rounded value.
+// The shortest fixed-notation decimal (no exponent: the tools that write the
+// MIL the ANE is known to compile never use one) that parses back (strtof) to
+// exactly the fp16-rounded value; every fp16 value has one within 24 decimals.
 static void fmt_half(char *out, size_t n, float v) {
     const float f = fp16_to_f32(fp16_from_f32(v));
-    for (int p = 1; p <= 9; p++) {
-        snprintf(out, n, "%.*g", p, (double)f);
-        if (strtof(out, NULL) == f) return;
+    for (int p = 1; p <= 25; p++) {
+        snprintf(out, n, "%.*f", p, (double)f);
+        if (strtof(out, NULL) == f) break;
+    }
+    // drop trailing zeros past the first decimal (1.500 -> 1.5)
+    char *dot = strchr(out, '.');
+    if (dot) {
+        char *end = out + strlen(out) - 1;
+        while (end > dot + 1 && *end == '0') *end-- = 0;
     }
 }
 
@@ -222,7 +230,7 @@ MilVal mil_emit_const_fp16(MilEmit *e, const char *name, float v) {
         return fail(e, "fp16 constant %g does not fit fp16 (largest finite 65504)", (double)v);
     MilVal r = new_value(e, name, MIL_FP16, 0, NULL);
     if (r == MIL_NONE) return r;
-    char lit[32];
+    char lit[48];
     fmt_half(lit, sizeof lit, v);
     put_const_head(e, r);
     put_scalar_open(e, MIL_FP16);

@@ -28,8 +28,9 @@
 // "arg = value" spacing, as coremltools prints it.
 //
 // Arguments are printed in alphabetical order (as coremltools does).
-// Floating literals are rounded to fp16 first and printed with enough digits to
-// round-trip exactly (never "%f", which loses precision below 1e-3).
+// Floating literals are rounded to fp16 first and printed in fixed notation (no
+// exponent, as the tools that write the MIL the ANE compiles do) with enough
+// digits to round-trip exactly.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
