@@ -175,7 +175,7 @@ void rmsnorm_backward_add(float *dx, float *dw, const float *dy, const float *x,
                           int C, int S, const float *residual) {
     NormBwd j = {dx, dw, dy, x, w, rstd, residual, C, S};
     if (dw) par_for((size_t)C, 4, 2.0 * S, norm_bwd_dw_run, &j);  // before dx: dx may alias nothing we read
-    par_for((size_t)S, 8, 4.0 * C, norm_bwd_dx_run, &j);
+    if (dx) par_for((size_t)S, 8, 4.0 * C, norm_bwd_dx_run, &j);
 }
 
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,

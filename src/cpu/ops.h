@@ -21,7 +21,8 @@ void embed_backward(float *dembed, const float *dx, const int *tok, int D, int S
 // --- RMSNorm over channels, per position ------------------------------------------
 // y[C,S] = x * w[c] * rstd[t],  rstd[t] = (mean_c x[c,t]^2 + eps)^-1/2 (saved for backward)
 void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int C, int S, float eps);
-// dx[C,S] = rstd*(w*dy - x*rstd^2 * mean_c(dy*w*x)),  dw[C] += sum_t dy*x*rstd (skipped if dw NULL: frozen)
+// dx[C,S] = rstd*(w*dy - x*rstd^2 * mean_c(dy*w*x)),  dw[C] += sum_t dy*x*rstd
+// (dw NULL: frozen, no weight gradient; dx NULL: only the weight gradient, dx computed elsewhere)
 void rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,
                       int C, int S);
 

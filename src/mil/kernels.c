@@ -32,15 +32,7 @@ static MilVal gen_sdpa_fwd(Gen *g) {
         kg_in_spatial(g, "q_norm", MIL_REG_VEC, g->HD, 1);
         kg_in_spatial(g, "k_norm", MIL_REG_VEC, g->HD, 1);
     }
-    kg_out_region(g, "attn", g->QD);
-    kg_out_region(g, "q_rope", g->QD);
-    kg_out_region(g, "k_rope", g->KVD);
-    kg_out_region(g, "v", g->KVD);
-    kg_out_region(g, "xn", g->D);
-    if (qkn) {
-        kg_out_region(g, "q_pre", g->QD);
-        kg_out_region(g, "k_pre", g->KVD);
-    }
+    kg_attention_out_regions(g);
     kg_declare_input(g);
     MilEmit *e = &g->e;
 
@@ -53,17 +45,11 @@ static MilVal gen_sdpa_fwd(Gen *g) {
     MilVal qnw = qkn ? kg_take(g, "q_norm", "qnw") : MIL_NONE, knw = qkn ? kg_take(g, "k_norm", "knw") : MIL_NONE;
     KgAttn at = kg_attention(g, q_mt, k_mt, v_mt, qnw, knw);
 
+    MilVal attn = kg_from_heads(g, at.a, "at", "attn"), v_out = kg_flat(g, v_mt, g->KVD, "v_out");
+    MilVal q_pre = qkn ? kg_flat(g, q_mt, g->QD, "q_pre") : MIL_NONE;
+    MilVal k_pre = qkn ? kg_flat(g, k_mt, g->KVD, "k_pre") : MIL_NONE;
     MilVal outs[7];
-    int n = 0;
-    outs[n++] = kg_from_heads(g, at.a, "at", "attn");
-    outs[n++] = kg_from_heads(g, at.qr, "qr", "q_rope");
-    outs[n++] = kg_from_heads(g, at.kr, "kr", "k_rope");
-    outs[n++] = kg_flat(g, v_mt, g->KVD, "v_out");
-    outs[n++] = xn;
-    if (qkn) {
-        outs[n++] = kg_flat(g, q_mt, g->QD, "q_pre");
-        outs[n++] = kg_flat(g, k_mt, g->KVD, "k_pre");
-    }
+    const int n = kg_attention_outs(g, &at, attn, v_out, xn, q_pre, k_pre, outs, 0);
     return mil_emit_concat(e, n, outs, 1, "out");
 }
 

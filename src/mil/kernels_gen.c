@@ -250,6 +250,29 @@ KgAttn kg_attention(Gen *g, MilVal q_mt, MilVal k_mt, MilVal v_mt, MilVal qnw, M
     return r;
 }
 
+void kg_attention_out_regions(Gen *g) {
+    kg_out_region(g, "attn", g->QD);
+    kg_out_region(g, "q_rope", g->QD);
+    kg_out_region(g, "k_rope", g->KVD);
+    kg_out_region(g, "v", g->KVD);
+    kg_out_region(g, "xn", g->D);
+    if (g->cfg->qk_norm) {
+        kg_out_region(g, "q_pre", g->QD);
+        kg_out_region(g, "k_pre", g->KVD);
+    }
+}
+
+int kg_attention_outs(Gen *g, const KgAttn *at, MilVal attn, MilVal v, MilVal xn, MilVal q_pre, MilVal k_pre,
+                      MilVal *outs, int n) {
+    outs[n++] = attn;
+    outs[n++] = kg_from_heads(g, at->qr, "qr", "q_rope");
+    outs[n++] = kg_from_heads(g, at->kr, "kr", "k_rope");
+    outs[n++] = v;
+    outs[n++] = xn;
+    if (g->cfg->qk_norm) outs[n++] = q_pre, outs[n++] = k_pre;
+    return n;
+}
+
 void kg_sdpa_bwd1_outputs(Gen *g) {
     kg_out_region(g, "dv", g->QD);
     kg_out_region(g, "probs", g->NH * g->S);

@@ -95,6 +95,14 @@ typedef struct {
 // (any shape of HD elements; MIL_NONE without QK-norm), RoPE, causal softmax, P·V.
 KgAttn kg_attention(Gen *g, MilVal q_mt, MilVal k_mt, MilVal v_mt, MilVal qnw, MilVal knw);
 
+// The attention kernels' (sdpaFwd, fwdAttn) shared output regions, after any
+// of their own: attn, q_rope, k_rope, v, xn, and with QK-norm q_pre, k_pre ...
+void kg_attention_out_regions(Gen *g);
+// ... and their values appended to outs[n..] in that order (q_rope, k_rope
+// made from at here); returns the new count. q_pre, k_pre only with QK-norm.
+int kg_attention_outs(Gen *g, const KgAttn *at, MilVal attn, MilVal v, MilVal xn, MilVal q_pre, MilVal k_pre,
+                      MilVal *outs, int n);
+
 // sdpaBwd1's output regions (dv, probs, dp), declared before the input.
 void kg_sdpa_bwd1_outputs(Gen *g);
 // sdpaBwd1's body from da [1, QD, 1, S] and the input regions q, k, v (k, v tiled to NH heads).

@@ -18,15 +18,7 @@ static MilVal gen_attn_fwd(Gen *g) {
     const int qkn = g->cfg->qk_norm;
     kg_in_channels(g, "x", g->D);
     kg_out_region(g, "o", g->D);
-    kg_out_region(g, "attn", g->QD);
-    kg_out_region(g, "q_rope", g->QD);
-    kg_out_region(g, "k_rope", g->KVD);
-    kg_out_region(g, "v", g->KVD);
-    kg_out_region(g, "xn", g->D);
-    if (qkn) {
-        kg_out_region(g, "q_pre", g->QD);
-        kg_out_region(g, "k_pre", g->KVD);
-    }
+    kg_attention_out_regions(g);
     kg_declare_input(g);
     MilEmit *e = &g->e;
     MilVal x = kg_take(g, "x", "x_in");
@@ -39,15 +31,8 @@ static MilVal gen_attn_fwd(Gen *g) {
     KgAttn at = kg_attention(g, q, k, v, qnw, knw);
     MilVal a = kg_from_heads(g, at.a, "at", "attn");
     MilVal o = mil_emit_conv(e, a, kg_weight(g, "wo", w ? w->wo : NULL, g->D, g->QD, 0), "o");
-    MilVal outs[8];
-    int n = 0;
-    outs[n++] = o;
-    outs[n++] = a;
-    outs[n++] = kg_from_heads(g, at.qr, "qr", "q_rope");
-    outs[n++] = kg_from_heads(g, at.kr, "kr", "k_rope");
-    outs[n++] = v;
-    outs[n++] = xn;
-    if (qkn) outs[n++] = q, outs[n++] = k;
+    MilVal outs[8] = {o};
+    const int n = kg_attention_outs(g, &at, a, v, xn, q, k, outs, 1);
     return mil_emit_concat(e, n, outs, 1, "out");
 }
 

@@ -28,6 +28,7 @@
 #include "core/fp16.h"
 #include "core/gemm.h"
 #include "core/timer.h"
+#include "cpu/ops_fast.h"
 #include "train/devpipe.h"
 #include "train/pipeline.h"
 
@@ -74,20 +75,6 @@ typedef struct {
     int compiled;         // the baked weights are the current ones
     int has_kernels;      // kernels were compiled once (surfaces exist)
 } St;
-
-// The RMSNorm weight gradient alone: dw[c] += Σ_t dy·x·rstd (the device computed dx).
-static void rmsnorm_dw(float *dw, const float *dy, const float *x, const float *rstd, int C, int S) {
-    for (int c = 0; c < C; c++) {
-        const float *a = dy + (size_t)c * S, *b = x + (size_t)c * S;
-        float acc = 0;
-        for (int t = 0; t < S; t++) acc += a[t] * b[t] * rstd[t];
-        dw[c] += acc;
-    }
-}
-
-static void add_into(float *dst, const float *src, size_t n) {  // dst += src
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
-}
 
 static void axpy_into(float *dst, const float *x, float a, const float *y, size_t n) {  // dst = x + a·y
     for (size_t i = 0; i < n; i++) dst[i] = x[i] + a * y[i];
@@ -292,11 +279,8 @@ static int norm_backward(Pipeline *pl, St *s, DevKernel *k, float *dx, float *gw
          dp_fetch(pl, &s->dp.dev, k, "dx", dx)))
         return -1;
     double tc = time_ms();
-    if (s->extras) {
-        if (gw) rmsnorm_dw(gw, dy, x, rstd, D, S);  // (LoRA: frozen, nothing to do)
-    } else {
-        rmsnorm_backward(dx, gw, dy, x, w, rstd, D, S);
-    }
+    float *cpu_dx = s->extras ? NULL : dx;  // with the extras the device computed dx
+    if (cpu_dx || gw) rmsnorm_backward(cpu_dx, gw, dy, x, w, rstd, D, S);  // (gw NULL: frozen under LoRA)
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
 }
@@ -322,7 +306,7 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
     if (norm_backward(pl, s, &A->k[SK_NORM2_BWD], s->dx2, dp_at(g->rms_ffn, lD), s->dxn, A->x2, p->v.rms_ffn + lD,
                       A->rstd2) != 0)
         return -1;
-    add_into(s->dx2, s->dx, DS);
+    vec_add(s->dx2, s->dx, DS);
     return 0;
 }
 
@@ -370,7 +354,7 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
     if (norm_backward(pl, s, &A->k[SK_NORM1_BWD], s->dx, dp_at(g->rms_att, lD), s->dxn, A->x, p->v.rms_att + lD,
                       A->rstd1) != 0)
         return -1;
-    add_into(s->dx, s->dx2, (size_t)D * S);
+    vec_add(s->dx, s->dx2, (size_t)D * S);
     return 0;
 }
 
