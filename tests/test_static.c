@@ -284,6 +284,10 @@ TEST(bench_table_runs_every_pipeline) {
     float l[5];
     for (int i = 0; i < 5; i++) l[i] = strtof(s, &s);
     for (int i = 0; i < 4; i++) CHECKF(fabsf(l[i] - l[4]) < 0.01f, "%s loss %g vs cpu %g", labels[i], l[i], l[4]);
+    // --only with no match is refused before anything runs
+    CHECK(test_runf(&out, "%s bench --model tiny-gqa --only nothing", test_bin()) == 2 && out &&
+          strstr(out, "matches none"));
+    free(out);
 }
 
 // --stop-after counts from where the user started, across the processes that

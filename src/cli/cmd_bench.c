@@ -210,6 +210,7 @@ static int write_json(const char *path, const BenchRow *r, const Config *c, int 
     AtomicFile af;
     if (io_atomic_open(&af, path) != 0) return -1;
     for (int i = 0; i < N_CONFS; i++) {
+        if (!r[i].ok) continue;  // left out by --only
         JsonW j;
         jsonw_begin(&j, "bench");
         jsonw_str(&j, "config", CONFS[i].label);
@@ -250,6 +251,11 @@ int cmd_bench(int argc, char **argv) {
     if (windows < 1 || accum < 1 || windows % accum)
         return fprintf(stderr, "anetrain bench: --steps must be a positive multiple of --accum\n"), 2;
     if (budget < 1) return fprintf(stderr, "anetrain bench: --compile-budget must be positive\n"), 2;
+    int any = 0;
+    for (int i = 0; i < N_CONFS; i++) any |= !only || strstr(CONFS[i].label, only) != NULL;
+    if (!any)
+        return fprintf(stderr, "anetrain bench: --only %s matches none of static, static-ane, static-ane no extras, "
+                               "dynamic, cpu\n", only), 2;
     Config c;
     char self[PATH_MAX], tmp[PATH_MAX];
     if (model_config(model, &c) != 0 || restart_self_path(self, sizeof self) != 0 ||
