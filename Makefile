@@ -431,6 +431,7 @@ bench: $(BIN) $(BUILD)/libanetrain.a
 # LoRA against full fine-tuning, here and in the PyTorch peer (needs python3-torch).
 bench-lora: $(BIN)
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/lora.sh stories110m 8 4 2
+	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/lora.sh stories110m 8 4 2 static
 
 # The Qwen3 tokenizer's encode speed beside the JavaScript reference (needs node + npm).
 bench-tokenizer: $(BUILD)/bench_tokenizer

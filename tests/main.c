@@ -104,6 +104,27 @@ int test_runf(char **out, const char *fmt, ...) {
     return test_run(cmd, out);
 }
 
+// The values of `key` in the records of `type`, in log order ("%s" joined by spaces).
+int test_log_values(const char *log, const char *type, const char *key, char *out, size_t cap) {
+    char *txt = NULL, pat[64], kp[64];
+    if (io_read_all(log, &txt, NULL) != 0) return -1;
+    snprintf(pat, sizeof pat, "\"type\":\"%s\"", type);
+    snprintf(kp, sizeof kp, "\"%s\":", key);
+    int n = 0;
+    size_t at = 0;
+    out[0] = 0;
+    for (char *s = strstr(txt, pat); s; s = strstr(s + 1, pat)) {
+        char *e = strchr(s, '\n'), *v = strstr(s, kp);
+        if (!v || (e && v > e)) continue;
+        v += strlen(kp);
+        size_t len = strcspn(v, ",}");
+        if (at + len + 2 < cap) at += (size_t)snprintf(out + at, cap - at, "%.*s ", (int)len, v);
+        n++;
+    }
+    free(txt);
+    return n;
+}
+
 int test_ckpt_bodies_equal(const char *a, const char *b) {
     char *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;

@@ -44,6 +44,9 @@ int test_runf(char **out, const char *fmt, ...) __attribute__((format(printf, 2,
 // 1 if two checkpoint files hold the same body (weights, moments) byte for
 // byte: everything after the 4096-byte header, whose timers always differ.
 int test_ckpt_bodies_equal(const char *a, const char *b);
+// The values of `key` in the JSONL log's records of `type`, in log order,
+// joined by spaces into out; returns how many (-1 if the log is unreadable).
+int test_log_values(const char *log, const char *type, const char *key, char *out, size_t cap);
 // Copies a file (0, or -1).
 int test_copy_file(const char *from, const char *to);
 // A fresh temporary directory for this test (removed at exit).

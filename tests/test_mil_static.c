@@ -22,6 +22,7 @@
 #include "mil/kernels.h"
 #include "mil/mil_blob.h"
 #include "mil/mil_interp.h"
+#include "model/lora.h"
 #include "model/params.h"
 #include "test.h"
 
@@ -241,6 +242,98 @@ TEST(mil_static_kernels_match_cpu_ops) {
         check_attn_bwd(&m);
         check_extras(&m);
         params_free(&m.p);
+    }
+}
+
+// --- LoRA: the base baked, the adapters and norms as inputs -----------------------------------
+//
+// Each layer kernel built with the adapters as input regions (and the norm
+// weights as inputs) against the same kernel baked from the merged weights
+// W + s·B·A. The values are chosen so that the merged weights are exact in
+// fp16: W on a grid of 2^-10 below 1 in magnitude, A and B on a grid of 2^-5
+// below 1/2, r = 4 and s = 2, so s·B·A lies on the 2^-10 grid below 2
+// (11 significant bits: fp16 holds it). Both sides then compute in fp32 from
+// the same values, and only the summation order differs: products of at most
+// K = 128 terms through at most 4 chained matmuls give 4·K·2^-24 ≈ 3.1e-5
+// relative to the largest element.
+#define LORA_BOUND (4.0 * 128 / 16777216.0)
+
+static float grid(Rng *r, float step, float lim) {
+    const float v = roundf(rng_normal(r) * lim / 3 / step) * step;
+    return fminf(fmaxf(v, -lim + step), lim - step);
+}
+
+// The layer-0 inputs of kernel k: activations from act (by region name order),
+// Aᵀ and B of every adapter region, the norms; NULL-terminated per region.
+static float *lora_input(const Model *m, const MilRegion *rg, const Params *a, const LoraConfig *lc, Rng *r) {
+    float *x = malloc(sizeof(float) * (size_t)rg->nc * rg->nw);
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        for (int b = 0; b < 2; b++) {
+            if (strcmp(rg->name, mil_lora_region(t, b))) continue;
+            const LoraMat mt = lora_mat(a, lc, (LoraTarget)t, 0);
+            for (int i = 0; i < rg->nc; i++)
+                for (int j = 0; j < rg->nw; j++)  // Aᵀ [in, r], B [out, r]
+                    x[(size_t)i * rg->nw + j] = b ? mt.B[(size_t)i * mt.r + j] : mt.A[(size_t)j * mt.in + i];
+            return x;
+        }
+    const float *norm = !strcmp(rg->name, "rms_att") || !strcmp(rg->name, "rms") ? m->w.rms_att
+                        : !strcmp(rg->name, "rms_ffn")                            ? m->w.rms_ffn : NULL;
+    for (size_t i = 0; i < (size_t)rg->nc * rg->nw; i++) x[i] = norm ? norm[i] : rng_normal(r);
+    return x;
+}
+
+static void check_lora_kind(Model *m, MilKernelKind kind, const Params *a, const LoraConfig *lc, const Params *merged) {
+    MilBaked wl = m->w, wm = m->w;
+    wl.lora_rank = lc->rank, wl.lora_targets = lc->targets, wl.lora_scale = lc->alpha / lc->rank, wl.norms_in = 1;
+    float *twos = malloc(sizeof(float) * m->D);  // what the kernel would bake if it ignored norms_in
+    for (int i = 0; i < m->D; i++) twos[i] = 2.0f;
+    wl.rms_att = wl.rms_ffn = wl.rms = twos;
+    const ParamViews *v = &merged->v;
+    wm.wq = v->wq, wm.wk = v->wk, wm.wv = v->wv, wm.wo = v->wo, wm.w1 = v->w1, wm.w2 = v->w2, wm.w3 = v->w3;
+    MilKernel kl, km;
+    if (!CHECKF(mil_kernel_build_baked(kind, &m->c, m->S, &wl, &kl) == 0 &&
+                    mil_kernel_build_baked(kind, &m->c, m->S, &wm, &km) == 0, "%s", err_msg())) {
+        free(twos);
+        return;
+    }
+    CHECKF(kl.n_in > km.n_in || kind == MIL_K_FINAL_NORM, "%s: no adapter inputs", kl.name);
+    Rng r;
+    rng_init(&r, 21);
+    float *in[MIL_KERNEL_MAX_REGIONS];
+    for (int i = 0; i < kl.n_in; i++) in[i] = lora_input(m, &kl.in[i], a, lc, &r);
+    for (int i = 0; i < km.n_in; i++) CHECK(!strcmp(km.in[i].name, kl.in[i].name));  // activations first
+    float *ol = run(&kl, (const float *const *)in), *om = run(&km, (const float *const *)in);
+    for (int i = 0; ol && om && i < km.n_out; i++) {
+        const MilRegion *ro = &km.out[i];
+        const double e = test_rel_err(ol + (size_t)ro->c0 * m->S, om + (size_t)ro->c0 * m->S, (size_t)ro->nc * m->S);
+        CHECKF(e <= LORA_BOUND, "%s %s %s: adapters as inputs vs merged: %.3g > %.3g", m->c.name, kl.name, ro->name,
+               e, LORA_BOUND);
+    }
+    for (int i = 0; i < kl.n_in; i++) free(in[i]);
+    free(ol), free(om), free(twos);
+    mil_kernel_free(&kl), mil_kernel_free(&km);
+}
+
+TEST(mil_static_lora_inputs_match_merged) {
+    const MilKernelKind kinds[] = {MIL_K_ATTN_FWD, MIL_K_FFN_FWD, MIL_K_FFN_BWD, MIL_K_WO_SDPA_BWD1, MIL_K_QKV_BWD,
+                                   MIL_K_RMSNORM_BWD, MIL_K_FINAL_NORM};
+    for (int which = 0; which < 4; which++) {
+        Model m;
+        model_init(&m, which);
+        Rng r;
+        rng_init(&r, 5);
+        for (int i = 0; i < m.p.n_tensors; i++)
+            if (!m.p.t[i].is_norm)
+                for (size_t k = 0; k < m.p.t[i].numel; k++) m.p.data[m.p.t[i].offset + k] = grid(&r, 1.0f / 1024, 1.0f);
+        LoraConfig lc = {.rank = 4, .alpha = 8, .targets = (1u << LORA_N_TARGETS) - 1};
+        Params a, merged;
+        REQUIRE(lora_init(&a, &m.c, &lc) == 0);
+        for (size_t k = 0; k < a.n; k++) a.data[k] = grid(&r, 1.0f / 32, 0.5f);
+        REQUIRE(lora_merge(&merged, &m.p, &a, &lc) == 0);
+        for (size_t k = 0; k < merged.n; k++)  // exact in fp16, as the bound needs
+            if (!CHECKF(fp16_to_f32(fp16_from_f32(merged.data[k])) == merged.data[k], "merged %g", merged.data[k])) break;
+        for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) check_lora_kind(&m, kinds[i], &a, &lc, &merged);
+        params_free(&a), params_free(&merged), params_free(&m.p);
     }
 }
 

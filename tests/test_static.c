@@ -88,26 +88,6 @@ static char *tmp_path(char *buf, size_t n, const char *name) {
     return buf;
 }
 
-// The values of `key` in the records of `type`, in log order ("%s" joined by spaces).
-static int log_values(const char *log, const char *type, const char *key, char *out, size_t cap) {
-    char *txt = NULL, pat[64], kp[64];
-    if (io_read_all(log, &txt, NULL) != 0) return -1;
-    snprintf(pat, sizeof pat, "\"type\":\"%s\"", type);
-    snprintf(kp, sizeof kp, "\"%s\":", key);
-    int n = 0;
-    size_t at = 0;
-    out[0] = 0;
-    for (char *s = strstr(txt, pat); s; s = strstr(s + 1, pat)) {
-        char *e = strchr(s, '\n'), *v = strstr(s, kp);
-        if (!v || (e && v > e)) continue;
-        v += strlen(kp);
-        size_t len = strcspn(v, ",}");
-        if (at + len + 2 < cap) at += (size_t)snprintf(out + at, cap - at, "%.*s ", (int)len, v);
-        n++;
-    }
-    free(txt);
-    return n;
-}
 
 // A run restarted 6 times by its compile budget (the last for the final
 // evaluation) ends with the same weights, moments, losses and evaluations,
@@ -127,11 +107,11 @@ TEST(static_restarts_are_bit_identical) {
     free(out);
     CHECK(test_ckpt_bodies_equal(a, b));
     static char va[4096], vb[4096];
-    CHECKF(log_values(la, "restart", "step", va, sizeof va) == 6 && !strcmp(va, "2 4 6 8 10 12 "), "restarts: %s", va);
-    CHECK(log_values(lb, "restart", "step", vb, sizeof vb) == 0);
-    CHECK(log_values(la, "step", "loss", va, sizeof va) == 12 && log_values(lb, "step", "loss", vb, sizeof vb) == 12);
+    CHECKF(test_log_values(la, "restart", "step", va, sizeof va) == 6 && !strcmp(va, "2 4 6 8 10 12 "), "restarts: %s", va);
+    CHECK(test_log_values(lb, "restart", "step", vb, sizeof vb) == 0);
+    CHECK(test_log_values(la, "step", "loss", va, sizeof va) == 12 && test_log_values(lb, "step", "loss", vb, sizeof vb) == 12);
     CHECKF(!strcmp(va, vb), "losses differ:\n  %s\n  %s", va, vb);
-    CHECK(log_values(la, "eval", "val_loss", va, sizeof va) == 3 && log_values(lb, "eval", "val_loss", vb, sizeof vb) == 3);
+    CHECK(test_log_values(la, "eval", "val_loss", va, sizeof va) == 3 && test_log_values(lb, "eval", "val_loss", vb, sizeof vb) == 3);
     CHECKF(!strcmp(va, vb), "evaluations differ:\n  %s\n  %s", va, vb);
     TrainState st;
     Config c;
@@ -140,8 +120,8 @@ TEST(static_restarts_are_bit_identical) {
     CHECKF(st.restarts == 6 && st.step == 12 && st.compiles == 7 + 12 * 10 + 10 && st.compile_ms > 0,
            "restarts %lld, step %lld, compiles %lld", (long long)st.restarts, (long long)st.step, (long long)st.compiles);
     // the last process (it only evaluated) reports the run's totals
-    CHECK(log_values(la, "report", "restarts", va, sizeof va) == 1 && !strcmp(va, "6 "));
-    CHECK(log_values(la, "report", "run_steps", va, sizeof va) == 1 && !strcmp(va, "12 "));
+    CHECK(test_log_values(la, "report", "restarts", va, sizeof va) == 1 && !strcmp(va, "6 "));
+    CHECK(test_log_values(la, "report", "run_steps", va, sizeof va) == 1 && !strcmp(va, "12 "));
 }
 
 // A kernel that fails to compile in the process a restart started stops the
@@ -157,7 +137,7 @@ TEST(static_compile_failure_after_restart_stops) {
            out ? out : "");
     free(out);
     static char v[512];
-    CHECK(log_values(la, "restart", "step", v, sizeof v) == 1);
+    CHECK(test_log_values(la, "restart", "step", v, sizeof v) == 1);
     TrainState st;
     Config c;
     CHECK(ckpt_read_header(a, &c, &st, NULL) == 0 && st.step == 2 && st.restarts == 1);
@@ -224,7 +204,7 @@ static int curve(const char *pipeline, const char *extra, const char *name, floa
     }
     free(out);
     static char v[8192];
-    int n = log_values(log, "step", "loss", v, sizeof v);
+    int n = test_log_values(log, "step", "loss", v, sizeof v);
     char *s = v;
     for (int i = 0; i < n && i < 50; i++) loss[i] = strtof(s, &s);
     return n == 50;
@@ -275,11 +255,11 @@ TEST(bench_table_runs_every_pipeline) {
     CHECK(strstr(out, "all = 3*fwd + sdpa + 3*cls") != NULL);
     free(out);
     static char v[2048];
-    CHECK(log_values(json, "bench", "kernels_per_batch", v, sizeof v) == 5 && !strcmp(v, "10 16 10 10 0 "));
-    CHECKF(log_values(json, "bench", "restarts", v, sizeof v) == 5 && !strcmp(v, "1 1 1 0 0 "), "restarts %s", v);
-    CHECKF(log_values(json, "bench", "evals_per_window", v, sizeof v) == 5 && !strcmp(v, "12 19 12 20 0 "), "evals %s", v);
+    CHECK(test_log_values(json, "bench", "kernels_per_batch", v, sizeof v) == 5 && !strcmp(v, "10 16 10 10 0 "));
+    CHECKF(test_log_values(json, "bench", "restarts", v, sizeof v) == 5 && !strcmp(v, "1 1 1 0 0 "), "restarts %s", v);
+    CHECKF(test_log_values(json, "bench", "evals_per_window", v, sizeof v) == 5 && !strcmp(v, "12 19 12 20 0 "), "evals %s", v);
     // the same training: the final losses agree across pipelines to the fp16 bound
-    CHECK(log_values(json, "bench", "final_loss", v, sizeof v) == 5);
+    CHECK(test_log_values(json, "bench", "final_loss", v, sizeof v) == 5);
     char *s = v;
     float l[5];
     for (int i = 0; i < 5; i++) l[i] = strtof(s, &s);
@@ -310,6 +290,6 @@ TEST(static_stop_after_spans_restarts) {
     free(out);
     static char v[512];
     CHECK(ckpt_read_header(b, &c, &st, NULL) == 0 && st.step == 4);
-    CHECKF(log_values(lb, "step", "step", v, sizeof v) == 4, "steps: %s", v);
-    CHECK(log_values(lb, "eval", "step", v, sizeof v) == 1 && !strcmp(v, "4 "));
+    CHECKF(test_log_values(lb, "step", "step", v, sizeof v) == 4, "steps: %s", v);
+    CHECK(test_log_values(lb, "eval", "step", v, sizeof v) == 1 && !strcmp(v, "4 "));
 }

@@ -178,7 +178,22 @@ typedef struct {
     const float *rms;                  // rmsnormBwd, finalNorm: the norm's weight [D]
     const float *cls;                  // classifier: rows [row0, row0 + rows) of the [V, D] table
     int row0, rows;                    // classifier, vocabSoftmax: the chunk of the vocabulary
+    // LoRA: the base stays baked and the adapters are inputs, so training them
+    // never recompiles. Every adapted target (bit t of lora_targets, t a
+    // model/lora.h LoraTarget) among a kernel's matrices gets two input regions
+    // after the activations, "A.<t>" = Aᵀ [in, r] (kind WT: staged from A [r, in])
+    // and "B.<t>" = B [out, r] (kind W), and the kernel computes
+    // W·x + s·B·(A·x) forward, Wᵀ·dy + s·Aᵀ·(Bᵀ·dy) backward, s = lora_scale.
+    int lora_rank;                     // r; 0: no adapters
+    unsigned lora_targets;
+    float lora_scale;
+    // The RMSNorm weights (rms_att, rms_ffn, rms) are VEC input regions of those
+    // names instead of constants (trained under LoRA's train_norms).
+    int norms_in;
 } MilBaked;
+
+// The name of target t's adapter input region: "A.<t>" (b = 0) or "B.<t>" (b = 1).
+const char *mil_lora_region(int t, int b);
 
 // Chunks of the vocabulary for the classifier and vocabSoftmax kernels, each
 // within the channel limit (MIL_MAX_OUT_CHANNELS, mil_interp.h): *n chunks of

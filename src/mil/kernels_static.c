@@ -11,35 +11,116 @@
 
 #include "core/err.h"
 #include "mil/kernels_gen.h"
+#include "model/lora.h"
+
+// --- the inputs that stay inputs: adapters and trained norms (MilBaked) ----------------
+
+static const char *const LORA_REGION[2][LORA_N_TARGETS] = {
+    {"A.q", "A.k", "A.v", "A.o", "A.w1", "A.w2", "A.w3"},
+    {"B.q", "B.k", "B.v", "B.o", "B.w1", "B.w2", "B.w3"},
+};
+
+const char *mil_lora_region(int t, int b) {
+    return t >= 0 && t < LORA_N_TARGETS && (b == 0 || b == 1) ? LORA_REGION[b][t] : NULL;
+}
+
+static int adapted(const Gen *g, LoraTarget t) {
+    return g->w && g->w->lora_rank > 0 && (g->w->lora_targets >> t & 1u);
+}
+
+static int norms_in(const Gen *g) { return g->w && g->w->norms_in; }
+
+// The spatial cursor past the channel-stacked activations (declared first).
+static void past_activations(Gen *g) {
+    if (g->w_cursor < g->S) g->w_cursor = g->S;
+}
+
+// Input regions of the adapters of the kernel's targets (a mask), side by
+// side after the activations, each from channel 0.
+static void lora_inputs(Gen *g, unsigned mask) {
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        if (!(mask >> t & 1u) || !adapted(g, (LoraTarget)t)) continue;
+        int in, out;
+        lora_target_dims(g->cfg, (LoraTarget)t, &in, &out);
+        past_activations(g);
+        kg_in_spatial(g, LORA_REGION[0][t], MIL_REG_WT, in, g->w->lora_rank);
+        kg_in_spatial(g, LORA_REGION[1][t], MIL_REG_W, out, g->w->lora_rank);
+    }
+}
+
+// A norm weight [D]: input region `name` with norms_in, else baked from v.
+static void norm_input(Gen *g, const char *name) {
+    if (!norms_in(g)) return;
+    past_activations(g);
+    kg_in_spatial(g, name, MIL_REG_VEC, g->D, 1);
+}
+static MilVal norm_weight(Gen *g, const char *name, const float *v) {
+    return norms_in(g) ? kg_take(g, name, name) : kg_vector(g, name, v, g->D);
+}
+
+// s·B·(A·x) [1, out, 1, S] of x [1, in, 1, S], or with transposed = 1
+// s·Aᵀ·(Bᵀ·x) [1, in, 1, S] of x [1, out, 1, S]. Computed on rows
+// (x as [S, C]) so the staged matrices are the second operands, as in the
+// dynamic kernels' matmul: (A·x)ᵀ = xᵀ·Aᵀ, (B·u)ᵀ = uᵀ·Bᵀ.
+static MilVal lowrank(Gen *g, MilVal x, LoraTarget t, int transposed, const char *p) {
+    char n[6][MIL_NAME_MAX];
+    MilEmit *e = &g->e;
+    const int r = g->w->lora_rank;
+    int in, out;
+    lora_target_dims(g->cfg, t, &in, &out);
+    MilVal at = mil_emit_reshape(e, kg_take(g, LORA_REGION[0][t], kg_nm(n[0], p, "a")), 4,
+                                 (const int[]){1, 1, in, r}, kg_nm(n[1], p, "ar"));
+    MilVal b = mil_emit_reshape(e, kg_take(g, LORA_REGION[1][t], kg_nm(n[2], p, "b")), 4,
+                                (const int[]){1, 1, out, r}, kg_nm(n[3], p, "br"));
+    MilVal xr = kg_act_rows(g, x, p);
+    MilVal u = mil_emit_matmul(e, xr, transposed ? b : at, 0, 0, kg_nm(n[4], p, "u"));  // [1,1,S,r]
+    MilVal v = mil_emit_matmul(e, u, transposed ? at : b, 0, 1, kg_nm(n[5], p, "v"));   // [1,1,S,out|in]
+    MilVal y = kg_flat(g, kg_rows_to_cols(g, v, p), transposed ? in : out, kg_nm(n[0], p, "y"));
+    return mil_emit_mul_scalar(e, y, g->w->lora_scale, kg_nm(n[1], p, "s"));
+}
+
+// W·x (conv with the baked w), plus the adapters' term when t is adapted;
+// transposed: w is Wᵀ and the term is the backward's.
+static MilVal project(Gen *g, MilVal x, MilVal w, LoraTarget t, int transposed, const char *name) {
+    if (!adapted(g, t)) return mil_emit_conv(&g->e, x, w, name);
+    char n1[MIL_NAME_MAX], n2[MIL_NAME_MAX];
+    MilVal y = mil_emit_conv(&g->e, x, w, kg_nm(n1, name, "w"));
+    return mil_emit_add(&g->e, y, lowrank(g, x, t, transposed, kg_nm(n2, name, "l")), name);
+}
+
+#define T(x) (1u << (x))
 
 // fwdAttn: xn = RMSNorm(x), q/k/v projections, QK-norm, RoPE, causal attention, o = Wo·attn.
 static MilVal gen_attn_fwd(Gen *g) {
     const MilBaked *w = g->w;
     const int qkn = g->cfg->qk_norm;
     kg_in_channels(g, "x", g->D);
+    lora_inputs(g, T(LORA_Q) | T(LORA_K) | T(LORA_V) | T(LORA_O));
+    norm_input(g, "rms_att");
     kg_out_region(g, "o", g->D);
     kg_attention_out_regions(g);
     kg_declare_input(g);
-    MilEmit *e = &g->e;
     MilVal x = kg_take(g, "x", "x_in");
-    MilVal xn = kg_rmsnorm(g, x, kg_vector(g, "rms_att", w ? w->rms_att : NULL, g->D), "n1", "xn");
-    MilVal q = mil_emit_conv(e, xn, kg_weight(g, "wq", w ? w->wq : NULL, g->QD, g->D, 0), "q_pre");
-    MilVal k = mil_emit_conv(e, xn, kg_weight(g, "wk", w ? w->wk : NULL, g->KVD, g->D, 0), "k_pre");
-    MilVal v = mil_emit_conv(e, xn, kg_weight(g, "wv", w ? w->wv : NULL, g->KVD, g->D, 0), "v_out");
+    MilVal xn = kg_rmsnorm(g, x, norm_weight(g, "rms_att", w ? w->rms_att : NULL), "n1", "xn");
+    MilVal q = project(g, xn, kg_weight(g, "wq", w ? w->wq : NULL, g->QD, g->D, 0), LORA_Q, 0, "q_pre");
+    MilVal k = project(g, xn, kg_weight(g, "wk", w ? w->wk : NULL, g->KVD, g->D, 0), LORA_K, 0, "k_pre");
+    MilVal v = project(g, xn, kg_weight(g, "wv", w ? w->wv : NULL, g->KVD, g->D, 0), LORA_V, 0, "v_out");
     MilVal qnw = qkn ? kg_vector(g, "q_norm", w ? w->q_norm : NULL, g->HD) : MIL_NONE;
     MilVal knw = qkn ? kg_vector(g, "k_norm", w ? w->k_norm : NULL, g->HD) : MIL_NONE;
     KgAttn at = kg_attention(g, q, k, v, qnw, knw);
     MilVal a = kg_from_heads(g, at.a, "at", "attn");
-    MilVal o = mil_emit_conv(e, a, kg_weight(g, "wo", w ? w->wo : NULL, g->D, g->QD, 0), "o");
+    MilVal o = project(g, a, kg_weight(g, "wo", w ? w->wo : NULL, g->D, g->QD, 0), LORA_O, 0, "o");
     MilVal outs[8] = {o};
     const int n = kg_attention_outs(g, &at, a, v, xn, q, k, outs, 1);
-    return mil_emit_concat(e, n, outs, 1, "out");
+    return mil_emit_concat(&g->e, n, outs, 1, "out");
 }
 
 // fwdFFN: x2n = RMSNorm(x2), h1 = W1·x2n, h3 = W3·x2n, g = silu(h1)·h3, f = W2·g.
 static MilVal gen_ffn_fwd(Gen *g) {
     const MilBaked *w = g->w;
     kg_in_channels(g, "x2", g->D);
+    lora_inputs(g, T(LORA_W1) | T(LORA_W2) | T(LORA_W3));
+    norm_input(g, "rms_ffn");
     kg_out_region(g, "f", g->D);
     kg_out_region(g, "h1", g->H);
     kg_out_region(g, "h3", g->H);
@@ -48,12 +129,12 @@ static MilVal gen_ffn_fwd(Gen *g) {
     kg_declare_input(g);
     MilEmit *e = &g->e;
     MilVal x2 = kg_take(g, "x2", "x2");
-    MilVal xn = kg_rmsnorm(g, x2, kg_vector(g, "rms_ffn", w ? w->rms_ffn : NULL, g->D), "n2", "x2n");
-    MilVal h1 = mil_emit_conv(e, xn, kg_weight(g, "w1", w ? w->w1 : NULL, g->H, g->D, 0), "h1");
-    MilVal h3 = mil_emit_conv(e, xn, kg_weight(g, "w3", w ? w->w3 : NULL, g->H, g->D, 0), "h3");
+    MilVal xn = kg_rmsnorm(g, x2, norm_weight(g, "rms_ffn", w ? w->rms_ffn : NULL), "n2", "x2n");
+    MilVal h1 = project(g, xn, kg_weight(g, "w1", w ? w->w1 : NULL, g->H, g->D, 0), LORA_W1, 0, "h1");
+    MilVal h3 = project(g, xn, kg_weight(g, "w3", w ? w->w3 : NULL, g->H, g->D, 0), LORA_W3, 0, "h3");
     MilVal si = mil_emit_mul(e, h1, mil_emit_sigmoid(e, h1, "sig"), "silu");
     MilVal gt = mil_emit_mul(e, si, h3, "gate");
-    MilVal f = mil_emit_conv(e, gt, kg_weight(g, "w2", w ? w->w2 : NULL, g->D, g->H, 0), "f");
+    MilVal f = project(g, gt, kg_weight(g, "w2", w ? w->w2 : NULL, g->D, g->H, 0), LORA_W2, 0, "f");
     return mil_emit_concat(e, 5, (const MilVal[]){f, h1, h3, gt, xn}, 1, "out");
 }
 
@@ -63,13 +144,14 @@ static MilVal gen_ffn_bwd(Gen *g) {
     kg_in_channels(g, "dffn", g->D);
     kg_in_channels(g, "h1", g->H);
     kg_in_channels(g, "h3", g->H);
+    lora_inputs(g, T(LORA_W1) | T(LORA_W2) | T(LORA_W3));
     kg_out_region(g, "dx", g->D);
     kg_out_region(g, "dh1", g->H);
     kg_out_region(g, "dh3", g->H);
     kg_declare_input(g);
     MilEmit *e = &g->e;
     MilVal dffn = kg_take(g, "dffn", "dffn"), h1 = kg_take(g, "h1", "h1"), h3 = kg_take(g, "h3", "h3");
-    MilVal dg = mil_emit_conv(e, dffn, kg_weight(g, "w2t", w ? w->w2 : NULL, g->D, g->H, 1), "dg");
+    MilVal dg = project(g, dffn, kg_weight(g, "w2t", w ? w->w2 : NULL, g->D, g->H, 1), LORA_W2, 1, "dg");
     // silu'(h) = σ(h)·(1 + h·(1 − σ(h)))
     MilVal sg = mil_emit_sigmoid(e, h1, "sig");
     MilVal om = mil_emit_add_scalar(e, mil_emit_mul_scalar(e, sg, -1.0f, "sig_neg"), 1.0f, "sig_1m");
@@ -77,8 +159,8 @@ static MilVal gen_ffn_bwd(Gen *g) {
     MilVal dgh = mil_emit_mul(e, dg, h3, "dg_h3");
     MilVal dh1 = mil_emit_mul(e, dgh, ds, "dh1");
     MilVal dh3 = mil_emit_mul(e, dg, mil_emit_mul(e, h1, sg, "silu"), "dh3");
-    MilVal x1 = mil_emit_conv(e, dh1, kg_weight(g, "w1t", w ? w->w1 : NULL, g->H, g->D, 1), "dx1");
-    MilVal x3 = mil_emit_conv(e, dh3, kg_weight(g, "w3t", w ? w->w3 : NULL, g->H, g->D, 1), "dx3");
+    MilVal x1 = project(g, dh1, kg_weight(g, "w1t", w ? w->w1 : NULL, g->H, g->D, 1), LORA_W1, 1, "dx1");
+    MilVal x3 = project(g, dh3, kg_weight(g, "w3t", w ? w->w3 : NULL, g->H, g->D, 1), LORA_W3, 1, "dx3");
     MilVal dx = mil_emit_add(e, x1, x3, "dx");
     return mil_emit_concat(e, 3, (const MilVal[]){dx, dh1, dh3}, 1, "out");
 }
@@ -89,10 +171,11 @@ static MilVal gen_wo_sdpa_bwd1(Gen *g) {
     kg_in_channels(g, "k", g->QD);
     kg_in_channels(g, "v", g->QD);
     kg_in_channels(g, "dy", g->D);
+    lora_inputs(g, T(LORA_O));
     kg_sdpa_bwd1_outputs(g);
     kg_declare_input(g);
     MilVal wot = kg_weight(g, "wot", g->w ? g->w->wo : NULL, g->D, g->QD, 1);
-    return kg_sdpa_bwd1(g, mil_emit_conv(&g->e, kg_take(g, "dy", "dy"), wot, "da"));
+    return kg_sdpa_bwd1(g, project(g, kg_take(g, "dy", "dy"), wot, LORA_O, 1, "da"));
 }
 
 // qkvBwd: dx = Wqᵀ·dq + Wkᵀ·dk + Wvᵀ·dv.
@@ -101,12 +184,13 @@ static MilVal gen_qkv_bwd(Gen *g) {
     kg_in_channels(g, "dq", g->QD);
     kg_in_channels(g, "dk", g->KVD);
     kg_in_channels(g, "dv", g->KVD);
+    lora_inputs(g, T(LORA_Q) | T(LORA_K) | T(LORA_V));
     kg_out_region(g, "dx", g->D);
     kg_declare_input(g);
     MilEmit *e = &g->e;
-    MilVal xq = mil_emit_conv(e, kg_take(g, "dq", "dq"), kg_weight(g, "wqt", w ? w->wq : NULL, g->QD, g->D, 1), "xq");
-    MilVal xk = mil_emit_conv(e, kg_take(g, "dk", "dk"), kg_weight(g, "wkt", w ? w->wk : NULL, g->KVD, g->D, 1), "xk");
-    MilVal xv = mil_emit_conv(e, kg_take(g, "dv", "dv"), kg_weight(g, "wvt", w ? w->wv : NULL, g->KVD, g->D, 1), "xv");
+    MilVal xq = project(g, kg_take(g, "dq", "dq"), kg_weight(g, "wqt", w ? w->wq : NULL, g->QD, g->D, 1), LORA_Q, 1, "xq");
+    MilVal xk = project(g, kg_take(g, "dk", "dk"), kg_weight(g, "wkt", w ? w->wk : NULL, g->KVD, g->D, 1), LORA_K, 1, "xk");
+    MilVal xv = project(g, kg_take(g, "dv", "dv"), kg_weight(g, "wvt", w ? w->wv : NULL, g->KVD, g->D, 1), LORA_V, 1, "xv");
     return mil_emit_add(e, mil_emit_add(e, xq, xk, "xqk"), xv, "out");
 }
 
@@ -118,13 +202,14 @@ static MilVal gen_qkv_bwd(Gen *g) {
 static MilVal gen_rmsnorm_bwd(Gen *g) {
     kg_in_channels(g, "dy", g->D);
     kg_in_channels(g, "x", g->D);
+    norm_input(g, "rms");
     kg_out_region(g, "dx", g->D);
     kg_declare_input(g);
     MilEmit *e = &g->e;
     MilVal dy = kg_take(g, "dy", "dy"), x = kg_take(g, "x", "x_in");
     MilVal rr = kg_rms_inv(g, x, "n");
     MilVal xh = mil_emit_mul(e, x, rr, "xh");
-    MilVal wdy = mil_emit_mul(e, dy, kg_vector(g, "rms", g->w ? g->w->rms : NULL, g->D), "wdy");
+    MilVal wdy = mil_emit_mul(e, dy, norm_weight(g, "rms", g->w ? g->w->rms : NULL), "wdy");
     MilVal t = mil_emit_mul_scalar(e, mil_emit_mul(e, wdy, xh, "wdyx"), 1.0f / (float)g->D, "wdyx_s");
     MilVal m = mil_emit_reduce_sum(e, t, 1, (const int[]){1}, 1, "mean");  // [1,1,1,S]
     MilVal d = mil_emit_sub(e, wdy, mil_emit_mul(e, xh, m, "xm"), "wdy_c");
@@ -134,9 +219,10 @@ static MilVal gen_rmsnorm_bwd(Gen *g) {
 // finalNorm: xf = RMSNorm(x; rms_final).
 static MilVal gen_final_norm(Gen *g) {
     kg_in_channels(g, "x", g->D);
+    norm_input(g, "rms");
     kg_out_region(g, "xf", g->D);
     kg_declare_input(g);
-    MilVal w = kg_vector(g, "rms", g->w ? g->w->rms : NULL, g->D);
+    MilVal w = norm_weight(g, "rms", g->w ? g->w->rms : NULL);
     return kg_rmsnorm(g, kg_take(g, "x", "x_in"), w, "nf", "out");
 }
 

@@ -15,6 +15,7 @@
 int devpipe_forward(Pipeline *pl, DevPipe *dp, const Params *p, const int *tok, const int *tgt, float *loss) {
     const DevStages *st = dp->stages;
     const double t0 = time_ms();
+    p = devpipe_view(dp, p);
     if (st->prepare(pl, p) != 0) return -1;
     memcpy(dp->tok, tok, sizeof(int) * dp->S);
     for (int t = 0; t < dp->S; t++) dp->tgt[t] = tgt ? tgt[t] : -1;
@@ -31,8 +32,14 @@ static int backward(Pipeline *pl, DevPipe *dp, const Params *p, float *grads, fl
     const DevStages *st = dp->stages;
     const double t0 = time_ms();
     ParamViews g;
-    if (dp->lora) memset(&g, 0, sizeof g), dp->lora_grads = grads;  // every model tensor frozen
-    else params_point(&dp->cfg, grads, &g);
+    p = devpipe_view(dp, p);
+    if (dp->lora) {  // every model tensor frozen but the trained norms (in the adapters' block)
+        memset(&g, 0, sizeof g), dp->lora_grads = grads;
+        g.rms_att = lora_norm(dp->lora, grads, "rms_att"), g.rms_ffn = lora_norm(dp->lora, grads, "rms_ffn");
+        g.rms_final = lora_norm(dp->lora, grads, "rms_final");
+    } else {
+        params_point(&dp->cfg, grads, &g);
+    }
     if (st->head_backward(pl, p, &g, scale) != 0) return -1;
     for (int l = dp->cfg.n_layers - 1; l >= 0; l--)
         if (st->ffn_backward(pl, p, &g, l) != 0 || st->attn_backward(pl, p, &g, l) != 0) return -1;
@@ -77,13 +84,12 @@ void devpipe_weight_grad(DevPipe *dp, const ParamViews *g, LoraTarget t, int l, 
     dwq_push(&dp->dwq, (DwJob){0, 1, r, in, S, 1.0f, 1.0f, V, X, dA, S, S, in});       // dA += V Xᵀ
 }
 
-int devpipe_lora_init(DevPipe *dp, const Params *a, const LoraConfig *lc) {
-    if (lc->dropout > 0 || lc->train_norms)
-        return err_set("--lora on a device pipeline: the device runs the merged weights, so --lora-dropout and "
-                       "--train-norms need --pipeline cpu");
+int devpipe_lora_init(DevPipe *dp, const Params *a, const LoraConfig *lc, int merge) {
+    if (lc->dropout > 0)
+        return err_set("--lora-dropout needs --pipeline cpu: the device kernels apply no dropout masks");
     dp->lora = a;
     dp->lora_cfg = *lc;
-    if (params_init(&dp->merged, &dp->cfg) != 0) return -1;
+    if (merge && params_init(&dp->merged, &dp->cfg) != 0) return -1;
     dp->lora_tmp = calloc((size_t)dp->cfg.n_layers * LORA_N_TARGETS * 2 * lc->rank * dp->S, sizeof(float));
     if (!dp->lora_tmp) return err_set("out of memory for the adapters' products");
     return 0;
@@ -97,9 +103,18 @@ void devpipe_lora_free(DevPipe *dp) {
 }
 
 const Params *devpipe_weights(DevPipe *dp, const Params *p) {
-    if (!dp->lora) return p;
+    if (!dp->lora || !dp->merged.data) return p;
     lora_merge_into(&dp->merged, p, dp->lora, &dp->lora_cfg);
     return &dp->merged;
+}
+
+const Params *devpipe_view(DevPipe *dp, const Params *p) {
+    if (!dp->lora || !dp->lora_cfg.train_norms || p == &dp->view) return p;
+    float *a = dp->lora->data;
+    dp->view = *p;
+    dp->view.v.rms_att = lora_norm(dp->lora, a, "rms_att"), dp->view.v.rms_ffn = lora_norm(dp->lora, a, "rms_ffn");
+    dp->view.v.rms_final = lora_norm(dp->lora, a, "rms_final");
+    return &dp->view;
 }
 
 // --- kernels ---------------------------------------------------------------------------

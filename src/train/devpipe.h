@@ -44,11 +44,13 @@ typedef struct {
     float *x0;          // (D,S) the first layer's input
     float *dx;          // (D,S) the gradient at it, after the backward
     const DevStages *stages;
-    // LoRA (devpipe_lora_init): the device runs the merged weights W + s·B·A;
-    // the adapters' gradients come from the same dY and X a dW would use
+    // LoRA (devpipe_lora_init): the device runs the merged weights W + s·B·A
+    // (dynamic) or the base with the adapters as kernel inputs (static); the
+    // adapters' gradients come from the same dY and X a dW would use
     const Params *lora;
     LoraConfig lora_cfg;
-    Params merged;      // staged or baked instead of the model's weights
+    Params merged;      // with merge: staged instead of the model's weights
+    Params view;        // the model's weights with the trained norms in place of its own
     float *lora_grads;  // the step's gradient block (the adapters' layout)
     float *lora_tmp;    // (L * LORA_N_TARGETS * 2 * r * S) U = A·X and V = s·Bᵀ·dY per matrix
 } DevPipe;
@@ -66,12 +68,17 @@ void devpipe_push_dw(DevPipe *dp, float *dW, const float *dY, const float *X, in
 // dB += s·dY·(A·X)ᵀ and dA += (s·Bᵀ·dY)·Xᵀ.
 void devpipe_weight_grad(DevPipe *dp, const ParamViews *g, LoraTarget t, int l, const float *dY, const float *X);
 // LoRA on a device pipeline: adapters a (updated in place by the caller) over
-// the model. Dropout and trained norms are refused (the device runs merged
-// weights). -1 with err_msg().
-int devpipe_lora_init(DevPipe *dp, const Params *a, const LoraConfig *lc);
+// the model; merge: the pipeline runs merged weights (devpipe_weights), else
+// it takes the adapters as kernel inputs. Trained norms reach the stages
+// through devpipe_view; dropout is refused (the kernels have no masks).
+// -1 with err_msg().
+int devpipe_lora_init(DevPipe *dp, const Params *a, const LoraConfig *lc, int merge);
 void devpipe_lora_free(DevPipe *dp);
 // The weights the device gets for model p: p, or p with the adapters merged in (refreshed now).
 const Params *devpipe_weights(DevPipe *dp, const Params *p);
+// The weights the stages read for model p: p, or under LoRA with trained norms
+// a view of p whose norm weights are the adapters' (devpipe_step passes it on).
+const Params *devpipe_view(DevPipe *dp, const Params *p);
 // p + off, or NULL for a NULL (frozen) gradient view.
 static inline float *dp_at(float *p, size_t off) { return p ? p + off : NULL; }
 

@@ -363,7 +363,7 @@ static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const Pip
     d->dp.x0 = d->layers[0].x, d->dp.dx = d->dx, d->dp.stages = &STAGES;
     if (rope_table_init(&d->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
         cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 ||
-        (o->lora && devpipe_lora_init(&d->dp, o->lora, o->lora_cfg) != 0) || compile_kernels(pl, d) != 0)
+        (o->lora && devpipe_lora_init(&d->dp, o->lora, o->lora_cfg, 1) != 0) || compile_kernels(pl, d) != 0)
         return -1;
     return dwq_init(&d->dp.dwq);
 }

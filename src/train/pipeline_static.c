@@ -20,6 +20,10 @@
 // Compiles are counted against the process's budget (device.h): restart_due()
 // says when the next update's kernels would not fit, so the trainer can save
 // and replace the process.
+//
+// Under LoRA the base is frozen: it is baked once, and the adapters (and the
+// trained norms with --train-norms) are input regions of the kernels
+// (MilBaked), restaged after every update — no recompile, no restart.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +78,7 @@ typedef struct {
     RopeTable rope;
     int compiled;         // the baked weights are the current ones
     int has_kernels;      // kernels were compiled once (surfaces exist)
+    int inputs_staged;    // LoRA: the kernels' adapter and norm inputs are the current ones
 } St;
 
 static void axpy_into(float *dst, const float *x, float a, const float *y, size_t n) {  // dst = x + a·y
@@ -81,6 +86,15 @@ static void axpy_into(float *dst, const float *x, float a, const float *y, size_
 }
 
 // --- compiling the baked weights ------------------------------------------------------------
+
+// Under LoRA the kernels take the adapters (and trained norms) as inputs.
+static void lora_inputs(const St *s, MilBaked *w) {
+    const DevPipe *dp = &s->dp;
+    if (!dp->lora) return;
+    w->lora_rank = dp->lora_cfg.rank, w->lora_targets = dp->lora_cfg.targets;
+    w->lora_scale = dp->lora_cfg.alpha / (float)dp->lora_cfg.rank;
+    w->norms_in = dp->lora_cfg.train_norms;
+}
 
 static MilBaked layer_weights(const St *s, const Params *p, int l) {
     const Config *c = &s->dp.cfg;
@@ -92,6 +106,7 @@ static MilBaked layer_weights(const St *s, const Params *p, int l) {
         .rms_att = v->rms_att + l * D, .rms_ffn = v->rms_ffn + l * D,
         .q_norm = c->qk_norm ? v->q_norm + l * HD : NULL, .k_norm = c->qk_norm ? v->k_norm + l * HD : NULL,
     };
+    lora_inputs(s, &w);
     return w;
 }
 
@@ -107,7 +122,8 @@ static int bake(St *s, DevKernel *x, MilKernelKind kind, const MilBaked *w) {
 
 static int bake_head(St *s, const Params *p) {
     DevHead *h = &s->dh;
-    const MilBaked wn = {.rms = p->v.rms_final};
+    MilBaked wn = {.rms = p->v.rms_final};
+    lora_inputs(s, &wn);
     if (bake(s, &h->norm, MIL_K_FINAL_NORM, &wn) != 0) return -1;
     for (int c = 0; c < h->n; c++) {
         const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->dp.cfg.vocab - row0;
@@ -245,10 +261,40 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
     return 0;
 }
 
-// The kernels hold the current weights: compiled now if an update changed them.
+// Layer l's adapters of every target kernel x takes, and the norm weight w
+// when x takes one (trained norms).
+static int stage_layer_inputs(Pipeline *pl, St *s, DevKernel *x, int l, const char *norm, const float *w) {
+    const DevPipe *dp = &s->dp;
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        if (!mil_kernel_input(x->k, mil_lora_region(t, 0))) continue;
+        const LoraMat m = lora_mat(dp->lora, &dp->lora_cfg, (LoraTarget)t, l);
+        if (dp_stage(pl, &s->dp.dev, x, mil_lora_region(t, 0), m.A) ||
+            dp_stage(pl, &s->dp.dev, x, mil_lora_region(t, 1), m.B))
+            return -1;
+    }
+    return mil_kernel_input(x->k, norm) ? dp_stage(pl, &s->dp.dev, x, norm, w) : 0;
+}
+
+// Under LoRA: the adapters and trained norms p holds into every kernel's inputs.
+static int stage_inputs(Pipeline *pl, St *s, const Params *p) {
+    const int D = s->dp.cfg.dim;
+    static const char *const NORM[SK_PER_LAYER] = {"rms_att", "rms_ffn", "", "", "", "rms", "rms"};
+    for (int l = 0; l < s->dp.cfg.n_layers; l++)
+        for (int i = 0; i < s->n_layer_kernels; i++) {
+            const float *w = (i == SK_ATTN || i == SK_NORM1_BWD ? p->v.rms_att : p->v.rms_ffn) + (size_t)l * D;
+            if (stage_layer_inputs(pl, s, &s->layers[l].k[i], l, NORM[i], w) != 0) return err_wrap("layer %d", l);
+        }
+    if (s->extras && stage_layer_inputs(pl, s, &s->dh.norm, 0, "rms", p->v.rms_final) != 0) return -1;
+    s->inputs_staged = 1;
+    return 0;
+}
+
+// The kernels hold the current weights: compiled now if an update changed
+// them (under LoRA: compiled once, the adapters restaged after an update).
 static int prepare(Pipeline *pl, const Params *p) {
     St *s = pl->impl;
-    return s->compiled ? 0 : compile_weights(pl, s, devpipe_weights(&s->dp, p));
+    if (!s->compiled && compile_weights(pl, s, devpipe_weights(&s->dp, p)) != 0) return -1;
+    return s->dp.lora && !s->inputs_staged ? stage_inputs(pl, s, p) : 0;
 }
 
 // --- backward --------------------------------------------------------------------------------
@@ -385,7 +431,9 @@ static int st_eval(Pipeline *pl, const Params *p, const int *tok, const int *tgt
 
 static int st_params_changed(Pipeline *pl, const Params *p) {
     (void)p;
-    ((St *)pl->impl)->compiled = 0;  // the next window compiles the new weights
+    St *s = pl->impl;
+    if (s->dp.lora) s->inputs_staged = 0;  // the next window restages the adapters
+    else s->compiled = 0;                  // the next window compiles the new weights
     return 0;
 }
 
@@ -481,7 +529,7 @@ static int st_setup(Pipeline *pl, St *s, const Config *cfg, int seq, const Pipel
     s->dp.x0 = s->layers[0].x, s->dp.dx = s->dx, s->dp.stages = &STAGES;
     if (rope_table_init(&s->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
         cpu_head_init(&s->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 ||
-        (o->lora && devpipe_lora_init(&s->dp, o->lora, o->lora_cfg) != 0) || compile_fixed(pl, s) != 0)
+        (o->lora && devpipe_lora_init(&s->dp, o->lora, o->lora_cfg, 0) != 0) || compile_fixed(pl, s) != 0)
         return -1;
     if (s->dp.dev.compiles + s->per_update > s->dp.dev.compile_budget)
         return err_set("the %s pipeline compiles %d kernels per update and %d once per process: a compile budget "
