@@ -427,6 +427,7 @@ bench: $(BIN) $(BUILD)/libanetrain.a
 	BENCH_BUILD=$(BUILD) ANETRAIN=$(abspath $(BIN)) bash bench/run.sh
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
 	$(BIN) bench --model stories15m --steps 20 --accum 10
+	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/dist.sh stories15m 6 2 2 2
 
 # LoRA against full fine-tuning, here and in the PyTorch peer (needs python3-torch).
 bench-lora: $(BIN)

@@ -122,6 +122,8 @@ int cmd_train(int argc, char **argv) {
         {"--lora-targets", NULL, FLAG_STR, &o.lora_targets, "matrices adapted: any of q,k,v,o,w1,w2,w3"},
         {"--lora-dropout", NULL, FLAG_FLOAT, &o.lora.dropout, "dropout on the adapters' inputs while training"},
         {"--train-norms", NULL, FLAG_BOOL, &o.lora.train_norms, "with --lora: also train the RMSNorm weights"},
+        {"--no-comm-overlap", NULL, FLAG_BOOL, &o.no_comm_overlap,
+         "under mpirun: sum the gradients after the backward instead of layer by layer during it"},
         {"--no-ane-extras", NULL, FLAG_BOOL, &o.no_ane_extras,
          "static-ane: its extra kernels' work (RMSNorm backward, final norm, classifier, softmax) on the CPU"},
         {"--loss-scale", NULL, FLAG_FLOAT, &o.loss_scale,

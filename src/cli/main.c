@@ -39,8 +39,13 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("anetrain %s (gemm: %s, cJSON: %s)\n", ANETRAIN_VERSION, gemm_backend_name(),
+        printf("anetrain %s (gemm: %s, cJSON: %s, MPI: %s)\n", ANETRAIN_VERSION, gemm_backend_name(),
 #ifdef USE_CJSON
+               "yes",
+#else
+               "no",
+#endif
+#ifdef USE_MPI
                "yes"
 #else
                "no"

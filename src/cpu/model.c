@@ -389,6 +389,7 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
         // dx = RMSNorm backward + the residual path (dx2)
         rmsnorm_backward_add(dx, (float *)gw.rms_att, m->dxn, A->x, w.rms_att, A->rstd1, D, S, m->dx2);
         lap(&ph->bwd_other, &t);
+        if (m->layer_done) m->layer_done(m->layer_done_ctx, l);
     }
     if (g.embed) embed_backward(g.embed, dx, m->tokens, D, S);
     lap(&ph->bwd_other, &t);

@@ -93,6 +93,9 @@ typedef struct {
     int lora_training;                // 1 during a training step: dropout applies
     float **lora_u, **lora_xd;        // (L * LORA_N_TARGETS) U = A x̃ (r,S), x̃ (in,S) with dropout
     float *lora_v, *lora_tmp, *lora_block;
+    // called by the backward once layer l's gradients are final (may be NULL)
+    void (*layer_done)(void *ctx, int layer);
+    void *layer_done_ctx;
     // time spent in the last forward/backward (ms)
     double ms_forward, ms_backward;
     CpuPhaseTimes phases;

@@ -16,7 +16,8 @@
 // Collectives must be called by every rank in the same order (the trainer
 // calls them at fixed points of each update). They return 0, or -1 with
 // err_msg() on a communication failure. Only the thread that called
-// dist_init calls them (MPI_THREAD_FUNNELED: compute threads never do).
+// dist_init calls them, and the communication thread of dist_sum_push while
+// it owns MPI (MPI_THREAD_SERIALIZED: compute threads never do).
 #pragma once
 #include <stddef.h>
 
@@ -39,6 +40,18 @@ const char *dist_name(void);  // "single process" or "MPI (Open MPI v4.1.4, ...)
 // (split into chunks that fit MPI's int counts).
 int dist_sum_f32(float *buf, size_t n);
 int dist_sum_f64(double *buf, size_t n);
+// Sums overlapped with the caller's computation: dist_sum_push queues buf
+// (summed in place over all ranks, as dist_sum_f32) and returns at once; a
+// communication thread runs the queue in order while the caller goes on
+// (MPI's non-blocking collectives progress only inside MPI calls, and a
+// backward computes for tens of milliseconds between any two of ours). From
+// the first push until dist_sum_wait returns, the caller makes no other dist_
+// call and leaves the queued buffers alone. Every rank pushes the same
+// buffers in the same order.
+int dist_sum_push(float *buf, size_t n);
+// Blocks until every queued sum is done; *busy_ms (may be NULL): the time the
+// sums took since the last wait (exposed or hidden behind the computation).
+int dist_sum_wait(double *busy_ms);
 // *flag becomes 1 on every rank if it was non-zero on any (stop requests).
 int dist_any(int *flag);
 // Rank root's bytes to every rank.

@@ -6,13 +6,17 @@
 #ifdef USE_MPI
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/err.h"
+#include "core/timer.h"
 #include "train/dist.h"
 
 static int g_on;  // MPI_Init was called (we are in a job started by mpirun)
+static int g_serialized;  // the library allows the communication thread (MPI_THREAD_SERIALIZED)
 static int g_rank, g_size = 1, g_local = 1;
 static char g_name[MPI_MAX_LIBRARY_VERSION_STRING + 64] = "single process (not started by mpirun)";
 
@@ -32,9 +36,11 @@ static int check(int rc, const char *what) {
 int dist_init(int *argc, char ***argv) {
     if (g_on || !launched_by_mpirun()) return 0;
     int provided = 0;
-    // FUNNELED: the pipeline's compute threads never call MPI, only this one
-    if (check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread") != 0) return -1;
+    // SERIALIZED: this thread, and the communication thread while it owns MPI
+    // (dist_sum_push .. dist_sum_wait); the compute threads never call MPI
+    if (check(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread") != 0) return -1;
     g_on = 1;
+    g_serialized = provided >= MPI_THREAD_SERIALIZED;
     // errors come back as codes (and err_set messages) instead of MPI's own abort
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -56,7 +62,10 @@ int dist_init(int *argc, char ***argv) {
     return 0;
 }
 
+static void async_stop(void);
+
 void dist_finalize(void) {
+    async_stop();
     if (g_on) MPI_Finalize();
     g_on = 0;
 }
@@ -91,6 +100,96 @@ int dist_sum_f64(double *buf, size_t n) {
             return -1;
     }
     return 0;
+}
+
+// --- sums overlapped with the caller's computation ---------------------------------------
+
+typedef struct {
+    float *buf;
+    size_t n;
+} Bucket;
+
+static struct {
+    pthread_t th;
+    int started, quit;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;    // work queued, or quit
+    pthread_cond_t done;  // the queue ran empty
+    Bucket *q;
+    size_t n, cap, next;  // queued, capacity, the next to run
+    int running, failed;
+    char err[512];
+    double busy_ms;
+} g_async = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static void *async_main(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&g_async.mu);
+    for (;;) {
+        while (!g_async.quit && g_async.next == g_async.n) pthread_cond_wait(&g_async.cv, &g_async.mu);
+        if (g_async.quit) break;
+        const Bucket b = g_async.q[g_async.next];
+        g_async.running = 1;
+        pthread_mutex_unlock(&g_async.mu);
+        const double t0 = time_ms();
+        const int rc = g_async.failed ? -1 : dist_sum_f32(b.buf, b.n);
+        pthread_mutex_lock(&g_async.mu);
+        g_async.busy_ms += time_ms() - t0;
+        if (rc != 0 && !g_async.failed) {
+            g_async.failed = 1;
+            snprintf(g_async.err, sizeof g_async.err, "%s", err_msg());
+        }
+        g_async.running = 0;
+        if (++g_async.next == g_async.n) pthread_cond_broadcast(&g_async.done);
+    }
+    pthread_mutex_unlock(&g_async.mu);
+    return NULL;
+}
+
+static void async_stop(void) {
+    if (!g_async.started) return;
+    pthread_mutex_lock(&g_async.mu);
+    g_async.quit = 1;
+    pthread_cond_signal(&g_async.cv);
+    pthread_mutex_unlock(&g_async.mu);
+    pthread_join(g_async.th, NULL);
+    g_async.started = 0;
+    free(g_async.q);
+    g_async.q = NULL;
+}
+
+int dist_sum_push(float *buf, size_t n) {
+    if (!g_on || g_size == 1) return 0;
+    if (!g_serialized) return dist_sum_f32(buf, n);  // no thread allowed: at once
+    if (!g_async.started) {
+        if (pthread_create(&g_async.th, NULL, async_main, NULL) != 0)
+            return err_set("cannot start the communication thread");
+        g_async.started = 1;
+    }
+    pthread_mutex_lock(&g_async.mu);
+    if (g_async.n == g_async.cap) {
+        const size_t cap = g_async.cap ? 2 * g_async.cap : 256;
+        Bucket *q = realloc(g_async.q, cap * sizeof *q);
+        if (!q) {
+            pthread_mutex_unlock(&g_async.mu);
+            return err_set("out of memory for the communication queue");
+        }
+        g_async.q = q, g_async.cap = cap;
+    }
+    g_async.q[g_async.n++] = (Bucket){buf, n};
+    pthread_cond_signal(&g_async.cv);
+    pthread_mutex_unlock(&g_async.mu);
+    return 0;
+}
+
+int dist_sum_wait(double *busy_ms) {
+    pthread_mutex_lock(&g_async.mu);
+    while (g_async.next < g_async.n || g_async.running) pthread_cond_wait(&g_async.done, &g_async.mu);
+    const int failed = g_async.failed;
+    if (busy_ms) *busy_ms = g_async.busy_ms;
+    g_async.n = g_async.next = 0, g_async.busy_ms = 0, g_async.failed = 0;
+    pthread_mutex_unlock(&g_async.mu);
+    return failed ? err_set("%s", g_async.err) : 0;
 }
 
 int dist_any(int *flag) {

@@ -26,6 +26,15 @@ int dist_sum_f64(double *buf, size_t n) {
     (void)n;
     return 0;
 }
+int dist_sum_push(float *buf, size_t n) {
+    (void)buf;
+    (void)n;
+    return 0;
+}
+int dist_sum_wait(double *busy_ms) {
+    if (busy_ms) *busy_ms = 0;
+    return 0;
+}
 int dist_any(int *flag) {
     *flag = *flag != 0;
     return 0;

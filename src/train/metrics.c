@@ -264,6 +264,20 @@ void metrics_note(Metrics *mt, const char *text) {
     if (!mt->quiet) printf("%s\n", text);
 }
 
+void metrics_world(Metrics *mt, const WorldRecord *w, const char *text) {
+    JsonW j;
+    jsonw_begin(&j, "world");
+    jsonw_int(&j, "ranks", w->ranks);
+    jsonw_bool(&j, "overlap", w->overlap);
+    jsonw_num(&j, "tokens_per_s", w->tokens_per_s);
+    jsonw_num(&j, "comm_ms", w->comm_ms);
+    jsonw_num(&j, "comm_wait_ms", w->comm_wait_ms);
+    jsonw_str(&j, "text", text);
+    metrics_log_record(mt, &j);
+    clear_bar(mt);
+    if (!mt->quiet) printf("%s\n", text);
+}
+
 // text starts with the prompt (its tokens are forced, then decoded like the rest)
 void metrics_sample(Metrics *mt, long long step, const char *prompt, const char *text) {
     JsonW j;

@@ -69,6 +69,14 @@ void metrics_change(Metrics *mt, const char *what, const char *from, const char 
 // The process is about to be replaced (exec() restart) after update `step`.
 void metrics_restart(Metrics *mt, long long step, long long compiles, const char *why);
 void metrics_note(Metrics *mt, const char *text);
+// Data parallel (rank 0, after the report): the ranks' tokens/s summed, their
+// mean time in gradient sums and mean time waiting for them; text is the
+// per-rank line, logged and printed.
+typedef struct {
+    int ranks, overlap;
+    double tokens_per_s, comm_ms, comm_wait_ms;
+} WorldRecord;
+void metrics_world(Metrics *mt, const WorldRecord *w, const char *text);
 // Text generated from the current weights.
 void metrics_sample(Metrics *mt, long long step, const char *prompt, const char *text);
 // A line about a long operation starting ("loading ..."); not logged.

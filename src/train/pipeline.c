@@ -11,6 +11,7 @@ static int cpu_step(Pipeline *pl, const Params *p, const int *tok, const int *tg
     CpuModel *m = pl->impl;
     m->lora_training = 1;  // adapter dropout, when asked for, with this window's masks
     m->lora_window = pl->window;
+    m->layer_done = pl->layer_done, m->layer_done_ctx = pl->layer_done_ctx;
     *loss = cpu_model_forward(m, p, tok, tgt);
     cpu_model_backward(m, p, grads, scale);
     m->lora_training = 0;

@@ -32,6 +32,12 @@ struct Pipeline {
     void (*free)(Pipeline *pl);
     PhaseTimes times;
     uint64_t window;  // set by the caller before step: which window of the run this is (seeds LoRA dropout)
+    // Set by the caller (may stay NULL): step calls it once the gradients of
+    // layer l are final, last layer first, so their all-reduce can overlap the
+    // rest of the backward. A pipeline that cannot tell (the device ones: their
+    // dW GEMMs finish on a worker) never calls it.
+    void (*layer_done)(void *ctx, int layer);
+    void *layer_done_ctx;
 };
 
 // How to build a pipeline. Zero-initialize, then set what you need.

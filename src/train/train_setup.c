@@ -161,7 +161,9 @@ static int state_alloc(Trainer *t) {
     if (!t->m) t->m = calloc(n, sizeof(float));
     if (!t->v) t->v = calloc(n, sizeof(float));
     t->grads = calloc(n, sizeof(float));
-    if (!t->m || !t->v || !t->grads) return err_set("out of memory for optimizer state (%zu params)", n);
+    t->layer_pushed = calloc((size_t)t->p.cfg.n_layers, 1);
+    if (!t->m || !t->v || !t->grads || !t->layer_pushed)
+        return err_set("out of memory for optimizer state (%zu params)", n);
     optim_bounds(t->tp, t->m, t->v, &t->bounds);
     if (!(t->bounds.w < 3.4e38f && t->bounds.m < 3.4e38f && t->bounds.v < 3.4e38f))
         return err_set("%s: the weights or Adam moments hold non-finite values", t->o.resume ? t->o.ckpt : "model");
@@ -349,12 +351,13 @@ static void world_describe(const Trainer *t, char *out, size_t n) {
     snprintf(out, n,
              "--model %s (%zu params, weights CRC %08x) | data %llu bytes, fingerprint %016llx | --seq %d | --accum %d | --lr %g | --steps %lld | "
              "update %lld | --seed %llu | --pipeline %s | --device %s | --precision %s | --clip %g | --warmup %d | "
-             "--compact-vocab %d | --sequential %d | --eval-every %d | --eval-windows %d | --stop-after %lld",
+             "--compact-vocab %d | --sequential %d | --eval-every %d | --eval-windows %d | --stop-after %lld | "
+             "--no-comm-overlap %d",
              t->p.cfg.name, t->p.n, w, (unsigned long long)st->id.data_bytes,
              (unsigned long long)st->id.data_fp, t->seq, st->accum / t->world, st->lr, (long long)st->total_steps,
              (long long)st->step, (unsigned long long)st->seed, t->o.pipeline, t->o.device, t->o.precision, st->clip,
              st->warmup, t->o.compact_vocab, t->o.sequential, t->o.eval_every, t->o.eval_windows,
-             t->o.stop_after);
+             t->o.stop_after, t->o.no_comm_overlap);
 }
 
 // The first " | "-separated field where a and b differ, as a message.
@@ -454,6 +457,7 @@ void trainer_free(Trainer *t) {
     free(t->m);
     free(t->v);
     free(t->grads);
+    free(t->layer_pushed);
     io_unlock(&t->lock);
     memset(t, 0, sizeof *t);
     t->lock.fd = -1;

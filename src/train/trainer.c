@@ -88,14 +88,63 @@ static void times_add_delta(PhaseTimes *acc, const PhaseTimes *after, const Phas
     acc->kernels_compiled += after->kernels_compiled - before->kernels_compiled;
 }
 
+// --- the gradient all-reduce --------------------------------------------------------------
+
+static int overlapped(const Trainer *t) { return t->world > 1 && !t->o.no_comm_overlap; }
+
+// Queues layer l's slice of every per-layer tensor of the trained block for
+// the overlapped sum (the pipeline's layer_done, during the last window's backward).
+static void push_layer(void *ctx, int l) {
+    Trainer *t = ctx;
+    const int L = t->p.cfg.n_layers;
+    for (int i = 0; i < t->tp->n_tensors; i++) {
+        const TensorDesc *d = &t->tp->t[i];
+        const size_t per = d->numel / (size_t)L;
+        if (d->per_layer && dist_sum_push(t->grads + d->offset + (size_t)l * per, per) != 0) t->push_failed = 1;
+    }
+    t->layer_pushed[l] = 1;
+}
+
+// Every rank ends with the gradient sum and mean loss of all st->accum
+// windows: the single-process update's numbers up to float summation order.
+// Overlapped: the layers the backward has not queued (all of them on the
+// device pipelines) and the tensors outside the layers go last.
+// One rank of one: no-ops, and the loss is the same division as ever.
+static int all_reduce(Trainer *t, UpdateResult *r, double loss_sum) {
+    const double tc = time_ms();
+    int rc = 0;
+    if (overlapped(t)) {
+        for (int l = t->p.cfg.n_layers - 1; l >= 0; l--)
+            if (!t->layer_pushed[l]) push_layer(t, l);
+        for (int i = 0; i < t->tp->n_tensors; i++) {
+            const TensorDesc *d = &t->tp->t[i];
+            if (!d->per_layer && dist_sum_push(t->grads + d->offset, d->numel) != 0) t->push_failed = 1;
+        }
+        double busy = 0;
+        rc = dist_sum_wait(&busy);
+        t->comm_ms += busy;
+        if (rc == 0 && t->push_failed) rc = err_set("rank %d: cannot queue the gradient sums: %s", t->rank, err_msg());
+    } else {
+        rc = dist_sum_f32(t->grads, t->tp->n);
+        t->comm_ms += time_ms() - tc;
+    }
+    if (rc != 0 || dist_sum_f64(&loss_sum, 1) != 0) return -1;
+    r->loss = (float)(loss_sum / t->st.accum);
+    t->comm_wait_ms += time_ms() - tc;
+    return 0;
+}
+
 // Accumulates the gradients of this rank's windows into t->grads and the sum
 // of their losses into *loss_sum. An update is st->accum windows over all
-// ranks; rank r of N takes windows r, r+N, r+2N, ... of them.
+// ranks; rank r of N takes windows r, r+N, r+2N, ... of them. Overlapped, the
+// last window's backward queues each layer's sums as it finishes the layer.
 static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
     TrainState *st = &t->st;
     memset(t->grads, 0, t->tp->n * sizeof(float));
     *loss_sum = 0;
-    for (int micro = 0; micro < st->accum / t->world; micro++) {
+    const int n = st->accum / t->world;
+    if (overlapped(t)) memset(t->layer_pushed, 0, (size_t)t->p.cfg.n_layers);
+    for (int micro = 0; micro < n; micro++) {
         double td = time_ms();
         dataset_skip(&t->train, (uint64_t)t->rank);
         t->pl.window = t->train.cursor;  // a function of the run's position: the same after a resume
@@ -103,20 +152,16 @@ static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
         dataset_skip(&t->train, (uint64_t)(t->world - 1 - t->rank));
         r->data_ms += time_ms() - td;
         float loss;
-        if (t->pl.step(&t->pl, &t->p, t->tok, t->tgt, t->grads, st->loss_scale, &loss) != 0) return -1;
+        const int last = micro == n - 1 && overlapped(t);
+        t->pl.layer_done = last ? push_layer : NULL, t->pl.layer_done_ctx = t;
+        const int rc = t->pl.step(&t->pl, &t->p, t->tok, t->tgt, t->grads, st->loss_scale, &loss);
+        t->pl.layer_done = NULL;
+        if (rc != 0) {
+            if (last) dist_sum_wait(NULL);  // no queued sum may still write into the block
+            return -1;
+        }
         *loss_sum += loss;
     }
-    return 0;
-}
-
-// Every rank ends with the gradient sum and mean loss of all st->accum
-// windows: the single-process update's numbers up to float summation order.
-// One rank of one: no-ops, and the loss is the same division as ever.
-static int all_reduce(Trainer *t, UpdateResult *r, double loss_sum) {
-    const double tc = time_ms();
-    if (dist_sum_f32(t->grads, t->tp->n) != 0 || dist_sum_f64(&loss_sum, 1) != 0) return -1;
-    r->loss = (float)(loss_sum / t->st.accum);
-    t->comm_ms += time_ms() - tc;
     return 0;
 }
 
@@ -377,18 +422,26 @@ static int train_loop(Trainer *t, int *skips_in_row) {
 // all-reduce, gathered by a sum of vectors that are zero but for one slot.
 static int report_world(Trainer *t) {
     if (t->world == 1) return 0;
-    double *v = calloc((size_t)t->world * 2, sizeof(double));
+    double *v = calloc((size_t)t->world * 3, sizeof(double));
     if (!v) return err_set("out of memory");
     const double ms = t->st.train_ms - t->train_ms_before;
     const double tokens = (double)(t->st.step - t->start_step) * (t->st.accum / t->world) * t->seq;
     v[2 * t->rank] = ms > 0 ? tokens / (ms / 1000.0) : 0;
     v[2 * t->rank + 1] = t->comm_ms;
-    int rc = dist_sum_f64(v, (size_t)t->world * 2);
+    v[2 * t->world + t->rank] = t->comm_wait_ms;
+    int rc = dist_sum_f64(v, (size_t)t->world * 3);
     char line[1024];
-    int at = snprintf(line, sizeof line, "%d ranks, tokens/s per rank (all-reduce ms):", t->world);
+    int at = snprintf(line, sizeof line, "%d ranks, tokens/s per rank (all-reduce ms, of which waited for%s):",
+                      t->world, overlapped(t) ? "; the rest overlapped the backward" : "");
     for (int r = 0; rc == 0 && r < t->world && at < (int)sizeof line - 40; r++)
-        at += snprintf(line + at, sizeof line - at, " %d: %.0f (%.0f)", r, v[2 * r], v[2 * r + 1]);
-    if (rc == 0) metrics_note(&t->mt, line);
+        at += snprintf(line + at, sizeof line - at, " %d: %.0f (%.0f, %.0f)", r, v[2 * r], v[2 * r + 1],
+                       v[2 * t->world + r]);
+    WorldRecord w = {.ranks = t->world, .overlap = overlapped(t)};
+    for (int r = 0; r < t->world; r++) {
+        w.tokens_per_s += v[2 * r];
+        w.comm_ms += v[2 * r + 1] / t->world, w.comm_wait_ms += v[2 * t->world + r] / t->world;
+    }
+    if (rc == 0) metrics_world(&t->mt, &w, line);
     free(v);
     return rc;
 }

@@ -44,6 +44,7 @@ typedef struct {
     const char *precision;  // cpu: "fp32" or "bf16"
     int compile_budget;     // device compiles per process
     int no_ane_extras;      // static-ane: its extra kernels' work on the CPU
+    int no_comm_overlap;    // data parallel: sum the gradients after the backward, not during it
     LoraConfig lora;        // rank > 0: train low-rank adapters over the frozen --model
     const char *lora_targets;  // "q,k,v,o,w1,w2,w3"
     const char *out_dir;    // where built-in data and its tokenizer are written
@@ -113,7 +114,10 @@ typedef struct {
     // data parallel (dist.h): rank 0 of 1 without mpirun
     int rank, world;        // this process, and the processes sharing each update
     int stop;               // every rank agreed to stop (a signal reached one of them)
-    double comm_ms;         // time in the gradient all-reduce (this process)
+    double comm_ms;         // time the gradient sums took (this process), overlapped or not
+    double comm_wait_ms;    // of it, the time the update waited for them
+    unsigned char *layer_pushed;  // (L) overlapped sums: layer l's gradients are queued
+    int push_failed;        // a layer's gradients could not be queued
 } Trainer;
 
 // Result of one update.
