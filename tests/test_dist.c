@@ -264,6 +264,40 @@ TEST(dist_mpi_lora_two_ranks_equal_one_rank) {
     compare_runs("lo1.jsonl", "lo2.jsonl", "lo1.bin", "lo2.bin", 6);
 }
 
+// ZeRO-1: each rank keeps the moments of its half of the block, the
+// gradients are reduce-scattered and the weights all-gathered. AdamW is
+// element-wise, so only the gradient norm's summation order (the shards'
+// sums of squares, then their sum) differs from the plain run. Its
+// checkpoints hold every moment: a ZeRO-1 run resumed by one plain process,
+// and a plain one resumed with --zero 1, continue the straight run.
+TEST(dist_mpi_zero1_equals_plain) {
+    const char *mp = mpirun();
+    if (!mp) return;
+    char f[128], half[128], halfz[160];
+    snprintf(f, sizeof f, "--steps %d", STEPS);
+    snprintf(half, sizeof half, "--steps %d --stop-after %d", STEPS, STEPS / 2);
+    snprintf(halfz, sizeof halfz, "%s --zero 1", half);
+    REQUIRE(train("", 4, f, "z-one.bin", "z-one.jsonl") == 0);
+    REQUIRE(train(mp, 2, "--steps 10 --zero 1", "z-two.bin", "z-two.jsonl") == 0);
+    compare_runs("z-one.jsonl", "z-two.jsonl", "z-one.bin", "z-two.bin", STEPS);
+    char *out = NULL;
+    test_runf(&out, "grep -c 'ZeRO-1: each rank keeps the Adam moments of its shard, 50' %s/z-two.jsonl", test_tmpdir());
+    CHECKF(out && !strcmp(out, "1\n"), "ZeRO-1 note: %s", out ? out : "");
+    free(out);
+    REQUIRE(train(mp, 2, halfz, "z-a.bin", "z-a.jsonl") == 0);
+    REQUIRE(train("", 4, "--resume", "z-a.bin", "z-a.jsonl") == 0);
+    compare_runs("z-one.jsonl", "z-a.jsonl", "z-one.bin", "z-a.bin", STEPS);
+    REQUIRE(train(mp, 2, half, "z-b.bin", "z-b.jsonl") == 0);
+    REQUIRE(train(mp, 2, "--resume --zero 1", "z-b.bin", "z-b.jsonl") == 0);
+    compare_runs("z-one.jsonl", "z-b.jsonl", "z-one.bin", "z-b.bin", STEPS);
+    // three ranks: the ring passes each partial sum twice
+    char three[512];
+    snprintf(three, sizeof three, "%.*s -np 3", (int)(strstr(mp, " -np") - mp), mp);
+    REQUIRE(train("", 3, f, "z-one3.bin", "z-one3.jsonl") == 0);
+    REQUIRE(train(three, 1, "--steps 10 --zero 1", "z-three.bin", "z-three.jsonl") == 0);
+    compare_runs("z-one3.jsonl", "z-three.jsonl", "z-one3.bin", "z-three.bin", STEPS);
+}
+
 // The static pipelines under mpirun: 2 ranks equal 1 rank. mpirun's ranks
 // cannot exec() themselves, so when the compile budget is spent the job saves
 // and exits 3, and the same command with --resume continues it; the result is

@@ -90,3 +90,43 @@ TEST(optim_adamw_matches_reference_update) {
     free(g), free(m), free(v), free(w0), free(md), free(vd), free(wref);
     params_free(&p);
 }
+
+// ZeRO-1's shards: AdamW over three shards at odd boundaries (inside
+// tensors, off the vector width), each with its own moments, gives the
+// whole-block update bit for bit, and the shards' bounds are the block's.
+TEST(optim_shards_equal_the_whole_block) {
+    Config c;
+    config_preset(&c, "tiny-qwen3");
+    Params p, q;
+    REQUIRE(params_init(&p, &c) == 0 && params_init(&q, &c) == 0);
+    params_init_random(&p, 5);
+    memcpy(q.data, p.data, p.n * sizeof(float));
+    const size_t n = p.n, cut[4] = {0, n / 3 + 5, 2 * n / 3 + 1, n};
+    float *g = malloc(n * 4), *m = calloc(n, 4), *v = calloc(n, 4), *ms = calloc(n, 4), *vs = calloc(n, 4);
+    Rng r;
+    rng_init(&r, 9);
+    TrainState st;
+    memset(&st, 0, sizeof st);
+    optim_defaults(&st);
+    for (int step = 1; step <= 3; step++) {
+        for (size_t i = 0; i < n; i++) g[i] = rng_normal(&r);
+        st.adam_t = step;
+        OptimBounds whole, part, all = {0, 0, 0};
+        optim_adamw(&p, g, m, v, &st, 1e-2f, 0.5f, &whole);
+        for (int k = 0; k < 3; k++) {  // each shard's moments in a buffer of its own size
+            const OptimShard sh = {cut[k], cut[k + 1]};
+            const size_t len = sh.hi - sh.lo;
+            float *mk = malloc(len * 4), *vk = malloc(len * 4);
+            memcpy(mk, ms + sh.lo, len * 4), memcpy(vk, vs + sh.lo, len * 4);
+            CHECK(optim_update_finite_shard(&q, g, mk, vk, sh, &st, 1e-2f, 0.5f, 1.0, NULL) == 1);
+            optim_adamw_shard(&q, g, mk, vk, sh, &st, 1e-2f, 0.5f, &part);
+            all.w = fmaxf(all.w, part.w), all.m = fmaxf(all.m, part.m), all.v = fmaxf(all.v, part.v);
+            memcpy(ms + sh.lo, mk, len * 4), memcpy(vs + sh.lo, vk, len * 4);
+            free(mk), free(vk);
+        }
+        CHECK(!memcmp(p.data, q.data, n * 4) && !memcmp(m, ms, n * 4) && !memcmp(v, vs, n * 4));
+        CHECK(all.w == whole.w && all.m == whole.m && all.v == whole.v);
+    }
+    free(g), free(m), free(v), free(ms), free(vs);
+    params_free(&p), params_free(&q);
+}

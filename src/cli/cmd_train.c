@@ -79,6 +79,7 @@ static const char *bad_value(const TrainOptions *o) {
     if (o->threads < 0) return "--threads must be >= 0";
     if (o->res_scale < 0) return "--res-scale must be >= 0";
     if (o->compile_budget <= 0) return "--compile-budget must be positive";
+    if (o->zero != 0 && o->zero != 1) return "--zero must be 0 or 1";
     if (o->sample_every < 0) return "--sample-every must be >= 0";
     if (o->peak_gflops < 0) return "--peak-gflops must be >= 0";
     if (o->save_every < 0 || o->eval_every < 0 || o->eval_windows < 0)
@@ -124,6 +125,9 @@ int cmd_train(int argc, char **argv) {
         {"--train-norms", NULL, FLAG_BOOL, &o.lora.train_norms, "with --lora: also train the RMSNorm weights"},
         {"--no-comm-overlap", NULL, FLAG_BOOL, &o.no_comm_overlap,
          "under mpirun: sum the gradients after the backward instead of layer by layer during it"},
+        {"--zero", NULL, FLAG_INT, &o.zero,
+         "under mpirun: 1 = ZeRO-1, each rank keeps and updates the Adam moments of its shard of the weights "
+         "(optimizer memory / ranks; the gradients are reduce-scattered and the weights all-gathered)"},
         {"--no-ane-extras", NULL, FLAG_BOOL, &o.no_ane_extras,
          "static-ane: its extra kernels' work (RMSNorm backward, final norm, classifier, softmax) on the CPU"},
         {"--loss-scale", NULL, FLAG_FLOAT, &o.loss_scale,

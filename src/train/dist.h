@@ -52,6 +52,15 @@ int dist_sum_push(float *buf, size_t n);
 // Blocks until every queued sum is done; *busy_ms (may be NULL): the time the
 // sums took since the last wait (exposed or hidden behind the computation).
 int dist_sum_wait(double *busy_ms);
+// ZeRO-1's collectives over a block split into one segment per rank: segment
+// r holds counts[r] elements and starts where segment r-1 ends.
+// In place: this rank's segment of buf becomes the sum over the ranks of
+// that segment; the other segments of buf are left with partial sums.
+int dist_reduce_scatter_f32(float *buf, const size_t *counts);
+// In place: rank r's segment of buf to every rank, for every r.
+int dist_allgather_f32(float *buf, const size_t *counts);
+// On rank root, full = the ranks' segments seg (counts[rank] floats each), in rank order.
+int dist_gather_f32(const float *seg, float *full, const size_t *counts, int root);
 // *flag becomes 1 on every rank if it was non-zero on any (stop requests).
 int dist_any(int *flag);
 // Rank root's bytes to every rank.

@@ -192,6 +192,85 @@ int dist_sum_wait(double *busy_ms) {
     return failed ? err_set("%s", g_async.err) : 0;
 }
 
+// --- ZeRO-1's segmented collectives ---------------------------------------------------------
+
+// counts and displacements as MPI's ints; -1 when a segment or offset does not fit.
+static int segments(const size_t *counts, int **c, int **d) {
+    *c = malloc(sizeof(int) * (size_t)g_size), *d = malloc(sizeof(int) * (size_t)g_size);
+    if (!*c || !*d) return err_set("out of memory");
+    size_t off = 0;
+    for (int r = 0; r < g_size; r++) {
+        if (counts[r] > INT_MAX || off > INT_MAX)
+            return err_set("a ZeRO-1 shard of %zu floats at %zu is beyond MPI's int counts", counts[r], off);
+        (*c)[r] = (int)counts[r], (*d)[r] = (int)off;
+        off += counts[r];
+    }
+    return 0;
+}
+
+// A ring: at step k (0 .. N-2) rank r passes its partial sum of segment
+// r-k-1 to rank r+1 and adds the partial sum of segment r-k-2 that rank r-1
+// passes it, so after N-1 steps segment r holds every rank's contribution.
+// Each rank sends (N-1)/N of the block, the least any reduce-scatter can,
+// through a fixed buffer (the library's own may allocate the whole block).
+enum { RING_CHUNK = 1 << 20 };
+
+static size_t seg_start(const size_t *counts, int r) {
+    size_t off = 0;
+    for (int i = 0; i < r; i++) off += counts[i];
+    return off;
+}
+
+static int ring_step(float *buf, const size_t *counts, int send_seg, int recv_seg, float *tmp) {
+    const int next = (g_rank + 1) % g_size, prev = (g_rank + g_size - 1) % g_size;
+    float *s = buf + seg_start(counts, send_seg), *d = buf + seg_start(counts, recv_seg);
+    const size_t ns = counts[send_seg], nd = counts[recv_seg];
+    for (size_t i = 0; i < ns || i < nd; i += RING_CHUNK) {
+        const int cs = (int)(i < ns ? (ns - i < RING_CHUNK ? ns - i : RING_CHUNK) : 0);
+        const int cd = (int)(i < nd ? (nd - i < RING_CHUNK ? nd - i : RING_CHUNK) : 0);
+        if (check(MPI_Sendrecv(s + i, cs, MPI_FLOAT, next, 7, tmp, cd, MPI_FLOAT, prev, 7, MPI_COMM_WORLD,
+                               MPI_STATUS_IGNORE), "MPI_Sendrecv (reduce-scatter)") != 0)
+            return -1;
+        for (int k = 0; k < cd; k++) d[i + k] += tmp[k];
+    }
+    return 0;
+}
+
+int dist_reduce_scatter_f32(float *buf, const size_t *counts) {
+    if (!g_on || g_size == 1) return 0;
+    float *tmp = malloc(sizeof(float) * RING_CHUNK);
+    if (!tmp) return err_set("out of memory for the reduce-scatter");
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < g_size - 1; k++)
+        rc = ring_step(buf, counts, (g_rank - k - 1 + 2 * g_size) % g_size, (g_rank - k - 2 + 2 * g_size) % g_size, tmp);
+    free(tmp);
+    return rc;
+}
+
+int dist_allgather_f32(float *buf, const size_t *counts) {
+    if (!g_on || g_size == 1) return 0;
+    int *c = NULL, *d = NULL;
+    int rc = segments(counts, &c, &d);
+    if (rc == 0)
+        rc = check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, c, d, MPI_FLOAT, MPI_COMM_WORLD),
+                   "MPI_Allgatherv");
+    free(c), free(d);
+    return rc;
+}
+
+int dist_gather_f32(const float *seg, float *full, const size_t *counts, int root) {
+    if (!g_on || g_size == 1) {
+        memmove(full, seg, counts[0] * sizeof(float));
+        return 0;
+    }
+    int *c = NULL, *d = NULL;
+    int rc = segments(counts, &c, &d);
+    if (rc == 0)
+        rc = check(MPI_Gatherv(seg, c[g_rank], MPI_FLOAT, full, c, d, MPI_FLOAT, root, MPI_COMM_WORLD), "MPI_Gatherv");
+    free(c), free(d);
+    return rc;
+}
+
 int dist_any(int *flag) {
     *flag = *flag != 0;
     if (!g_on || g_size == 1) return 0;

@@ -2,6 +2,7 @@
 // over one rank is the identity, so each call is a no-op. See dist.h.
 #ifndef USE_MPI
 #include <stdlib.h>
+#include <string.h>
 
 #include "train/dist.h"
 
@@ -33,6 +34,21 @@ int dist_sum_push(float *buf, size_t n) {
 }
 int dist_sum_wait(double *busy_ms) {
     if (busy_ms) *busy_ms = 0;
+    return 0;
+}
+int dist_reduce_scatter_f32(float *buf, const size_t *counts) {
+    (void)buf;
+    (void)counts;
+    return 0;
+}
+int dist_allgather_f32(float *buf, const size_t *counts) {
+    (void)buf;
+    (void)counts;
+    return 0;
+}
+int dist_gather_f32(const float *seg, float *full, const size_t *counts, int root) {
+    (void)root;
+    memmove(full, seg, counts[0] * sizeof(float));
     return 0;
 }
 int dist_any(int *flag) {

@@ -92,8 +92,11 @@ void optim_record_skip(TrainState *st) {
 }
 
 int optim_prepare(TrainState *st, const float *g, size_t n, float *grad_mul, double *norm) {
+    return optim_prepare_sumsq(st, optim_sumsq(g, n), grad_mul, norm);
+}
+
+int optim_prepare_sumsq(TrainState *st, double sumsq, float *grad_mul, double *norm) {
     const double unscale = 1.0 / ((double)st->loss_scale * st->accum);
-    const double sumsq = optim_sumsq(g, n);
     const double gnorm = sqrt(sumsq) * unscale;
     *norm = gnorm;
     if (!isfinite(gnorm)) {
@@ -113,7 +116,8 @@ int optim_prepare(TrainState *st, const float *g, size_t n, float *grad_mul, dou
 typedef struct {
     Params *p;
     const float *g;
-    float *m, *v;
+    float *m, *v;                  // of elements [lo, hi): m[0] is element lo's
+    size_t lo, hi;
     float b1, b2, eps, step, inv_bc2, mul, lr_wd;
     int dry;                       // 1: compute, store nothing, count non-finite results
     float wmax[THREADS_MAX], mmax[THREADS_MAX], vmax[THREADS_MAX];
@@ -131,19 +135,21 @@ static inline void span_scalar(float *mx, float x) {
 }
 
 // Elements [b, e) of one tensor: the update of optim.h, 8 lanes at a time.
+// Element-wise, so any split of the block gives the same bits.
 static void adam_span(const AdamJob *j, size_t b, size_t e, float decay, SpanStats *ss) {
-    float *restrict w = j->p->data, *restrict m = j->m, *restrict v = j->v;
-    const float *restrict g = j->g;
+    float *restrict w = j->p->data + b, *restrict m = j->m + (b - j->lo), *restrict v = j->v + (b - j->lo);
+    const float *restrict g = j->g + b;
     const float b1 = j->b1, b2 = j->b2, eps = j->eps, step = j->step, inv_bc2 = j->inv_bc2, mul = j->mul;
     const int dry = j->dry;
-    size_t i = b;
+    const size_t n = e - b;
+    size_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
     const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), c1 = _mm256_set1_ps(1.0f - b1),
                  c2 = _mm256_set1_ps(1.0f - b2), vmul = _mm256_set1_ps(mul), vstep = _mm256_set1_ps(step),
                  veps = _mm256_set1_ps(eps), vibc2 = _mm256_set1_ps(inv_bc2), vdec = _mm256_set1_ps(decay);
     const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(3.4028235e38f);
     __m256 aw = _mm256_setzero_ps(), am = aw, av = aw;
-    for (; i + 8 <= e; i += 8) {
+    for (; i + 8 <= n; i += 8) {
         const __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), vmul);
         const __m256 mi = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(c1, gi));
         const __m256 vi =
@@ -173,7 +179,7 @@ static void adam_span(const AdamJob *j, size_t b, size_t e, float decay, SpanSta
     _mm256_storeu_ps(lv, av);
     for (int l = 0; l < 8; l++) span_scalar(&ss->w, lw[l]), span_scalar(&ss->m, lm[l]), span_scalar(&ss->v, lv[l]);
 #endif
-    for (; i < e; i++) {
+    for (; i < n; i++) {
         const float gi = g[i] * mul;
         const float mi = b1 * m[i] + (1.0f - b1) * gi;
         const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
@@ -190,7 +196,8 @@ static void adam_span(const AdamJob *j, size_t b, size_t e, float decay, SpanSta
 static void adam_run(void *ctx, int tid, int nt) {
     AdamJob *j = ctx;
     size_t b, e;
-    threads_range(j->p->n, tid, nt, 1024, &b, &e);
+    threads_range(j->hi - j->lo, tid, nt, 1024, &b, &e);
+    b += j->lo, e += j->lo;
     SpanStats ss = {0, 0, 0, 0};
     for (int t = 0; t < j->p->n_tensors; t++) {
         const TensorDesc *d = &j->p->t[t];
@@ -201,13 +208,13 @@ static void adam_run(void *ctx, int tid, int nt) {
 }
 
 // Runs the update (or, dry, its check); returns the non-finite count of a dry run.
-static size_t adam_pass(Params *p, const float *g, float *m, float *v, const TrainState *st, float lr,
-                        float grad_mul, int dry, OptimBounds *bounds) {
+static size_t adam_pass(Params *p, const float *g, float *m, float *v, OptimShard sh, const TrainState *st,
+                        float lr, float grad_mul, int dry, OptimBounds *bounds) {
     const float b1 = st->beta1, b2 = st->beta2;
     const float bc1 = 1.0f - powf(b1, (float)st->adam_t), bc2 = 1.0f - powf(b2, (float)st->adam_t);
-    AdamJob j = {.p = p, .g = g, .m = m, .v = v, .b1 = b1, .b2 = b2, .eps = st->eps, .step = lr / bc1,
-                 .inv_bc2 = 1.0f / bc2, .mul = grad_mul, .lr_wd = lr * st->weight_decay, .dry = dry};
-    const int nt = threads_run_n(adam_run, &j, p->n < (1u << 18) ? 1 : THREADS_MAX);
+    AdamJob j = {.p = p, .g = g, .m = m, .v = v, .lo = sh.lo, .hi = sh.hi, .b1 = b1, .b2 = b2, .eps = st->eps,
+                 .step = lr / bc1, .inv_bc2 = 1.0f / bc2, .mul = grad_mul, .lr_wd = lr * st->weight_decay, .dry = dry};
+    const int nt = threads_run_n(adam_run, &j, sh.hi - sh.lo < (1u << 18) ? 1 : THREADS_MAX);
     size_t bad = 0;
     OptimBounds b = {0, 0, 0};
     for (int i = 0; i < nt; i++) {
@@ -218,9 +225,16 @@ static size_t adam_pass(Params *p, const float *g, float *m, float *v, const Tra
     return bad;
 }
 
+static OptimShard whole(const Params *p) { return (OptimShard){0, p->n}; }
+
 void optim_adamw(Params *p, const float *g, float *m, float *v, const TrainState *st, float lr, float grad_mul,
                  OptimBounds *b) {
-    adam_pass(p, g, m, v, st, lr, grad_mul, 0, b);
+    adam_pass(p, g, m, v, whole(p), st, lr, grad_mul, 0, b);
+}
+
+void optim_adamw_shard(Params *p, const float *g, float *m, float *v, OptimShard sh, const TrainState *st, float lr,
+                       float grad_mul, OptimBounds *b) {
+    adam_pass(p, g, m, v, sh, st, lr, grad_mul, 0, b);
 }
 
 // max |x| over n floats, or inf when one is NaN ("not provably safe");
@@ -250,8 +264,12 @@ static void bounds_run(void *ctx, int tid, int nt) {
 }
 
 void optim_bounds(const Params *p, const float *m, const float *v, OptimBounds *b) {
-    BoundsJob j = {.x = {p->data, m, v}, .n = p->n};
-    const int nt = threads_run_n(bounds_run, &j, p->n < (1u << 20) ? 1 : THREADS_MAX);
+    optim_bounds_shard(p, m, v, whole(p), b);
+}
+
+void optim_bounds_shard(const Params *p, const float *m, const float *v, OptimShard sh, OptimBounds *b) {
+    BoundsJob j = {.x = {p->data + sh.lo, m, v}, .n = sh.hi - sh.lo};
+    const int nt = threads_run_n(bounds_run, &j, j.n < (1u << 20) ? 1 : THREADS_MAX);
     float r[3] = {0, 0, 0};
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < nt; i++) span_scalar(&r[k], j.part[k][i]);
@@ -278,10 +296,15 @@ static int bounds_prove_finite(const TrainState *st, float lr, double G, const O
 
 int optim_update_finite(const Params *p, const float *g, const float *m, const float *v, const TrainState *st,
                         float lr, float grad_mul, double grad_norm, const OptimBounds *b) {
+    return optim_update_finite_shard(p, g, m, v, whole(p), st, lr, grad_mul, grad_norm, b);
+}
+
+int optim_update_finite_shard(const Params *p, const float *g, const float *m, const float *v, OptimShard sh,
+                              const TrainState *st, float lr, float grad_mul, double grad_norm, const OptimBounds *b) {
     // grad_norm is unscaled and unclipped; grad_mul unscales and clips, so the
     // clipped vector's norm is grad_norm * grad_mul * (loss_scale * accum);
     // 1% covers the float partial sums of optim_sumsq
     const double G = 1.01 * grad_norm * grad_mul * ((double)st->loss_scale * st->accum);
     if (b && bounds_prove_finite(st, lr, G, b)) return 1;
-    return adam_pass((Params *)p, g, (float *)m, (float *)v, st, lr, grad_mul, 1, NULL) == 0;
+    return adam_pass((Params *)p, g, (float *)m, (float *)v, sh, st, lr, grad_mul, 1, NULL) == 0;
 }

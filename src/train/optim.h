@@ -41,12 +41,27 @@ void optim_bounds(const Params *p, const float *m, const float *v, OptimBounds *
 int optim_update_finite(const Params *p, const float *g, const float *m, const float *v, const TrainState *st,
                         float lr, float grad_mul, double grad_norm, const OptimBounds *b);
 
+// ZeRO-1 (moments sharded over ranks): the same passes over the elements
+// [lo, hi) of the block alone, with the moments of those elements only (m[0]
+// and v[0] are element lo's). AdamW is element-wise, so the shards' updates
+// together are the whole block's, bit for bit.
+typedef struct {
+    size_t lo, hi;
+} OptimShard;
+void optim_adamw_shard(Params *p, const float *g, float *m, float *v, OptimShard sh, const TrainState *st, float lr,
+                       float grad_mul, OptimBounds *b);
+void optim_bounds_shard(const Params *p, const float *m, const float *v, OptimShard sh, OptimBounds *b);
+int optim_update_finite_shard(const Params *p, const float *g, const float *m, const float *v, OptimShard sh,
+                              const TrainState *st, float lr, float grad_mul, double grad_norm, const OptimBounds *b);
+
 // Decides what to do with the accumulated (still scaled) gradients of one
 // update. Returns 1 if they are finite and the update should happen, 0 if it
 // must be skipped (and lowers a dynamic loss scale). grad_mul receives the
 // factor that unscales, averages over accum micro-steps and applies clipping;
 // *norm the unclipped global gradient norm.
 int optim_prepare(TrainState *st, const float *g, size_t n, float *grad_mul, double *norm);
+// The same from the gradients' sum of squares (ZeRO-1: the shards' sums, summed over the ranks).
+int optim_prepare_sumsq(TrainState *st, double sumsq, float *grad_mul, double *norm);
 // An update skipped after optim_prepare accepted its gradients (its result
 // would not be finite): counted, and a dynamic loss scale lowered, as a
 // non-finite gradient is.

@@ -156,15 +156,42 @@ static int lora_setup(Trainer *t) {
     return 0;
 }
 
+// The part of the block each rank updates: under ZeRO-1 one contiguous shard
+// per rank, boundaries on 16 floats (64 bytes); else all of it on every rank.
+static int shards_setup(Trainer *t) {
+    const size_t n = t->tp->n, N = (size_t)t->world;
+    t->shard_counts = calloc(N, sizeof(size_t));
+    if (!t->shard_counts) return err_set("out of memory");
+    for (size_t r = 0; r < N; r++) {
+        const size_t lo = t->o.zero ? (n * r / N) & ~(size_t)15 : 0;
+        const size_t hi = !t->o.zero || r + 1 == N ? n : (n * (r + 1) / N) & ~(size_t)15;
+        t->shard_counts[r] = hi - lo;
+        if (r == (size_t)t->rank) t->shard = (OptimShard){lo, hi};
+    }
+    return 0;
+}
+
+// Keeps the shard's part of a whole-block buffer (freed).
+static float *keep_shard(float *full, OptimShard sh) {
+    float *part = malloc(sizeof(float) * (sh.hi - sh.lo + 1));
+    if (part) memcpy(part, full + sh.lo, sizeof(float) * (sh.hi - sh.lo));
+    free(full);
+    return part;
+}
+
 static int state_alloc(Trainer *t) {
     size_t n = t->tp->n;
+    if (shards_setup(t) != 0) return -1;
     if (!t->m) t->m = calloc(n, sizeof(float));
     if (!t->v) t->v = calloc(n, sizeof(float));
+    if (t->o.zero && t->m && t->v) {  // a checkpoint holds every moment: this rank keeps its own
+        t->m = keep_shard(t->m, t->shard), t->v = keep_shard(t->v, t->shard);
+    }
     t->grads = calloc(n, sizeof(float));
     t->layer_pushed = calloc((size_t)t->p.cfg.n_layers, 1);
     if (!t->m || !t->v || !t->grads || !t->layer_pushed)
         return err_set("out of memory for optimizer state (%zu params)", n);
-    optim_bounds(t->tp, t->m, t->v, &t->bounds);
+    optim_bounds_shard(t->tp, t->m, t->v, t->shard, &t->bounds);
     if (!(t->bounds.w < 3.4e38f && t->bounds.m < 3.4e38f && t->bounds.v < 3.4e38f))
         return err_set("%s: the weights or Adam moments hold non-finite values", t->o.resume ? t->o.ckpt : "model");
     return 0;
@@ -352,12 +379,12 @@ static void world_describe(const Trainer *t, char *out, size_t n) {
              "--model %s (%zu params, weights CRC %08x) | data %llu bytes, fingerprint %016llx | --seq %d | --accum %d | --lr %g | --steps %lld | "
              "update %lld | --seed %llu | --pipeline %s | --device %s | --precision %s | --clip %g | --warmup %d | "
              "--compact-vocab %d | --sequential %d | --eval-every %d | --eval-windows %d | --stop-after %lld | "
-             "--no-comm-overlap %d",
+             "--no-comm-overlap %d | --zero %d",
              t->p.cfg.name, t->p.n, w, (unsigned long long)st->id.data_bytes,
              (unsigned long long)st->id.data_fp, t->seq, st->accum / t->world, st->lr, (long long)st->total_steps,
              (long long)st->step, (unsigned long long)st->seed, t->o.pipeline, t->o.device, t->o.precision, st->clip,
              st->warmup, t->o.compact_vocab, t->o.sequential, t->o.eval_every, t->o.eval_windows,
-             t->o.stop_after, t->o.no_comm_overlap);
+             t->o.stop_after, t->o.no_comm_overlap, t->o.zero);
 }
 
 // The first " | "-separated field where a and b differ, as a message.
@@ -395,9 +422,15 @@ static int world_agree(Trainer *t) {
 
 static void world_note(Trainer *t) {
     if (t->world == 1) return;
-    char line[300];
-    snprintf(line, sizeof line, "data parallel: %s; each update averages %d windows, %d per rank", dist_name(),
-             t->st.accum, t->st.accum / t->world);
+    char line[400];
+    int at = snprintf(line, sizeof line, "data parallel: %s; each update averages %d windows, %d per rank; "
+                      "gradients summed %s", dist_name(), t->st.accum, t->st.accum / t->world,
+                      t->o.zero ? "by shard (reduce-scatter)" : t->o.no_comm_overlap ? "after the backward"
+                                                                 : "layer by layer during the backward");
+    if (t->o.zero)
+        snprintf(line + at, sizeof line - at, "; ZeRO-1: each rank keeps the Adam moments of its shard, "
+                 "%.1f%% of the %zu floats (rank 0: [%zu, %zu))", 100.0 * (double)(t->shard.hi - t->shard.lo) / (double)t->tp->n,
+                 t->tp->n, t->shard.lo, t->shard.hi);
     metrics_note(&t->mt, line);
 }
 
@@ -458,6 +491,7 @@ void trainer_free(Trainer *t) {
     free(t->v);
     free(t->grads);
     free(t->layer_pushed);
+    free(t->shard_counts);
     io_unlock(&t->lock);
     memset(t, 0, sizeof *t);
     t->lock.fd = -1;

@@ -90,7 +90,7 @@ static void times_add_delta(PhaseTimes *acc, const PhaseTimes *after, const Phas
 
 // --- the gradient all-reduce --------------------------------------------------------------
 
-static int overlapped(const Trainer *t) { return t->world > 1 && !t->o.no_comm_overlap; }
+static int overlapped(const Trainer *t) { return t->world > 1 && !t->o.no_comm_overlap && !t->o.zero; }
 
 // Queues layer l's slice of every per-layer tensor of the trained block for
 // the overlapped sum (the pipeline's layer_done, during the last window's backward).
@@ -105,15 +105,18 @@ static void push_layer(void *ctx, int l) {
     t->layer_pushed[l] = 1;
 }
 
-// Every rank ends with the gradient sum and mean loss of all st->accum
-// windows: the single-process update's numbers up to float summation order.
-// Overlapped: the layers the backward has not queued (all of them on the
-// device pipelines) and the tensors outside the layers go last.
-// One rank of one: no-ops, and the loss is the same division as ever.
+// Every rank ends with the gradient sum (under ZeRO-1: of its shard) and the
+// mean loss of all st->accum windows: the single-process update's numbers up
+// to float summation order. Overlapped: the layers the backward has not
+// queued (all of them on the device pipelines) and the tensors outside the
+// layers go last. One rank of one: no-ops, and the loss is the same division as ever.
 static int all_reduce(Trainer *t, UpdateResult *r, double loss_sum) {
     const double tc = time_ms();
     int rc = 0;
-    if (overlapped(t)) {
+    if (t->o.zero && t->world > 1) {
+        rc = dist_reduce_scatter_f32(t->grads, t->shard_counts);
+        t->comm_ms += time_ms() - tc;
+    } else if (overlapped(t)) {
         for (int l = t->p.cfg.n_layers - 1; l >= 0; l--)
             if (!t->layer_pushed[l]) push_layer(t, l);
         for (int i = 0; i < t->tp->n_tensors; i++) {
@@ -175,19 +178,28 @@ static int apply_update(Trainer *t, UpdateResult *r) {
         metrics_skip(&t->mt, st->step + 1, "non-finite loss", r->loss, NAN, st->loss_scale);
         return 0;
     }
-    if (!optim_prepare(st, t->grads, t->tp->n, &grad_mul, &r->grad_norm)) {
+    // under ZeRO-1 each rank holds its shard's gradients: the norm and the
+    // verdict on a finite update are the ranks' together
+    const OptimShard sh = t->shard;
+    double sumsq = optim_sumsq(t->grads + sh.lo, sh.hi - sh.lo);
+    if (t->o.zero && dist_sum_f64(&sumsq, 1) != 0) return -1;
+    if (!optim_prepare_sumsq(st, sumsq, &grad_mul, &r->grad_norm)) {
         metrics_skip(&t->mt, st->step + 1, "non-finite gradient", r->loss, r->grad_norm, st->loss_scale);
         return 0;
     }
     st->adam_t++;
-    if (!optim_update_finite(t->tp, t->grads, t->m, t->v, st, r->lr, grad_mul, r->grad_norm, &t->bounds)) {
+    int bad = !optim_update_finite_shard(t->tp, t->grads, t->m, t->v, sh, st, r->lr, grad_mul, r->grad_norm,
+                                         &t->bounds);
+    if (t->o.zero && dist_any(&bad) != 0) return -1;
+    if (bad) {
         st->adam_t--;
         optim_record_skip(st);
         metrics_skip(&t->mt, st->step + 1, "the update would make weights non-finite", r->loss, r->grad_norm,
                      st->loss_scale);
         return 0;
     }
-    optim_adamw(t->tp, t->grads, t->m, t->v, st, r->lr, grad_mul, &t->bounds);
+    optim_adamw_shard(t->tp, t->grads, t->m, t->v, sh, st, r->lr, grad_mul, &t->bounds);
+    if (t->o.zero && dist_allgather_f32(t->tp->data, t->shard_counts) != 0) return -1;  // every shard's new weights
     if (t->pl.params_changed(&t->pl, &t->p) != 0) return -1;
     r->applied = 1;
     return 0;
@@ -251,37 +263,68 @@ static void save_progress(void *ctx, double fraction) {
 }
 
 // Large checkpoints (>= 256 MiB) show progress on a terminal.
-static int save_one(Trainer *t, const char *path) {
+static int save_one(Trainer *t, const char *path, const float *m, const float *v) {
     t->saving = path;
     const int big = t->tp->n * 12.0 >= 256.0 * 1024 * 1024;
-    int rc = ckpt_save_progress(path, t->tp, t->m, t->v, &t->st, big ? save_progress : NULL, t);
+    int rc = ckpt_save_progress(path, t->tp, m, v, &t->st, big ? save_progress : NULL, t);
     if (rc != 0) return err_wrap("saving the checkpoint failed (the previous checkpoint, if any, is intact)");
     metrics_checkpoint(&t->mt, t->st.step, path, 0);
     return 0;
 }
 
+// The moments a checkpoint holds, on rank 0: its own, or under ZeRO-1 every
+// rank's shard gathered into *m, *v (the caller frees them). Every rank calls it.
+static int moments_gather(Trainer *t, float **m, float **v) {
+    *m = t->m, *v = t->v;
+    if (!t->o.zero || t->world == 1) return 0;
+    const size_t n = t->tp->n;
+    float *fm = t->rank == 0 ? malloc(sizeof(float) * n) : NULL, *fv = t->rank == 0 ? malloc(sizeof(float) * n) : NULL;
+    int oom = t->rank == 0 && (!fm || !fv);
+    if (dist_any(&oom) != 0 || oom) {
+        free(fm), free(fv);
+        return err_set("out of memory for the moments of the checkpoint (ZeRO-1 gathers them on rank 0)");
+    }
+    if (dist_gather_f32(t->m, fm, t->shard_counts, 0) != 0 || dist_gather_f32(t->v, fv, t->shard_counts, 0) != 0) {
+        free(fm), free(fv);
+        return -1;
+    }
+    *m = fm, *v = fv;
+    return 0;
+}
+
+static void moments_release(const Trainer *t, float *m, float *v) {
+    if (m != t->m) free(m);
+    if (v != t->v) free(v);
+}
+
 int trainer_save(Trainer *t, int best_too) {
+    float *m, *v;
+    if (moments_gather(t, &m, &v) != 0) return -1;
     if (t->rank != 0) return 0;  // every rank holds the same state: one writes it
     const double tc = time_ms();
     TrainState *st = &t->st;  // the run's totals over its processes, this one included
     st->compile_ms = t->compile_ms_before + t->pl.times.compile;
     st->compiles = t->compiles_before + t->pl.times.kernels_compiled;
     st->wall_ms = t->wall_ms_before + (tc - t->t_start);
-    int rc = save_one(t, t->o.ckpt);
+    int rc = save_one(t, t->o.ckpt, m, v);
     if (rc == 0 && best_too) {
         // the same update: a second name for the same bytes, not a second copy
         if (ckpt_link(t->o.ckpt, t->best) == 0) metrics_checkpoint(&t->mt, t->st.step, t->best, 1);
-        else rc = save_one(t, t->best);
+        else rc = save_one(t, t->best, m, v);
     }
+    moments_release(t, m, v);
     t->mt.ckpt_ms += time_ms() - tc;
     return rc;
 }
 
 // Saves only the best checkpoint (an evaluation improved between latest saves).
 static int save_best(Trainer *t) {
+    float *m, *v;
+    if (moments_gather(t, &m, &v) != 0) return -1;
     if (t->rank != 0) return 0;
     const double tc = time_ms();
-    int rc = save_one(t, t->best);
+    int rc = save_one(t, t->best, m, v);
+    moments_release(t, m, v);
     t->mt.ckpt_ms += time_ms() - tc;
     return rc;
 }

@@ -45,6 +45,7 @@ typedef struct {
     int compile_budget;     // device compiles per process
     int no_ane_extras;      // static-ane: its extra kernels' work on the CPU
     int no_comm_overlap;    // data parallel: sum the gradients after the backward, not during it
+    int zero;               // data parallel: 1 = ZeRO-1, the Adam moments sharded over the ranks
     LoraConfig lora;        // rank > 0: train low-rank adapters over the frozen --model
     const char *lora_targets;  // "q,k,v,o,w1,w2,w3"
     const char *out_dir;    // where built-in data and its tokenizer are written
@@ -118,6 +119,10 @@ typedef struct {
     double comm_wait_ms;    // of it, the time the update waited for them
     unsigned char *layer_pushed;  // (L) overlapped sums: layer l's gradients are queued
     int push_failed;        // a layer's gradients could not be queued
+    // the part of the block this rank updates: all of it, or under ZeRO-1
+    // its shard, whose moments alone m and v hold
+    OptimShard shard;
+    size_t *shard_counts;   // (world) every rank's shard size
 } Trainer;
 
 // Result of one update.
