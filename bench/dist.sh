@@ -50,8 +50,8 @@ PY
 echo "model $model, $updates updates of $accum windows x 256 tokens, $rounds rounds, $cores cores"
 for r in $(seq "$rounds"); do
   run one "" "$accum" --threads "$cores"
-  run overlap "$mpi" "$((accum / ranks))" --threads "$((cores / ranks > 0 ? cores / ranks : 1))"
-  run after "$mpi" "$((accum / ranks))" --threads "$((cores / ranks > 0 ? cores / ranks : 1))" --no-comm-overlap
+  run overlap "$mpi" "$((accum / ranks))" --threads "$((cores / ranks > 0 ? cores / ranks : 1))" --comm-overlap on
+  run after "$mpi" "$((accum / ranks))" --threads "$((cores / ranks > 0 ? cores / ranks : 1))" --comm-overlap off
   run zero "$mpi" "$((accum / ranks))" --threads "$((cores / ranks > 0 ? cores / ranks : 1))" --zero 1
 done | tee "$tmp/all.txt"
 $py - "$tmp/all.txt" "$ranks" "$accum" <<'PY'

@@ -231,6 +231,11 @@ TEST(dist_mpi_dynamic_sim_two_ranks_equal_one_rank) {
     REQUIRE(train("", 2, f, "dyn1.bin", "dyn1.jsonl") == 0);
     REQUIRE(train(mp, 1, f, "dyn2.bin", "dyn2.jsonl") == 0);
     compare_runs("dyn1.jsonl", "dyn2.jsonl", "dyn1.bin", "dyn2.bin", 6);
+    // ZeRO-1: each rank restages the all-gathered weights into its device
+    char z[128];
+    snprintf(z, sizeof z, "%s --zero 1", f);
+    REQUIRE(train(mp, 1, z, "dyn3.bin", "dyn3.jsonl") == 0);
+    compare_runs("dyn1.jsonl", "dyn3.jsonl", "dyn1.bin", "dyn3.bin", 6);
 }
 
 // The overlapped all-reduce (each layer's gradients summed by the
@@ -240,8 +245,8 @@ TEST(dist_mpi_dynamic_sim_two_ranks_equal_one_rank) {
 TEST(dist_mpi_overlapped_allreduce_equals_the_sum_after) {
     const char *mp = mpirun();
     if (!mp) return;
-    REQUIRE(train(mp, 2, "--steps 6", "ov.bin", "ov.jsonl") == 0);
-    REQUIRE(train(mp, 2, "--steps 6 --no-comm-overlap", "nov.bin", "nov.jsonl") == 0);
+    REQUIRE(train(mp, 2, "--steps 6 --comm-overlap on", "ov.bin", "ov.jsonl") == 0);
+    REQUIRE(train(mp, 2, "--steps 6 --comm-overlap off", "nov.bin", "nov.jsonl") == 0);
     char a[600], b[600], *out = NULL;
     snprintf(a, sizeof a, "%s/ov.bin", test_tmpdir()), snprintf(b, sizeof b, "%s/nov.bin", test_tmpdir());
     CHECK(test_ckpt_bodies_equal(a, b));

@@ -80,6 +80,8 @@ static const char *bad_value(const TrainOptions *o) {
     if (o->res_scale < 0) return "--res-scale must be >= 0";
     if (o->compile_budget <= 0) return "--compile-budget must be positive";
     if (o->zero != 0 && o->zero != 1) return "--zero must be 0 or 1";
+    if (strcmp(o->comm_overlap, "auto") && strcmp(o->comm_overlap, "on") && strcmp(o->comm_overlap, "off"))
+        return "--comm-overlap must be auto, on or off";
     if (o->sample_every < 0) return "--sample-every must be >= 0";
     if (o->peak_gflops < 0) return "--peak-gflops must be >= 0";
     if (o->save_every < 0 || o->eval_every < 0 || o->eval_windows < 0)
@@ -123,8 +125,9 @@ int cmd_train(int argc, char **argv) {
         {"--lora-targets", NULL, FLAG_STR, &o.lora_targets, "matrices adapted: any of q,k,v,o,w1,w2,w3"},
         {"--lora-dropout", NULL, FLAG_FLOAT, &o.lora.dropout, "dropout on the adapters' inputs while training"},
         {"--train-norms", NULL, FLAG_BOOL, &o.lora.train_norms, "with --lora: also train the RMSNorm weights"},
-        {"--no-comm-overlap", NULL, FLAG_BOOL, &o.no_comm_overlap,
-         "under mpirun: sum the gradients after the backward instead of layer by layer during it"},
+        {"--comm-overlap", NULL, FLAG_STR, &o.comm_overlap,
+         "under mpirun: on = sum each layer's gradients while the backward goes on, off = all after it, auto = on "
+         "when the ranks span several hosts"},
         {"--zero", NULL, FLAG_INT, &o.zero,
          "under mpirun: 1 = ZeRO-1, each rank keeps and updates the Adam moments of its shard of the weights "
          "(optimizer memory / ranks; the gradients are reduce-scattered and the weights all-gathered)"},

@@ -359,6 +359,11 @@ static void world_setup(Trainer *t) {
     if (threads <= 0 && dist_local_size() > 1) threads = threads_default_count() / dist_local_size();
     if (threads <= 0 && dist_local_size() > 1) threads = 1;
     if (threads > 0) gemm_set_threads(threads);
+    // on one host the sums are copies through shared memory that compete with
+    // the backward for the same cores (measured slower on 2 cores: README)
+    const char *ov = t->o.comm_overlap ? t->o.comm_overlap : "auto";
+    t->overlap = t->world > 1 && !t->o.zero &&
+                 (!strcmp(ov, "on") || (!strcmp(ov, "auto") && dist_local_size() < t->world));
 }
 
 // Every rank takes the same share of an update (a resume keeps the
@@ -379,12 +384,12 @@ static void world_describe(const Trainer *t, char *out, size_t n) {
              "--model %s (%zu params, weights CRC %08x) | data %llu bytes, fingerprint %016llx | --seq %d | --accum %d | --lr %g | --steps %lld | "
              "update %lld | --seed %llu | --pipeline %s | --device %s | --precision %s | --clip %g | --warmup %d | "
              "--compact-vocab %d | --sequential %d | --eval-every %d | --eval-windows %d | --stop-after %lld | "
-             "--no-comm-overlap %d | --zero %d",
+             "--comm-overlap %d | --zero %d",
              t->p.cfg.name, t->p.n, w, (unsigned long long)st->id.data_bytes,
              (unsigned long long)st->id.data_fp, t->seq, st->accum / t->world, st->lr, (long long)st->total_steps,
              (long long)st->step, (unsigned long long)st->seed, t->o.pipeline, t->o.device, t->o.precision, st->clip,
              st->warmup, t->o.compact_vocab, t->o.sequential, t->o.eval_every, t->o.eval_windows,
-             t->o.stop_after, t->o.no_comm_overlap, t->o.zero);
+             t->o.stop_after, t->overlap, t->o.zero);
 }
 
 // The first " | "-separated field where a and b differ, as a message.
@@ -425,8 +430,8 @@ static void world_note(Trainer *t) {
     char line[400];
     int at = snprintf(line, sizeof line, "data parallel: %s; each update averages %d windows, %d per rank; "
                       "gradients summed %s", dist_name(), t->st.accum, t->st.accum / t->world,
-                      t->o.zero ? "by shard (reduce-scatter)" : t->o.no_comm_overlap ? "after the backward"
-                                                                 : "layer by layer during the backward");
+                      t->o.zero ? "by shard (reduce-scatter)" : t->overlap ? "layer by layer during the backward"
+                                                                 : "after the backward");
     if (t->o.zero)
         snprintf(line + at, sizeof line - at, "; ZeRO-1: each rank keeps the Adam moments of its shard, "
                  "%.1f%% of the %zu floats (rank 0: [%zu, %zu))", 100.0 * (double)(t->shard.hi - t->shard.lo) / (double)t->tp->n,

@@ -28,6 +28,7 @@ void trainer_defaults(TrainOptions *o) {
     o->pipeline = "cpu";
     o->device = "sim";
     o->precision = "fp32";
+    o->comm_overlap = "auto";
     o->compile_budget = 100;
     o->lora_targets = "q,k,v,o,w1,w2,w3";
     o->out_dir = "runs";
@@ -90,7 +91,7 @@ static void times_add_delta(PhaseTimes *acc, const PhaseTimes *after, const Phas
 
 // --- the gradient all-reduce --------------------------------------------------------------
 
-static int overlapped(const Trainer *t) { return t->world > 1 && !t->o.no_comm_overlap && !t->o.zero; }
+static int overlapped(const Trainer *t) { return t->overlap; }
 
 // Queues layer l's slice of every per-layer tensor of the trained block for
 // the overlapped sum (the pipeline's layer_done, during the last window's backward).

@@ -44,7 +44,8 @@ typedef struct {
     const char *precision;  // cpu: "fp32" or "bf16"
     int compile_budget;     // device compiles per process
     int no_ane_extras;      // static-ane: its extra kernels' work on the CPU
-    int no_comm_overlap;    // data parallel: sum the gradients after the backward, not during it
+    const char *comm_overlap;  // data parallel: "auto" (when the ranks span hosts), "on", "off":
+                               // sum each layer's gradients during the backward, or all after it
     int zero;               // data parallel: 1 = ZeRO-1, the Adam moments sharded over the ranks
     LoraConfig lora;        // rank > 0: train low-rank adapters over the frozen --model
     const char *lora_targets;  // "q,k,v,o,w1,w2,w3"
@@ -115,6 +116,7 @@ typedef struct {
     // data parallel (dist.h): rank 0 of 1 without mpirun
     int rank, world;        // this process, and the processes sharing each update
     int stop;               // every rank agreed to stop (a signal reached one of them)
+    int overlap;            // the gradient sums overlap the backward (--comm-overlap resolved)
     double comm_ms;         // time the gradient sums took (this process), overlapped or not
     double comm_wait_ms;    // of it, the time the update waited for them
     unsigned char *layer_pushed;  // (L) overlapped sums: layer l's gradients are queued
