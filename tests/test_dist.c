@@ -163,6 +163,17 @@ static double ckpt_diff(const char *a, const char *b, long long *step_a, long lo
     return worst;
 }
 
+// mpirun's prefix for n ranks whose reduce-scatter cuts segments into chunks
+// of 16 floats (so shards of different sizes take different numbers of
+// chunks), under a timeout: a ring out of step would wait forever.
+static const char *mpirun_ring(int n) {
+    static char cmd[512];
+    const char *mp = mpirun(), *at = strstr(mp, "mpirun");
+    snprintf(cmd, sizeof cmd, "ANETRAIN_RING_CHUNK=16 %.*stimeout 300 %.*s -np %d -x ANETRAIN_RING_CHUNK", (int)(at - mp),
+             mp, (int)(strstr(mp, " -np") - at), at, n);
+    return cmd;
+}
+
 // A tiny-mha run: prefix ("" or mpirun's), --accum, extra flags, checkpoint and log names.
 static int train(const char *prefix, int accum, const char *extra, const char *ckpt, const char *log) {
     char *out = NULL;
@@ -267,6 +278,13 @@ TEST(dist_mpi_lora_two_ranks_equal_one_rank) {
     REQUIRE(train("", 4, flags, "lo1.bin", "lo1.jsonl") == 0);
     REQUIRE(train(mp, 2, flags, "lo2.bin", "lo2.jsonl") == 0);
     compare_runs("lo1.jsonl", "lo2.jsonl", "lo1.bin", "lo2.bin", 6);
+    // ZeRO-1 over 3 ranks: rank 4's 9472 adapter floats split 3152 + 3152 + 3168,
+    // two shards of 197 chunks and one of 198 (a ring that let each rank count
+    // its own chunks would wait forever here)
+    snprintf(flags, sizeof flags, "--steps 6 --model %s --lora 4 --zero 1", base);
+    REQUIRE(train("", 3, flags, "lo3.bin", "lo3.jsonl") == 0);
+    REQUIRE(train(mpirun_ring(3), 1, flags, "lo4.bin", "lo4.jsonl") == 0);
+    compare_runs("lo3.jsonl", "lo4.jsonl", "lo3.bin", "lo4.bin", 6);
 }
 
 // ZeRO-1: each rank keeps the moments of its half of the block, the
@@ -296,8 +314,7 @@ TEST(dist_mpi_zero1_equals_plain) {
     REQUIRE(train(mp, 2, "--resume --zero 1", "z-b.bin", "z-b.jsonl") == 0);
     compare_runs("z-one.jsonl", "z-b.jsonl", "z-one.bin", "z-b.bin", STEPS);
     // three ranks: the ring passes each partial sum twice
-    char three[512];
-    snprintf(three, sizeof three, "%.*s -np 3", (int)(strstr(mp, " -np") - mp), mp);
+    const char *three = mpirun_ring(3);
     REQUIRE(train("", 3, f, "z-one3.bin", "z-one3.jsonl") == 0);
     REQUIRE(train(three, 1, "--steps 10 --zero 1", "z-three.bin", "z-three.jsonl") == 0);
     compare_runs("z-one3.jsonl", "z-three.jsonl", "z-one3.bin", "z-three.bin", STEPS);

@@ -49,6 +49,9 @@ int dist_sum_f64(double *buf, size_t n);
 // call and leaves the queued buffers alone. Every rank pushes the same
 // buffers in the same order.
 int dist_sum_push(float *buf, size_t n);
+// 1 when pushed sums can run beside the caller (the MPI library allows the
+// thread); else dist_sum_push sums at once.
+int dist_can_overlap(void);
 // Blocks until every queued sum is done; *busy_ms (may be NULL): the time the
 // sums took since the last wait (exposed or hidden behind the computation).
 int dist_sum_wait(double *busy_ms);

@@ -160,6 +160,8 @@ static int lora_setup(Trainer *t) {
 // per rank, boundaries on 16 floats (64 bytes); else all of it on every rank.
 static int shards_setup(Trainer *t) {
     const size_t n = t->tp->n, N = (size_t)t->world;
+    if (t->o.zero && N > 1 && n > (size_t)INT_MAX)  // the all-gather's offsets are MPI ints
+        return err_set("--zero 1: %zu trained floats are more than MPI's int offsets reach (%d)", n, INT_MAX);
     t->shard_counts = calloc(N, sizeof(size_t));
     if (!t->shard_counts) return err_set("out of memory");
     for (size_t r = 0; r < N; r++) {
@@ -362,7 +364,7 @@ static void world_setup(Trainer *t) {
     // on one host the sums are copies through shared memory that compete with
     // the backward for the same cores (measured slower on 2 cores: README)
     const char *ov = t->o.comm_overlap ? t->o.comm_overlap : "auto";
-    t->overlap = t->world > 1 && !t->o.zero &&
+    t->overlap = t->world > 1 && !t->o.zero && dist_can_overlap() &&
                  (!strcmp(ov, "on") || (!strcmp(ov, "auto") && dist_local_size() < t->world));
 }
 

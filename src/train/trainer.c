@@ -127,7 +127,7 @@ static int all_reduce(Trainer *t, UpdateResult *r, double loss_sum) {
         double busy = 0;
         rc = dist_sum_wait(&busy);
         t->comm_ms += busy;
-        if (rc == 0 && t->push_failed) rc = err_set("rank %d: cannot queue the gradient sums: %s", t->rank, err_msg());
+        if (rc == 0 && t->push_failed) rc = err_wrap("rank %d: the gradient sums", t->rank);
     } else {
         rc = dist_sum_f32(t->grads, t->tp->n);
         t->comm_ms += time_ms() - tc;
