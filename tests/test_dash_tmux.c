@@ -89,12 +89,17 @@ static int wait_for(const char *needle, double ms, char **pane) {
     }
 }
 
+// Long enough that the run is still going after every interaction below on
+// a loaded machine (~12 ms an update: 40 s); the test ends it with q.
+#define RUN_STEPS 3000
+#define RUN_STEPS_S "3000"
+
 static void check_frame(const char *pane, const char *log) {
     long long shown = -1, total = -1;
     double loss = NAN;
     const char *u = strstr(pane, "update     ");
     const char *l = strstr(pane, "loss       ");
-    CHECKF(u && sscanf(u + 11, "%lld/%lld", &shown, &total) == 2 && total == 400, "no update line in:\n%s", pane);
+    CHECKF(u && sscanf(u + 11, "%lld/%lld", &shown, &total) == 2 && total == RUN_STEPS, "no update line in:\n%s", pane);
     CHECKF(l && sscanf(l + 11, "%lf", &loss) == 1, "no loss line in:\n%s", pane);
     double want = log_loss_at(log, shown);
     CHECKF(fabs(loss - want) < 1e-3, "the pane shows loss %.4f at update %lld; the log says %.4f", loss, shown, want);
@@ -115,12 +120,12 @@ TEST(dash_tmux_live_run) {
     snprintf(g_sock, sizeof g_sock, "%s/tmux.sock", dir);  // its own server, removed with the directory
     int rc = test_runf(NULL,
                        "tmux -S '%s' -f /dev/null new-session -d -s dash -x 110 -y 34 "
-                       "\"cd '%s' && LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=xterm-256color '%s' dash -- train --steps 400 "
+                       "\"cd '%s' && LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=xterm-256color '%s' dash -- train --steps %d "
                        "--accum 1 --seq 128 --eval-every 50 --out-dir '%s' --ckpt '%s' --log '%s'; echo \\$? > '%s'\"",
-                       g_sock, dir, test_bin(), dir, ckpt, log, rcfile);
+                       g_sock, dir, test_bin(), RUN_STEPS, dir, ckpt, log, rcfile);
     REQUIRE(rc == 0);
     char *pane = NULL;
-    CHECKF(wait_for("step 10/400", 30000, &pane), "no step 10 within 30 s:\n%s", pane ? pane : "");
+    CHECKF(wait_for("step 10/" RUN_STEPS_S, 30000, &pane), "no step 10 within 30 s:\n%s", pane ? pane : "");
     usleep(1200 * 1000);  // at least one redraw a second
     free(pane);
     pane = capture();
@@ -160,7 +165,7 @@ TEST(dash_tmux_live_run) {
     long long step;
     double loss;
     int samples;
-    CHECK(log_last_step(log, &step, &loss, &samples) == 0 && step > 10 && step < 400 && samples >= 1);
+    CHECK(log_last_step(log, &step, &loss, &samples) == 0 && step > 10 && step < RUN_STEPS && samples >= 1);
     char *text = NULL;
     CHECK(io_read_all(log, &text, &n) == 0 && strstr(text, "\"type\":\"checkpoint\"") && strstr(text, "\"type\":\"report\""));
     CHECK(access(ckpt, F_OK) == 0);
