@@ -99,7 +99,7 @@ TEST(bf16_task_rounds_weights) {
 static float run_model(const Config *cfg, const Params *p, const int *tok, const int *tgt, int S, CpuPrecision prec,
                        float *grads) {
     CpuModel m;
-    if (cpu_model_init_precision(&m, cfg, S, prec) != 0) return NAN;
+    if (cpu_model_init_opts(&m, cfg, S, &(CpuModelOptions){.precision = prec}) != 0) return NAN;
     float loss = cpu_model_forward(&m, p, tok, tgt);
     memset(grads, 0, sizeof(float) * p->n);
     cpu_model_backward(&m, p, grads, 1.0f);

@@ -147,7 +147,7 @@ static float model_run(const Config *cfg, const Params *p, const int *tok, const
                        CpuPrecision prec, float *logits, float *grads) {
     threads_set_count(nt);
     CpuModel m;
-    if (cpu_model_init_precision(&m, cfg, S, prec) != 0) return NAN;
+    if (cpu_model_init_opts(&m, cfg, S, &(CpuModelOptions){.precision = prec}) != 0) return NAN;
     float loss = cpu_model_forward(&m, p, tok, tgt);
     memcpy(logits, m.logits, sizeof(float) * (size_t)S * cfg->vocab);
     memset(grads, 0, sizeof(float) * p->n);

@@ -80,6 +80,7 @@ static const char *bad_value(const TrainOptions *o) {
     if (o->res_scale < 0) return "--res-scale must be >= 0";
     if (o->compile_budget <= 0) return "--compile-budget must be positive";
     if (o->zero != 0 && o->zero != 1) return "--zero must be 0 or 1";
+    if (o->recompute && o->pipeline && strcmp(o->pipeline, "cpu")) return "--recompute is for the cpu pipeline";
     if (strcmp(o->comm_overlap, "auto") && strcmp(o->comm_overlap, "on") && strcmp(o->comm_overlap, "off"))
         return "--comm-overlap must be auto, on or off";
     if (o->sample_every < 0) return "--sample-every must be >= 0";
@@ -136,6 +137,9 @@ int cmd_train(int argc, char **argv) {
         {"--loss-scale", NULL, FLAG_FLOAT, &o.loss_scale,
          "constant loss scale; 0 = automatic (1 on cpu, dynamic from 1024 on fp16 pipelines)"},
         {"--precision", NULL, FLAG_STR, &o.precision, "cpu pipeline: fp32, or bf16 (bf16 GEMM inputs, fp32 accumulation)"},
+        {"--recompute", NULL, FLAG_BOOL, &o.recompute,
+         "cpu pipeline: keep one layer's activations, recompute the others in the backward (the same numbers; "
+         "less memory, about a third more arithmetic)"},
         {"--threads", "-t", FLAG_INT, &o.threads, "CPU threads for the pipeline's pool (0 = one per CPU)"},
         {"--ckpt", "-c", FLAG_STR, &o.ckpt, "checkpoint path (the best one goes to NAME.best.bin)"},
         {"--resume", "-r", FLAG_BOOL, &o.resume, "continue the run saved in --ckpt exactly"},

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/mem.h"
 #include "core/gemm.h"
 #include "core/threads.h"
 #include "core/timer.h"
@@ -30,6 +31,12 @@ static size_t carve(CpuModel *m, float *block) {
     for (int l = 0; l < c->n_layers; l++) {
         LayerActs *A = &m->layers[l];
         A->x = take(&a, D * S);
+        if (m->recompute && l > 0) {  // layer 0's buffers serve every layer in turn
+            float *x = A->x;
+            *A = m->layers[0];
+            A->x = x;
+            continue;
+        }
         A->xn = take(&a, D * S);
         A->rstd1 = take(&a, S);
         A->q_pre = c->qk_norm ? take(&a, QD * S) : NULL;
@@ -51,7 +58,7 @@ static size_t carve(CpuModel *m, float *block) {
     m->x_out = take(&a, D * S);
     m->xf = take(&a, D * S);
     m->rstdf = take(&a, S);
-    m->logits = take(&a, S * V);
+    m->logits = m->recompute ? NULL : take(&a, S * V);
     m->lse = take(&a, S);
     m->dx = take(&a, D * S);
     m->dx2 = take(&a, D * S);
@@ -66,7 +73,7 @@ static size_t carve(CpuModel *m, float *block) {
     m->dh3 = take(&a, H * S);
     m->dg = take(&a, H * S);
     m->att_scratch = take(&a, T * S * S);
-    m->cls_stats = take(&a, T * 2 * S);
+    m->cls_stats = take(&a, T * 3 * S);
     m->cls_dl = take(&a, T * S * CLS_CHUNK);
     m->cls_dx = take(&a, (T - 1) * D * S + 1);
     if (m->precision == CPU_BF16) {
@@ -88,21 +95,24 @@ int cpu_precision_parse(const char *name, CpuPrecision *out) {
     return 0;
 }
 
-int cpu_model_init_precision(CpuModel *m, const Config *cfg, int S, CpuPrecision precision) {
+int cpu_model_init_opts(CpuModel *m, const Config *cfg, int S, const CpuModelOptions *o) {
+    static const CpuModelOptions defaults;
+    if (!o) o = &defaults;
     memset(m, 0, sizeof *m);
     if (S <= 0 || S > cfg->seq_len) return err_set("window length %d outside [1, %d]", S, cfg->seq_len);
     m->cfg = *cfg;
     m->S = S;
-    m->precision = precision;
+    m->precision = o->precision;
+    m->recompute = o->recompute;
     m->nthreads = threads_count();
     m->layers = calloc(cfg->n_layers, sizeof(LayerActs));
     m->tokens = calloc(S, sizeof(int));
     m->targets = calloc(S, sizeof(int));
     if (!m->layers || !m->tokens || !m->targets) goto oom;
     size_t n = carve(m, NULL);
-    m->act_block = aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64);
+    m->act_floats = n;
+    m->act_block = mem_alloc_big(n * sizeof(float));
     if (!m->act_block) goto oom;
-    memset(m->act_block, 0, n * sizeof(float));
     carve(m, m->act_block);
     if (rope_table_init(&m->rope, S, cfg->head_dim, cfg->rope_theta) != 0) goto fail;
     if (ropet_init(&m->ropet, &m->rope) != 0) goto fail;
@@ -114,7 +124,7 @@ fail:
     return -1;
 }
 
-int cpu_model_init(CpuModel *m, const Config *cfg, int S) { return cpu_model_init_precision(m, cfg, S, CPU_FP32); }
+int cpu_model_init(CpuModel *m, const Config *cfg, int S) { return cpu_model_init_opts(m, cfg, S, NULL); }
 
 void cpu_model_free(CpuModel *m) {
     cpu_model_set_vocab(m, NULL, 0);
@@ -189,14 +199,85 @@ static void lap(double *acc, double *t) {
     *t = now;
 }
 
+// Layer l's attention half: xn, q, k, v, probs, att and x2 = x + α·Wo·att.
+static void attn_forward(CpuModel *m, const LayerW *w, int l, double *t) {
+    const Config *c = &m->cfg;
+    CpuPhaseTimes *ph = &m->phases;
+    const int S = m->S, D = c->dim, QD = config_q_dim(c), KVD = config_kv_dim(c);
+    const int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, bf = m->precision == CPU_BF16;
+    const ParScratch *ws = bf ? &m->wscratch : NULL;
+    LayerActs *A = &m->layers[l];
+    float *qd = c->qk_norm ? A->q_pre : A->q, *kd = c->qk_norm ? A->k_pre : A->k;
+    rmsnorm_forward(A->xn, A->rstd1, A->x, w->rms_att, D, S, c->norm_eps);
+    if (bf) bf16_round_inplace(A->xn, (size_t)D * S);
+    lap(&ph->fwd_other, t);
+    const ParTask qkv[3] = {
+        task1(QD, S, 0.0f, qd, 0, 0, D, w->wq, D, A->xn, S, 1.0f, bf),
+        task1(KVD, S, 0.0f, kd, 0, 0, D, w->wk, D, A->xn, S, 1.0f, bf),
+        task1(KVD, S, 0.0f, A->v, 0, 0, D, w->wv, D, A->xn, S, 1.0f, bf),
+    };
+    par_gemm_tasks(qkv, 3, ws);
+    cpu_model_lora_forward(m, l, LORA_Q, A->xn, qd, 1.0f);
+    cpu_model_lora_forward(m, l, LORA_K, A->xn, kd, 1.0f);
+    cpu_model_lora_forward(m, l, LORA_V, A->xn, A->v, 1.0f);
+    lap(&ph->fwd_gemm, t);
+    if (c->qk_norm) {
+        headnorm_forward(A->q, A->qn_rstd, A->q_pre, w->q_norm, NH, HD, S, c->norm_eps);
+        headnorm_forward(A->k, A->kn_rstd, A->k_pre, w->k_norm, NKV, HD, S, c->norm_eps);
+    }
+    ropet_apply(A->q, &m->ropet, NH, c->rope_layout, 1.0f);
+    ropet_apply(A->k, &m->ropet, NKV, c->rope_layout, 1.0f);
+    attention_forward_par(A->att, A->probs, A->q, A->k, A->v, NH, NKV, HD, S);
+    if (bf) bf16_round_inplace(A->att, (size_t)QD * S);
+    vec_copy(A->x2, A->x, (size_t)D * S);
+    lap(&ph->fwd_attn, t);
+    // x2 = x + alpha * Wo att
+    const ParTask o = task1(D, S, 1.0f, A->x2, 0, 0, QD, w->wo, QD, A->att, S, c->res_scale, bf);
+    par_gemm_tasks(&o, 1, ws);
+    cpu_model_lora_forward(m, l, LORA_O, A->att, A->x2, c->res_scale);
+    lap(&ph->fwd_gemm, t);
+}
+
+// Layer l's forward from layers[l].x: every activation the backward reads,
+// and (x_next not NULL) the layer's output x_next = x2 + α·W2·g. The
+// backward's recompute passes NULL: the output is the next layer's input,
+// which it kept.
+static void layer_forward(CpuModel *m, const ParamViews *pv, int l, float *x_next, double *t) {
+    const Config *c = &m->cfg;
+    CpuPhaseTimes *ph = &m->phases;
+    const int S = m->S, D = c->dim, H = c->hidden, bf = m->precision == CPU_BF16;
+    const ParScratch *ws = bf ? &m->wscratch : NULL;
+    LayerActs *A = &m->layers[l];
+    const LayerW w = layer_weights(c, pv, l);
+    attn_forward(m, &w, l, t);
+    rmsnorm_forward(A->x2n, A->rstd2, A->x2, w.rms_ffn, D, S, c->norm_eps);
+    if (bf) bf16_round_inplace(A->x2n, (size_t)D * S);
+    lap(&ph->fwd_other, t);
+    const ParTask up[2] = {
+        task1(H, S, 0.0f, A->h1, 0, 0, D, w.w1, D, A->x2n, S, 1.0f, bf),
+        task1(H, S, 0.0f, A->h3, 0, 0, D, w.w3, D, A->x2n, S, 1.0f, bf),
+    };
+    par_gemm_tasks(up, 2, ws);
+    cpu_model_lora_forward(m, l, LORA_W1, A->x2n, A->h1, 1.0f);
+    cpu_model_lora_forward(m, l, LORA_W3, A->x2n, A->h3, 1.0f);
+    lap(&ph->fwd_gemm, t);
+    swiglu_forward(A->g, A->h1, A->h3, (size_t)H * S);
+    if (bf) bf16_round_inplace(A->g, (size_t)H * S);
+    lap(&ph->fwd_other, t);
+    if (!x_next) return;
+    vec_copy(x_next, A->x2, (size_t)D * S);
+    const ParTask down = task1(D, S, 1.0f, x_next, 0, 0, H, w.w2, H, A->g, S, c->res_scale, bf);
+    par_gemm_tasks(&down, 1, ws);
+    cpu_model_lora_forward(m, l, LORA_W2, A->g, x_next, c->res_scale);
+    lap(&ph->fwd_gemm, t);
+}
+
 float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const int *targets) {
     const double t0 = time_ms();
     double t = t0;
     CpuPhaseTimes *ph = &m->phases;
     const Config *c = &m->cfg;
-    const int S = m->S, D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c);
-    const int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, V = c->vocab;
-    const float eps = c->norm_eps, alpha = c->res_scale;
+    const int S = m->S, D = c->dim, V = c->vocab;
     const int bf = m->precision == CPU_BF16;
     const ParScratch *ws = bf ? &m->wscratch : NULL;
     memcpy(m->tokens, tokens, sizeof(int) * S);
@@ -205,62 +286,9 @@ float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const i
 
     const ParamViews pv = weights_of(m, p);
     embed_forward(m->layers[0].x, p->v.embed, tokens, D, S);
-    for (int l = 0; l < c->n_layers; l++) {
-        LayerActs *A = &m->layers[l];
-        const LayerW w = layer_weights(c, &pv, l);
-        float *x_next = l + 1 < c->n_layers ? m->layers[l + 1].x : m->x_out;
-        float *qd = c->qk_norm ? A->q_pre : A->q, *kd = c->qk_norm ? A->k_pre : A->k;
-
-        rmsnorm_forward(A->xn, A->rstd1, A->x, w.rms_att, D, S, eps);
-        if (bf) bf16_round_inplace(A->xn, (size_t)D * S);
-        lap(&ph->fwd_other, &t);
-        const ParTask qkv[3] = {
-            task1(QD, S, 0.0f, qd, 0, 0, D, w.wq, D, A->xn, S, 1.0f, bf),
-            task1(KVD, S, 0.0f, kd, 0, 0, D, w.wk, D, A->xn, S, 1.0f, bf),
-            task1(KVD, S, 0.0f, A->v, 0, 0, D, w.wv, D, A->xn, S, 1.0f, bf),
-        };
-        par_gemm_tasks(qkv, 3, ws);
-        cpu_model_lora_forward(m, l, LORA_Q, A->xn, qd, 1.0f);
-        cpu_model_lora_forward(m, l, LORA_K, A->xn, kd, 1.0f);
-        cpu_model_lora_forward(m, l, LORA_V, A->xn, A->v, 1.0f);
-        lap(&ph->fwd_gemm, &t);
-        if (c->qk_norm) {
-            headnorm_forward(A->q, A->qn_rstd, A->q_pre, w.q_norm, NH, HD, S, eps);
-            headnorm_forward(A->k, A->kn_rstd, A->k_pre, w.k_norm, NKV, HD, S, eps);
-        }
-        ropet_apply(A->q, &m->ropet, NH, c->rope_layout, 1.0f);
-        ropet_apply(A->k, &m->ropet, NKV, c->rope_layout, 1.0f);
-        attention_forward_par(A->att, A->probs, A->q, A->k, A->v, NH, NKV, HD, S);
-        if (bf) bf16_round_inplace(A->att, (size_t)QD * S);
-        vec_copy(A->x2, A->x, (size_t)D * S);
-        lap(&ph->fwd_attn, &t);
-        // x2 = x + alpha * Wo att
-        const ParTask o = task1(D, S, 1.0f, A->x2, 0, 0, QD, w.wo, QD, A->att, S, alpha, bf);
-        par_gemm_tasks(&o, 1, ws);
-        cpu_model_lora_forward(m, l, LORA_O, A->att, A->x2, alpha);
-        lap(&ph->fwd_gemm, &t);
-
-        rmsnorm_forward(A->x2n, A->rstd2, A->x2, w.rms_ffn, D, S, eps);
-        if (bf) bf16_round_inplace(A->x2n, (size_t)D * S);
-        lap(&ph->fwd_other, &t);
-        const ParTask up[2] = {
-            task1(H, S, 0.0f, A->h1, 0, 0, D, w.w1, D, A->x2n, S, 1.0f, bf),
-            task1(H, S, 0.0f, A->h3, 0, 0, D, w.w3, D, A->x2n, S, 1.0f, bf),
-        };
-        par_gemm_tasks(up, 2, ws);
-        cpu_model_lora_forward(m, l, LORA_W1, A->x2n, A->h1, 1.0f);
-        cpu_model_lora_forward(m, l, LORA_W3, A->x2n, A->h3, 1.0f);
-        lap(&ph->fwd_gemm, &t);
-        swiglu_forward(A->g, A->h1, A->h3, (size_t)H * S);
-        if (bf) bf16_round_inplace(A->g, (size_t)H * S);
-        vec_copy(x_next, A->x2, (size_t)D * S);
-        lap(&ph->fwd_other, &t);
-        const ParTask down = task1(D, S, 1.0f, x_next, 0, 0, H, w.w2, H, A->g, S, alpha, bf);
-        par_gemm_tasks(&down, 1, ws);
-        cpu_model_lora_forward(m, l, LORA_W2, A->g, x_next, alpha);
-        lap(&ph->fwd_gemm, &t);
-    }
-    rmsnorm_forward(m->xf, m->rstdf, m->x_out, pv.rms_final, D, S, eps);
+    for (int l = 0; l < c->n_layers; l++)
+        layer_forward(m, &pv, l, l + 1 < c->n_layers ? m->layers[l + 1].x : m->x_out, &t);
+    rmsnorm_forward(m->xf, m->rstdf, m->x_out, pv.rms_final, D, S, c->norm_eps);
     if (bf) bf16_round_inplace(m->xf, (size_t)D * S);
     lap(&ph->fwd_other, &t);
     const float *wcls = p->v.wcls;
@@ -270,8 +298,8 @@ float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const i
         wcls = m->vc.W;
         Vc = m->vc.n;
     }
-    const float loss = classifier_forward(m->logits, m->lse, wcls, m->xf, m->targets, S, Vc, D, m->cls_stats, ws,
-                                          m->nthreads);
+    const float loss = classifier_forward(m->logits, m->lse, wcls, m->xf, m->targets, S, Vc, D, m->cls_stats,
+                                          m->cls_dl, ws, m->nthreads);
     m->loss = targets ? loss : 0.0f;
     lap(&ph->fwd_cls, &t);
     m->ms_forward = time_ms() - t0;
@@ -305,6 +333,10 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
     lap(&ph->bwd_other, &t);
 
     for (int l = c->n_layers - 1; l >= 0; l--) {
+        if (m->recompute && l + 1 < c->n_layers) {  // the last layer's are still in the shared buffers
+            layer_forward(m, &pv, l, NULL, &t);
+            lap(&ph->bwd_recompute, &t);
+        }
         LayerActs *A = &m->layers[l];
         const LayerW w = layer_weights(c, &pv, l);
         LayerW gw = layer_weights(c, &g, l);  // NULL matrices: frozen (LoRA), their dW tasks left out

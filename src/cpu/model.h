@@ -55,21 +55,24 @@ typedef struct {
 typedef struct {
     double fwd_gemm, fwd_attn, fwd_cls, fwd_other;
     double bwd_gemm, bwd_attn, bwd_cls, bwd_other;
+    double bwd_recompute;  // the layers' forward again (recompute)
 } CpuPhaseTimes;
 
 typedef struct {
     Config cfg;
     int S;               // window length used by this instance (<= cfg.seq_len)
     CpuPrecision precision;
+    int recompute;       // CpuModelOptions.recompute: layers[l] shares layers[0]'s buffers but x
     int nthreads;        // threads the per-thread scratch below was sized for
     RopeTable rope;
     RopeT ropet;         // the same angles laid out [HD/2][S]
     LayerActs *layers;   // (L)
     float *act_block;    // one allocation behind all LayerActs and the buffers below
+    size_t act_floats;   // its size
     float *x_out;        // (D,S) output of the last layer
     float *xf;           // (D,S) final RMSNorm
     float *rstdf;        // (S)
-    float *logits;       // (S,V)
+    float *logits;       // (S,V); NULL with recompute
     float *lse;          // (S) log-sum-exp of each logits row, for the backward
     int *tokens, *targets;  // (S) copies from the last forward
     float loss;          // mean CE of the last forward (0 if no targets)
@@ -79,7 +82,7 @@ typedef struct {
     float *dqk_tmp;                   // (QD+KVD,S) QK-norm backward outputs
     float *dh1, *dh3, *dg;            // (H,S)
     float *att_scratch;               // (nthreads,S,S) attention backward
-    float *cls_stats;                 // (nthreads,2,S) classifier softmax statistics
+    float *cls_stats;                 // (nthreads,3,S) classifier softmax statistics
     float *cls_dl;                    // (nthreads,S,CLS_CHUNK) dlogits chunks
     float *cls_dx;                    // (nthreads-1,D,S) classifier dx partials
     float *bf_act;                    // (D,S) bf16 copy of a residual gradient (bf16 only)
@@ -101,10 +104,20 @@ typedef struct {
     CpuPhaseTimes phases;
 } CpuModel;
 
+// How a CpuModel computes (zero-initialized: fp32, every activation kept).
+typedef struct {
+    CpuPrecision precision;
+    // keep only each layer's input and the classifier's statistics; the
+    // backward recomputes a layer's activations (and each vocabulary chunk's
+    // logits) from them, bit for bit: one layer's activations in memory
+    // instead of all of them, for about a third more arithmetic
+    int recompute;
+} CpuModelOptions;
+
 // fp32. Sizes per-thread scratch for threads_count() threads (set --threads first).
 int cpu_model_init(CpuModel *m, const Config *cfg, int S);
-// Same, with a precision.
-int cpu_model_init_precision(CpuModel *m, const Config *cfg, int S, CpuPrecision precision);
+// Same, with options (NULL: the defaults).
+int cpu_model_init_opts(CpuModel *m, const Config *cfg, int S, const CpuModelOptions *o);
 // "fp32" / "bf16" -> CpuPrecision; -1 (err_msg) for anything else.
 int cpu_precision_parse(const char *name, CpuPrecision *out);
 void cpu_model_free(CpuModel *m);
@@ -129,7 +142,8 @@ void cpu_model_lora_forward(CpuModel *m, int l, LoraTarget t, const float *x, fl
 void cpu_model_lora_backward(CpuModel *m, float *grads, int l, LoraTarget t, const float *x, const float *dy, float k,
                              float *dx);
 // Runs the forward pass on tokens[S]. With targets (S ids, < 0 = ignore)
-// returns the mean cross-entropy; m->logits holds (S,V) logits either way.
+// returns the mean cross-entropy; m->logits holds (S,V) logits either way
+// (but with recompute, which keeps none).
 float cpu_model_forward(CpuModel *m, const Params *p, const int *tokens, const int *targets);
 // Backward of the last forward (which must have had targets). Gradients, laid
 // out like p->data, are ACCUMULATED into grads: grads += loss_scale * dLoss/dθ.

@@ -551,7 +551,8 @@ float crossentropy_forward_backward(float *dlogits, const float *logits, const i
 // --- classifier, chunked over the vocabulary ----------------------------------------------------
 
 typedef struct {
-    float *logits, *lse, *stats;  // stats: per thread m[S], s[S]
+    float *logits, *lse, *stats;  // stats: per thread m[S], s[S], the target's logit[S] (0 off its range)
+    float *chunks;                // logits NULL: per thread one chunk of logits (S, CLS_CHUNK)
     const float *W, *x;
     const int *target;
     int S, V, D, nt;
@@ -571,20 +572,31 @@ static const float *cls_weights(const ClsJob *j, int tid, int v0, int n) {
     return buf;
 }
 
+// Logits of rows [v0, v0+n) for every position: into the full (S,V) logits at
+// column v0, or (logits NULL) into this thread's (S,n) chunk. The forward and
+// the backward cut the vocabulary alike, so a recomputed chunk is the same product.
+static float *cls_chunk_logits(const ClsJob *j, int tid, size_t v0, int n, const float *W, size_t *ld) {
+    float *L = j->logits ? j->logits + v0 : j->chunks + (size_t)tid * j->S * CLS_CHUNK;
+    *ld = j->logits ? (size_t)j->V : (size_t)n;
+    gemm_serial(1, 1, j->S, n, j->D, 1.0f, j->x, j->S, W, j->D, 0.0f, L, (int)*ld);
+    return L;
+}
+
 static void cls_fwd_run(void *ctx, int tid, int nt) {
     const ClsJob *j = ctx;
-    const int S = j->S, V = j->V, D = j->D;
-    float *m = j->stats + (size_t)tid * 2 * S, *s = m + S;
-    for (int t = 0; t < S; t++) m[t] = -INFINITY, s[t] = 0.0f;
+    const int S = j->S, V = j->V;
+    float *m = j->stats + (size_t)tid * 3 * S, *s = m + S, *tl = s + S;
+    for (int t = 0; t < S; t++) m[t] = -INFINITY, s[t] = 0.0f, tl[t] = 0.0f;
     size_t b, e;
     threads_range((size_t)V, tid, nt, 16, &b, &e);
     for (size_t v0 = b; v0 < e; v0 += CLS_CHUNK) {
         const int n = (int)(e - v0 < CLS_CHUNK ? e - v0 : CLS_CHUNK);
-        const float *W = cls_weights(j, tid, (int)v0, n);
-        float *L = j->logits + v0;
-        gemm_serial(1, 1, S, n, D, 1.0f, j->x, S, W, D, 0.0f, L, V);
+        size_t ld;
+        const float *L = cls_chunk_logits(j, tid, v0, n, cls_weights(j, tid, (int)v0, n), &ld);
         for (int t = 0; t < S; t++) {
-            const float *row = L + (size_t)t * V;
+            const float *row = L + (size_t)t * ld;
+            const int y = j->target[t];
+            if (y >= (int)v0 && y < (int)v0 + n) tl[t] = row[y - v0];
             const float cm = vmax(row, (size_t)n);
             if (!(cm == cm)) {  // NaN: poison the row
                 m[t] = NAN;
@@ -607,12 +619,12 @@ static void cls_fwd_run(void *ctx, int tid, int nt) {
 }
 
 float classifier_forward(float *logits, float *lse, const float *W, const float *x, const int *target, int S, int V,
-                         int D, float *scratch, const ParScratch *wscratch, int max_threads) {
+                         int D, float *scratch, float *chunks, const ParScratch *wscratch, int max_threads) {
     int nt = par_threads();
     if (nt > max_threads) nt = max_threads;
     if (wscratch && wscratch->buf && wscratch->nthreads < nt) nt = wscratch->nthreads;
     if (2.0 * S * V * D < GEMM_SPLIT_MIN_FLOPS) nt = 1;
-    ClsJob j = {logits, lse, scratch, W, x, target, S, V, D, nt, wscratch, NULL, NULL, NULL, NULL, 0, 0};
+    ClsJob j = {logits, lse, scratch, chunks, W, x, target, S, V, D, nt, wscratch, NULL, NULL, NULL, NULL, 0, 0};
     const int used = threads_run_n(cls_fwd_run, &j, nt);
     // fold the per-thread statistics (threads that got no columns left m = -inf, s = 0)
     double loss = 0.0;
@@ -620,20 +632,22 @@ float classifier_forward(float *logits, float *lse, const float *W, const float 
     for (int t = 0; t < S; t++) {
         float M = -INFINITY;
         int nan = 0;
+        float tlogit = 0.0f;  // one thread's range holds the target; the others left 0
         for (int i = 0; i < used; i++) {
-            const float mi = scratch[(size_t)i * 2 * S + t];
+            const float mi = scratch[(size_t)i * 3 * S + t];
             if (!(mi == mi)) nan = 1;
             else if (mi > M) M = mi;
+            tlogit += scratch[(size_t)i * 3 * S + 2 * S + t];
         }
         double sum = 0.0;
         for (int i = 0; i < used; i++) {
-            const float mi = scratch[(size_t)i * 2 * S + t], si = scratch[(size_t)i * 2 * S + S + t];
+            const float mi = scratch[(size_t)i * 3 * S + t], si = scratch[(size_t)i * 3 * S + S + t];
             if (si > 0) sum += si * exp((double)mi - M);
         }
         lse[t] = nan || !isfinite(M) ? NAN : (float)(M + log(sum));
         if (target[t] >= 0) {
             count++;
-            loss += lse[t] - logits[(size_t)t * V + target[t]];
+            loss += lse[t] - tlogit;
         }
     }
     return count ? (float)(loss / count) : 0.0f;
@@ -651,6 +665,13 @@ static void cls_bwd_run(void *ctx, int tid, int nt) {
     int first = 1;
     for (size_t v0 = b; v0 < e; v0 += CLS_CHUNK) {
         const int n = (int)(e - v0 < CLS_CHUNK ? e - v0 : CLS_CHUNK);
+        const float *W = cls_weights(j, tid, (int)v0, n);
+        if (!j->logits) {  // the chunk's logits again, into dl itself (the forward kept none)
+            ClsJob jc = *j;
+            jc.chunks = j->dscratch;  // thread tid's chunk there is dl
+            size_t ld;
+            cls_chunk_logits(&jc, tid, v0, n, W, &ld);
+        }
         for (int t = 0; t < S; t++) {
             float *d = dl + (size_t)t * n;
             const int y = j->target[t];
@@ -658,12 +679,11 @@ static void cls_bwd_run(void *ctx, int tid, int nt) {
                 memset(d, 0, sizeof(float) * n);
                 continue;
             }
-            vexp_sub_sum(d, j->logits + (size_t)t * V + v0, (size_t)n, j->lse[t]);
+            vexp_sub_sum(d, j->logits ? j->logits + (size_t)t * V + v0 : d, (size_t)n, j->lse[t]);
             for (int i = 0; i < n; i++) d[i] *= k;
             if (y >= (int)v0 && y < (int)v0 + n) d[y - v0] -= k;
         }
         if (bf16) bf16_round_array(dl, dl, (size_t)S * n);
-        const float *W = cls_weights(j, tid, (int)v0, n);
         // dW[v0:v0+n, :] += dlᵀ xᵀ ;  dx += W[v0:v0+n]ᵀ dlᵀ
         if (j->dW) gemm_serial(1, 1, n, D, S, 1.0f, dl, n, j->x, S, 1.0f, j->dW + v0 * D, D);
         gemm_serial(1, 1, D, S, n, 1.0f, W, D, dl, n, first ? 0.0f : 1.0f, dx, S);
@@ -697,8 +717,8 @@ void classifier_backward(float *dx, float *dW, const float *logits, const float 
     if (nt > max_threads) nt = max_threads;
     if (wscratch && wscratch->buf && wscratch->nthreads < nt) nt = wscratch->nthreads;
     if (2.0 * S * V * D < GEMM_SPLIT_MIN_FLOPS) nt = 1;
-    ClsJob j = {(float *)logits, (float *)lse, NULL, W, x, target, S, V, D, nt, wscratch, dx, dW, dscratch, xscratch,
-                scale, count};
+    ClsJob j = {(float *)logits, (float *)lse, NULL, NULL, W, x, target, S, V, D, nt, wscratch, dx, dW, dscratch,
+                xscratch, scale, count};
     const int used = threads_run_n(cls_bwd_run, &j, nt);
     if (used > 1) {
         SumJob sj = {dx, xscratch, used - 1, (size_t)D * S};

@@ -40,8 +40,11 @@ void attention_backward_par(float *dq, float *dk, float *dv, const float *dout, 
 // nthreads * CLS_CHUNK * D floats) — x must already be rounded by the caller.
 enum { CLS_CHUNK = 1024 };
 // At most max_threads threads (what the scratch was sized for).
+// scratch: nthreads * 3 * S floats. logits NULL: none are kept (the backward
+// recomputes them chunk by chunk) and chunks (nthreads * S * CLS_CHUNK floats) holds them
+// meanwhile; the loss, lse and the backward's results are the same bit for bit.
 float classifier_forward(float *logits, float *lse, const float *W, const float *x, const int *target, int S, int V,
-                         int D, float *scratch, const ParScratch *wscratch, int max_threads);
+                         int D, float *scratch, float *chunks, const ParScratch *wscratch, int max_threads);
 // dlogits = scale * (softmax - onehot) / n_valid, rebuilt chunk by chunk from logits
 // and lse into per-thread chunk buffers (dscratch: nthreads * S * CLS_CHUNK floats),
 // then dW[V,D] += dlogitsᵀ xᵀ (skipped if dW is NULL: frozen) and dx[D,S] = Wᵀ dlogitsᵀ (per-thread partials in

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/mem.h"
 #include "core/rng.h"
 
 int params_layout(const Config *c, TensorDesc t[PARAMS_MAX_TENSORS], size_t *total) {
@@ -75,9 +76,8 @@ int params_init(Params *p, const Config *cfg) {
     p->cfg = *cfg;
     p->n_tensors = params_layout(cfg, p->t, &p->n);
     size_t bytes = (p->n * sizeof(float) + 63) & ~(size_t)63;
-    p->data = aligned_alloc(64, bytes);
+    p->data = mem_alloc_big(bytes);
     if (!p->data) return err_set("out of memory allocating %.1f MB of parameters", bytes / 1e6);
-    memset(p->data, 0, bytes);
     params_point(cfg, p->data, &p->v);
     return 0;
 }

@@ -278,7 +278,7 @@ int cpu_head_init(CpuHead *h, const Config *c, int S, const int *vocab_rows, int
     memset(h, 0, sizeof *h);
     h->D = c->dim, h->V = c->vocab, h->S = S, h->eps = c->norm_eps, h->nthreads = threads_count();
     const size_t D = h->D, V = h->V, T = h->nthreads, n_s = S;
-    const size_t n[8] = {D * n_s, n_s, n_s * V, n_s, 2 * T * n_s, T * n_s * CLS_CHUNK, T * D * n_s, D * n_s};
+    const size_t n[8] = {D * n_s, n_s, n_s * V, n_s, 3 * T * n_s, T * n_s * CLS_CHUNK, T * D * n_s, D * n_s};
     size_t total = 0;
     for (int i = 0; i < 8; i++) total += (n[i] + 15) & ~(size_t)15;
     h->block = calloc(total, sizeof(float));
@@ -317,7 +317,7 @@ void cpu_head_forward(CpuHead *h, const Params *p, const float *x_out, const int
         vocab_compact_gather(&h->vc, W, h->tgt, h->tgt, S);
         W = h->vc.W, V = h->vc.n;
     }
-    *loss = classifier_forward(h->logits, h->lse, W, h->xf, h->tgt, S, V, h->D, h->stats, NULL, h->nthreads);
+    *loss = classifier_forward(h->logits, h->lse, W, h->xf, h->tgt, S, V, h->D, h->stats, NULL, NULL, h->nthreads);
     if (!tgt) *loss = 0.0f;
 }
 

@@ -42,7 +42,8 @@ int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOp
     if (cpu_precision_parse(o ? o->precision : NULL, &prec) != 0) return -1;
     CpuModel *m = malloc(sizeof *m);
     if (!m) return err_set("out of memory");
-    if (cpu_model_init_precision(m, cfg, seq, prec) != 0) {
+    const CpuModelOptions mo = {.precision = prec, .recompute = o && o->recompute};
+    if (cpu_model_init_opts(m, cfg, seq, &mo) != 0) {
         free(m);
         return -1;
     }

@@ -46,6 +46,7 @@ typedef struct {
     const char *device;   // for device pipelines: "sim" (default) or "ane"
     int compile_budget;   // device compiles allowed per process (0 = default)
     const char *precision;  // cpu: "fp32" (default) or "bf16"
+    int recompute;          // cpu: keep only each layer's input, recompute the rest in the backward
     const int *vocab_rows;  // vocab compaction to these ascending ids (cpu/vocab_compact.h)
     int n_vocab_rows;       // 0 = full vocab
     int no_ane_extras;      // static-ane: run its extra kernels' work on the CPU

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/err.h"
+#include "core/mem.h"
 #include "core/gemm.h"
 #include "core/threads.h"
 #include "core/timer.h"
@@ -175,7 +176,7 @@ static int shards_setup(Trainer *t) {
 
 // Keeps the shard's part of a whole-block buffer (freed).
 static float *keep_shard(float *full, OptimShard sh) {
-    float *part = malloc(sizeof(float) * (sh.hi - sh.lo + 1));
+    float *part = mem_alloc_big(sizeof(float) * (sh.hi - sh.lo + 1));
     if (part) memcpy(part, full + sh.lo, sizeof(float) * (sh.hi - sh.lo));
     free(full);
     return part;
@@ -184,12 +185,13 @@ static float *keep_shard(float *full, OptimShard sh) {
 static int state_alloc(Trainer *t) {
     size_t n = t->tp->n;
     if (shards_setup(t) != 0) return -1;
-    if (!t->m) t->m = calloc(n, sizeof(float));
-    if (!t->v) t->v = calloc(n, sizeof(float));
     if (t->o.zero && t->m && t->v) {  // a checkpoint holds every moment: this rank keeps its own
         t->m = keep_shard(t->m, t->shard), t->v = keep_shard(t->v, t->shard);
     }
-    t->grads = calloc(n, sizeof(float));
+    const size_t nm = t->shard.hi - t->shard.lo;
+    if (!t->m) t->m = mem_alloc_big(nm * sizeof(float));
+    if (!t->v) t->v = mem_alloc_big(nm * sizeof(float));
+    t->grads = mem_alloc_big(n * sizeof(float));
     t->layer_pushed = calloc((size_t)t->p.cfg.n_layers, 1);
     if (!t->m || !t->v || !t->grads || !t->layer_pushed)
         return err_set("out of memory for optimizer state (%zu params)", n);
@@ -295,7 +297,8 @@ static int used_ids(Trainer *t) {
 static int pipeline_setup(Trainer *t) {
     const TrainOptions *o = &t->o;
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
-                          .precision = o->precision, .no_ane_extras = o->no_ane_extras};
+                          .precision = o->precision, .recompute = o->recompute,
+                          .no_ane_extras = o->no_ane_extras};
     if (t->tp == &t->lora) po.lora = &t->lora, po.lora_cfg = &t->st.lora, po.lora_seed = t->st.seed;
     if (o->compact_vocab) {
         if (used_ids(t) != 0) return -1;

@@ -42,6 +42,7 @@ typedef struct {
     const char *pipeline;   // "cpu", "dynamic"
     const char *device;     // device pipelines: "sim" or "ane"
     const char *precision;  // cpu: "fp32" or "bf16"
+    int recompute;          // cpu: recompute the layers' activations in the backward (less memory)
     int compile_budget;     // device compiles per process
     int no_ane_extras;      // static-ane: its extra kernels' work on the CPU
     const char *comm_overlap;  // data parallel: "auto" (when the ranks span hosts), "on", "off":
