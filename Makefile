@@ -400,7 +400,7 @@ $(STAMP): FORCE
 
 # --- targets --------------------------------------------------------------------------
 .PHONY: bench-tokenizer
-.PHONY: all test bench bench-lora clean info help reconfigure fuzz fuzz-build fuzz-seeds FORCE
+.PHONY: all test bench bench-lora bench-qwen3 clean info help reconfigure fuzz fuzz-build fuzz-seeds FORCE
 all: $(BIN)
 
 $(BIN): $(BUILD)/$(CLI_MAIN:.c=.o) $(BUILD)/libanetrain.a $(STAMP)
@@ -428,6 +428,15 @@ bench: $(BIN) $(BUILD)/libanetrain.a
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
 	$(BIN) bench --model stories15m --steps 20 --accum 10
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/dist.sh stories15m 6 2 2 2
+	$(MAKE) bench-qwen3
+
+# Qwen3-0.6B full fine-tuning beside the PyTorch peer, with and without
+# --recompute (~20 minutes: the peer takes ~80 s an update here).
+bench-qwen3: $(BIN) $(BUILD)/libanetrain.a
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/bench_train bench/bench_train.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/gemm_peak bench/gemm_peak.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
+	BENCH_BUILD=$(BUILD) MODELS=qwen3-0.6b KINDS="fp32 torch fp32-recompute" ROUNDS=2 WARMUP=1 STEPS=2 \
+	  CURVE_STEPS=0 bash bench/run.sh
 
 # LoRA against full fine-tuning, here and in the PyTorch peer (needs python3-torch).
 bench-lora: $(BIN)
@@ -509,6 +518,7 @@ targets:
   make test            build and run the test runner (ends with "N passed, N failed, N skipped")
   make bench           benchmarks (long; needs python3-torch for the PyTorch peer)
   make bench-lora      LoRA vs full fine-tuning on stories110m, beside the PyTorch peer (python3-torch)
+  make bench-qwen3     qwen3-0.6b full fine-tuning (and --recompute) beside the PyTorch peer (~20 min)
   make bench-tokenizer the Qwen3 tokenizer's encode MB/s on one core beside the JS reference (node, npm)
   make info            what was detected (BLAS, cJSON), why, and the flags in use
   make reconfigure     probe the libraries again (after installing one on macOS, say)

@@ -19,6 +19,7 @@
 #   SEQ [256]  THREADS [2]  WARMUP [2]  STEPS [5]
 #   CURVE_STEPS   [200] (0 skips the curve)       CURVE_MODEL [stories15m]
 #   CURVE_BOUND   stated bound on |val_loss_bf16 - val_loss_fp32| at every evaluation [0.05]
+#   KINDS         the processes of a round, alternated ["fp32 torch bf16"]; fp32-recompute is --recompute
 #   PYTHON        [/usr/bin/python3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,7 @@ CURVE_STEPS=${CURVE_STEPS:-200}
 CURVE_MODEL=${CURVE_MODEL:-stories15m}
 CURVE_BOUND=${CURVE_BOUND:-0.05}
 PYTHON=${PYTHON:-/usr/bin/python3}
+KINDS=${KINDS:-"fp32 torch bf16"}
 DATA=${DATA:-../shared/data}
 
 OUT=$(mktemp -d /tmp/anetrain-bench.XXXXXX)
@@ -64,7 +66,7 @@ for model in $MODELS; do
     "$BUILD/gemm_peak" "$model" "$SEQ" "$THREADS" 5 > "$OUT/$model.peak" 2> "$OUT/$model.peak.txt"
     : > "$OUT/$model.runs"
     for ((r = 0; r < ROUNDS; r++)); do
-        if ((r % 2 == 0)); then order="fp32 torch bf16"; else order="bf16 torch fp32"; fi
+        if ((r % 2 == 0)); then order=$KINDS; else order=$(echo "$KINDS" | tr ' ' '\n' | tac | tr '\n' ' '); fi
         for what in $order; do
             if [ "$what" = torch ]; then
                 [ $have_torch = 1 ] && peer "$model" | sed "s/^{/{\"round\":$r,/" >> "$OUT/$model.runs"
