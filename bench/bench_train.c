@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "cli/restart.h"
 #include "core/err.h"
 #include "core/mem.h"
 #include "core/gemm.h"
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_train MODEL SEQ WARMUP STEPS THREADS [fp32|bf16|fp32-recompute]\n");
         return 2;
     }
+    restart_for_blas_kernels(argv);  // the kernels anetrain runs with
     const char *model = argv[1], *precision = argc > 6 ? argv[6] : "fp32";
     int seq = atoi(argv[2]), warmup = atoi(argv[3]), steps = atoi(argv[4]), threads = atoi(argv[5]);
     if (steps < 1) steps = 1;

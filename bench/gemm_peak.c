@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/restart.h"
 #include "core/err.h"
 #include "core/gemm.h"
 #include "core/rng.h"
@@ -54,6 +55,7 @@ static float *rnd(size_t n, Rng *r) {
 }
 
 int main(int argc, char **argv) {
+    restart_for_blas_kernels(argv);  // the kernels anetrain runs with
     if (argc < 4) {
         fprintf(stderr, "usage: gemm_peak MODEL SEQ THREADS [REPS]\n");
         return 2;

@@ -39,6 +39,28 @@ TEST(gemm_backends_match_naive) {
     }
 }
 
+// The CLI asks OpenBLAS for the kernels the CPU's instructions allow when the
+// library, not knowing the CPU's model, chose its generic ones (it restarts
+// itself with OPENBLAS_CORETYPE set); ANETRAIN_BLAS_CORE=keep keeps them.
+// Where OpenBLAS knows the CPU, or is not the GEMM, nothing changes.
+TEST(cli_runs_the_blas_kernels_the_cpu_allows) {
+    const char *here = gemm_blas_core(), *want = gemm_blas_core_for_cpu();
+    if (!here || getenv("OPENBLAS_CORETYPE")) {  // (then the library's own choice is not known here)
+        test_skip(here ? "OPENBLAS_CORETYPE is set" : "the GEMM is not OpenBLAS");
+        return;
+    }
+    char *out = NULL, expect[64];
+    snprintf(expect, sizeof expect, "%s kernels", want ? want : here);
+    int rc = test_runf(&out, "env -u OPENBLAS_CORETYPE -u ANETRAIN_BLAS_CORE %s --version", test_bin());
+    CHECKF(rc == 0 && out && strstr(out, expect), "want '%s' (the library chose %s here): %s", expect, here,
+           out ? out : "");
+    free(out);
+    snprintf(expect, sizeof expect, "%s kernels", here);
+    rc = test_runf(&out, "env -u OPENBLAS_CORETYPE ANETRAIN_BLAS_CORE=keep %s --version", test_bin());
+    CHECKF(rc == 0 && out && strstr(out, expect), "with keep, want '%s': %s", expect, out ? out : "");
+    free(out);
+}
+
 TEST(atomic_file_replaces_or_keeps_old) {
     char path[512];
     snprintf(path, sizeof path, "%s/atomic.bin", test_tmpdir());

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/restart.h"
 #include "core/gemm.h"
 
 #define ANETRAIN_VERSION "0.2.0"
@@ -34,12 +35,15 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    restart_for_blas_kernels(argv);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("anetrain %s (gemm: %s, cJSON: %s, MPI: %s)\n", ANETRAIN_VERSION, gemm_backend_name(),
+        const char *core = gemm_blas_core();
+        printf("anetrain %s (gemm: %s%s%s%s, cJSON: %s, MPI: %s)\n", ANETRAIN_VERSION, gemm_backend_name(),
+               core ? " " : "", core ? core : "", core ? " kernels" : "",
 #ifdef USE_CJSON
                "yes",
 #else

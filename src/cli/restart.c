@@ -12,6 +12,7 @@
 #endif
 
 #include "core/err.h"
+#include "core/gemm.h"
 
 int restart_self_path(char *out, size_t cap) {
 #ifdef __APPLE__
@@ -59,4 +60,16 @@ int restart_exec(int argc, char **argv, long long restarts) {
     int e = errno;
     free(nv);
     return err_set("restart: exec %s (%s): %s", exec_path(exe), exe, strerror(e));
+}
+
+void restart_for_blas_kernels(char **argv) {
+    const char *keep = getenv("ANETRAIN_BLAS_CORE");
+    const char *core = keep && !strcmp(keep, "keep") ? NULL : gemm_blas_core_for_cpu();
+    char self[4096];
+    if (!core || restart_self_path(self, sizeof self) != 0) return;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    setenv("ANETRAIN_BLAS_CORE", "chosen", 1);  // the banner says why the kernels are what they are
+    execv(self, argv);
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("ANETRAIN_BLAS_CORE");
 }

@@ -13,3 +13,11 @@
 int restart_exec(int argc, char **argv, long long restarts);
 // The running executable's absolute path (as restart_exec resolves it). 0, or -1 with err_msg().
 int restart_self_path(char *out, size_t cap);
+// Debian's OpenBLAS 0.3.21 runs its generic SSE3 kernels on CPUs newer than
+// it knows (1.9x slower per update on this project's newest machines). The
+// kernels the CPU's instructions allow are asked for with OPENBLAS_CORETYPE,
+// which the library reads when it loads: this sets it and starts the program
+// again with the same arguments, once, when gemm_blas_core_for_cpu() names
+// better kernels. Call it first in main (before MPI or any thread).
+// ANETRAIN_BLAS_CORE=keep opts out; when exec fails the program goes on as it was.
+void restart_for_blas_kernels(char **argv);

@@ -98,22 +98,47 @@ const char *gemm_backend_name(void) {
 #endif
 }
 
-const char *gemm_backend_note(void) {
+// The kernels OpenBLAS chose (NULL when the GEMM is not OpenBLAS's).
+const char *gemm_blas_core(void) {
 #if defined(USE_CBLAS) && !defined(USE_ACCELERATE)
-    // OpenBLAS picks its kernels from the CPU model at load time; a model it
-    // does not know gets the generic SSE3 ones (1.9x slower per step on this
-    // project's newest VMs). It is said, not overridden: forcing a core type
-    // on a CPU the library does not know is what OPENBLAS_CORETYPE is for.
-    if (gemm_get_backend() != GEMM_BLAS || getenv("OPENBLAS_CORETYPE")) return NULL;
     void *sym = dlsym(RTLD_DEFAULT, "openblas_get_corename");
     char *(*corename)(void);
     if (!sym) return NULL;
     memcpy(&corename, &sym, sizeof corename);
-    const char *core = corename();
-    if (core && (!strcmp(core, "Prescott") || !strcmp(core, "prescott") || !strcmp(core, "Core2")))
+    return corename();
+#else
+    return NULL;
+#endif
+}
+
+static int blas_core_generic(const char *core) {
+    return core && (!strcmp(core, "Prescott") || !strcmp(core, "prescott") || !strcmp(core, "Core2"));
+}
+
+// OpenBLAS picks its kernels from the CPU model at load time; a model it
+// does not know gets the generic SSE3 ones (1.9x slower per update on this
+// project's newest VMs), though the CPU has the instructions of newer ones.
+const char *gemm_blas_core_for_cpu(void) {
+#if defined(USE_CBLAS) && !defined(USE_ACCELERATE) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (getenv("OPENBLAS_CORETYPE") || !blas_core_generic(gemm_blas_core())) return NULL;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+    return NULL;
+}
+
+const char *gemm_backend_note(void) {
+    if (gemm_get_backend() != GEMM_BLAS) return NULL;
+    const char *chosen = getenv("ANETRAIN_BLAS_CORE");
+    if (chosen && !strcmp(chosen, "chosen") && getenv("OPENBLAS_CORETYPE"))
+        return "OpenBLAS does not know this CPU's model: anetrain chose its kernels from the CPU's instructions "
+               "(OPENBLAS_CORETYPE; ANETRAIN_BLAS_CORE=keep keeps the generic ones)";
+    if (!getenv("OPENBLAS_CORETYPE") && blas_core_generic(gemm_blas_core()))
         return "OpenBLAS runs its generic kernels on this CPU; OPENBLAS_CORETYPE=Haswell (AVX2) or SkylakeX "
                "(AVX-512) may be much faster";
-#endif
     return NULL;
 }
 

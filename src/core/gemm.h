@@ -39,6 +39,13 @@ const char *gemm_backend_name(void);
 // A line worth telling the user about the backend's speed (OpenBLAS on a CPU
 // it does not know), or NULL.
 const char *gemm_backend_note(void);
+// The kernels the linked OpenBLAS runs ("SkylakeX", "Prescott", ...), or NULL when the GEMM is not OpenBLAS.
+const char *gemm_blas_core(void);
+// When OpenBLAS runs its generic kernels on a CPU whose instructions allow
+// better ones (and OPENBLAS_CORETYPE is not set): the core type to ask for
+// ("SkylakeX" or "Haswell"); else NULL. The library reads OPENBLAS_CORETYPE
+// when it loads, so only a new process can use it (the CLI's main).
+const char *gemm_blas_core_for_cpu(void);
 // Threads of the CPU pipeline: gemm() splits and elementwise work (the pool of
 // core/threads.h). n <= 0 = one per online CPU.
 void gemm_set_threads(int n);
