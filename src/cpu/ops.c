@@ -573,10 +573,10 @@ static const float *cls_weights(const ClsJob *j, int tid, int v0, int n) {
 }
 
 // Logits of rows [v0, v0+n) for every position: into the full (S,V) logits at
-// column v0, or (logits NULL) into this thread's (S,n) chunk. The forward and
-// the backward cut the vocabulary alike, so a recomputed chunk is the same product.
-static float *cls_chunk_logits(const ClsJob *j, int tid, size_t v0, int n, const float *W, size_t *ld) {
-    float *L = j->logits ? j->logits + v0 : j->chunks + (size_t)tid * j->S * CLS_CHUNK;
+// column v0, or (logits NULL) into chunk, (S,n). The forward and the backward
+// cut the vocabulary alike, so a recomputed chunk is the same product.
+static float *cls_chunk_logits(const ClsJob *j, float *chunk, size_t v0, int n, const float *W, size_t *ld) {
+    float *L = j->logits ? j->logits + v0 : chunk;
     *ld = j->logits ? (size_t)j->V : (size_t)n;
     gemm_serial(1, 1, j->S, n, j->D, 1.0f, j->x, j->S, W, j->D, 0.0f, L, (int)*ld);
     return L;
@@ -592,7 +592,8 @@ static void cls_fwd_run(void *ctx, int tid, int nt) {
     for (size_t v0 = b; v0 < e; v0 += CLS_CHUNK) {
         const int n = (int)(e - v0 < CLS_CHUNK ? e - v0 : CLS_CHUNK);
         size_t ld;
-        const float *L = cls_chunk_logits(j, tid, v0, n, cls_weights(j, tid, (int)v0, n), &ld);
+        const float *L = cls_chunk_logits(j, j->chunks ? j->chunks + (size_t)tid * S * CLS_CHUNK : NULL, v0, n,
+                                          cls_weights(j, tid, (int)v0, n), &ld);
         for (int t = 0; t < S; t++) {
             const float *row = L + (size_t)t * ld;
             const int y = j->target[t];
@@ -666,12 +667,8 @@ static void cls_bwd_run(void *ctx, int tid, int nt) {
     for (size_t v0 = b; v0 < e; v0 += CLS_CHUNK) {
         const int n = (int)(e - v0 < CLS_CHUNK ? e - v0 : CLS_CHUNK);
         const float *W = cls_weights(j, tid, (int)v0, n);
-        if (!j->logits) {  // the chunk's logits again, into dl itself (the forward kept none)
-            ClsJob jc = *j;
-            jc.chunks = j->dscratch;  // thread tid's chunk there is dl
-            size_t ld;
-            cls_chunk_logits(&jc, tid, v0, n, W, &ld);
-        }
+        size_t ld;
+        if (!j->logits) cls_chunk_logits(j, dl, v0, n, W, &ld);  // the chunk's logits again, into dl itself
         for (int t = 0; t < S; t++) {
             float *d = dl + (size_t)t * n;
             const int y = j->target[t];

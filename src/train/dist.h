@@ -57,6 +57,15 @@ int dist_can_overlap(void);
 int dist_sum_wait(double *busy_ms);
 // ZeRO-1's collectives over a block split into one segment per rank: segment
 // r holds counts[r] elements and starts where segment r-1 ends.
+// The split of n elements into `parts` such segments, boundaries on 16
+// elements (64 bytes of floats), the last one taking the rest.
+static inline void dist_split(size_t n, int parts, size_t *counts) {
+    for (size_t r = 0, lo = 0; r < (size_t)parts; r++) {
+        const size_t hi = r + 1 == (size_t)parts ? n : (n * (r + 1) / (size_t)parts) & ~(size_t)15;
+        counts[r] = hi - lo;
+        lo = hi;
+    }
+}
 // In place: this rank's segment of buf becomes the sum over the ranks of
 // that segment; the other segments of buf are left with partial sums.
 int dist_reduce_scatter_f32(float *buf, const size_t *counts);

@@ -129,6 +129,13 @@ static struct {
     double busy_ms;
 } g_async = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
+// The first failed sum's message (under the lock): the wait returns it.
+static void async_failed(void) {
+    if (g_async.failed) return;
+    g_async.failed = 1;
+    snprintf(g_async.err, sizeof g_async.err, "%s", err_msg());
+}
+
 static void *async_main(void *arg) {
     (void)arg;
     pthread_mutex_lock(&g_async.mu);
@@ -142,10 +149,7 @@ static void *async_main(void *arg) {
         const int rc = g_async.failed ? -1 : dist_sum_f32(b.buf, b.n);
         pthread_mutex_lock(&g_async.mu);
         g_async.busy_ms += time_ms() - t0;
-        if (rc != 0 && !g_async.failed) {
-            g_async.failed = 1;
-            snprintf(g_async.err, sizeof g_async.err, "%s", err_msg());
-        }
+        if (rc != 0) async_failed();
         g_async.running = 0;
         if (++g_async.next == g_async.n) pthread_cond_broadcast(&g_async.done);
     }
@@ -177,10 +181,7 @@ static int sum_here(float *buf, size_t n) {
     const int rc = dist_sum_f32(buf, n);
     pthread_mutex_lock(&g_async.mu);
     g_async.busy_ms += time_ms() - t0;
-    if (rc != 0 && !g_async.failed) {
-        g_async.failed = 1;
-        snprintf(g_async.err, sizeof g_async.err, "%s", err_msg());
-    }
+    if (rc != 0) async_failed();
     return rc;
 }
 
@@ -294,11 +295,7 @@ int dist_reduce_scatter_f32(float *buf, const size_t *counts) {
 static int ring_sum(float *buf, size_t n) {
     size_t *counts = malloc(sizeof(size_t) * (size_t)g_size);
     if (!counts) return err_set("out of memory");
-    for (int r = 0; r < g_size; r++) {
-        const size_t lo = (n * (size_t)r / (size_t)g_size) & ~(size_t)15;
-        const size_t hi = r + 1 == g_size ? n : (n * (size_t)(r + 1) / (size_t)g_size) & ~(size_t)15;
-        counts[r] = hi - lo;
-    }
+    dist_split(n, g_size, counts);
     const int rc = dist_reduce_scatter_f32(buf, counts) != 0 || dist_allgather_f32(buf, counts) != 0 ? -1 : 0;
     free(counts);
     return rc;

@@ -165,12 +165,14 @@ static int shards_setup(Trainer *t) {
         return err_set("--zero 1: %zu trained floats are more than MPI's int offsets reach (%d)", n, INT_MAX);
     t->shard_counts = calloc(N, sizeof(size_t));
     if (!t->shard_counts) return err_set("out of memory");
-    for (size_t r = 0; r < N; r++) {
-        const size_t lo = t->o.zero ? (n * r / N) & ~(size_t)15 : 0;
-        const size_t hi = !t->o.zero || r + 1 == N ? n : (n * (r + 1) / N) & ~(size_t)15;
-        t->shard_counts[r] = hi - lo;
-        if (r == (size_t)t->rank) t->shard = (OptimShard){lo, hi};
+    t->shard = (OptimShard){0, n};
+    if (!t->o.zero) {
+        for (size_t r = 0; r < N; r++) t->shard_counts[r] = n;
+        return 0;
     }
+    dist_split(n, (int)N, t->shard_counts);
+    for (int r = 0; r < t->rank; r++) t->shard.lo += t->shard_counts[r];
+    t->shard.hi = t->shard.lo + t->shard_counts[t->rank];
     return 0;
 }
 

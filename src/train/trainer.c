@@ -91,8 +91,6 @@ static void times_add_delta(PhaseTimes *acc, const PhaseTimes *after, const Phas
 
 // --- the gradient all-reduce --------------------------------------------------------------
 
-static int overlapped(const Trainer *t) { return t->overlap; }
-
 // Queues layer l's slice of every per-layer tensor of the trained block for
 // the overlapped sum (the pipeline's layer_done, during the last window's backward).
 static void push_layer(void *ctx, int l) {
@@ -117,7 +115,7 @@ static int all_reduce(Trainer *t, UpdateResult *r, double loss_sum) {
     if (t->o.zero && t->world > 1) {
         rc = dist_reduce_scatter_f32(t->grads, t->shard_counts);
         t->comm_ms += time_ms() - tc;
-    } else if (overlapped(t)) {
+    } else if (t->overlap) {
         for (int l = t->p.cfg.n_layers - 1; l >= 0; l--)
             if (!t->layer_pushed[l]) push_layer(t, l);
         for (int i = 0; i < t->tp->n_tensors; i++) {
@@ -147,7 +145,7 @@ static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
     memset(t->grads, 0, t->tp->n * sizeof(float));
     *loss_sum = 0;
     const int n = st->accum / t->world;
-    if (overlapped(t)) memset(t->layer_pushed, 0, (size_t)t->p.cfg.n_layers);
+    if (t->overlap) memset(t->layer_pushed, 0, (size_t)t->p.cfg.n_layers);
     for (int micro = 0; micro < n; micro++) {
         double td = time_ms();
         dataset_skip(&t->train, (uint64_t)t->rank);
@@ -156,7 +154,7 @@ static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
         dataset_skip(&t->train, (uint64_t)(t->world - 1 - t->rank));
         r->data_ms += time_ms() - td;
         float loss;
-        const int last = micro == n - 1 && overlapped(t);
+        const int last = micro == n - 1 && t->overlap;
         t->pl.layer_done = last ? push_layer : NULL, t->pl.layer_done_ctx = t;
         const int rc = t->pl.step(&t->pl, &t->p, t->tok, t->tgt, t->grads, st->loss_scale, &loss);
         t->pl.layer_done = NULL;
@@ -476,11 +474,11 @@ static int report_world(Trainer *t) {
     int rc = dist_sum_f64(v, (size_t)t->world * 3);
     char line[1024];
     int at = snprintf(line, sizeof line, "%d ranks, tokens/s per rank (all-reduce ms, of which waited for%s):",
-                      t->world, overlapped(t) ? "; the rest overlapped the backward" : "");
+                      t->world, t->overlap ? "; the rest overlapped the backward" : "");
     for (int r = 0; rc == 0 && r < t->world && at < (int)sizeof line - 40; r++)
         at += snprintf(line + at, sizeof line - at, " %d: %.0f (%.0f, %.0f)", r, v[2 * r], v[2 * r + 1],
                        v[2 * t->world + r]);
-    WorldRecord w = {.ranks = t->world, .overlap = overlapped(t)};
+    WorldRecord w = {.ranks = t->world, .overlap = t->overlap};
     for (int r = 0; r < t->world; r++) {
         w.tokens_per_s += v[2 * r];
         w.comm_ms += v[2 * r + 1] / t->world, w.comm_wait_ms += v[2 * t->world + r] / t->world;
