@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < warmup + steps; i++) {
         if (i == warmup) ph0 = cm->phases;
         double t0 = time_ms();
-        memset(g, 0, p.n * 4);  // as the trainer does at the start of every update
+        pipeline_grads_begin(&pl, g, p.n);  // as the trainer does at the start of every update
         double tz = time_ms();
         PhaseTimes before = pl.times;
         if (pl.step(&pl, &p, tok, tgt, g, 1.0f, &loss) != 0) return fprintf(stderr, "%s\n", err_msg()), 1;

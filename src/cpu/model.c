@@ -192,6 +192,31 @@ static ParTask task1(int M, int N, float beta, float *C, int ta, int tb, int K, 
     return t;
 }
 
+// Takes the one-shot grads_fresh request of this backward. Under LoRA the
+// adapters' small block is zeroed here; otherwise the caller writes the weight
+// gradients with beta 0 and zeroes the norms (zero_layer_norms) and the
+// scattered blocks before adding into them, so no pass over the block is spent
+// on zeros. Returns 1 when the caller must do so.
+static int begin_grads(CpuModel *m, float *grads, const ParamViews *g) {
+    const int fresh = m->grads_fresh;
+    m->grads_fresh = 0;
+    if (!fresh) return 0;
+    if (m->lora) {
+        memset(grads, 0, sizeof(float) * m->lora->n);
+        return 0;
+    }
+    if (g->rms_final) memset(g->rms_final, 0, sizeof(float) * m->cfg.dim);
+    return 1;
+}
+
+// The norm gradients of one layer, which its backward adds into.
+static void zero_layer_norms(const Config *c, LayerW *gw) {
+    const float *v[4] = {gw->rms_att, gw->rms_ffn, gw->q_norm, gw->k_norm};
+    const int n[4] = {c->dim, c->dim, c->head_dim, c->head_dim};
+    for (int i = 0; i < 4; i++)
+        if (v[i]) memset((float *)v[i], 0, sizeof(float) * n[i]);
+}
+
 // Adds the time since *t to *acc and restarts *t.
 static void lap(double *acc, double *t) {
     double now = time_ms();
@@ -317,14 +342,17 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
     const int bf = m->precision == CPU_BF16;
     const ParScratch *ws = bf ? &m->wscratch : NULL;
     const ParamViews g = grads_of(m, grads), pv = weights_of(m, p);
+    const int fresh = begin_grads(m, grads, &g);
+    const float gb = fresh ? 0.0f : 1.0f;  // the weight-gradient products' beta
 
     // classifier + softmax + cross-entropy: dxf -> dtmp, dWcls += ...
     if (m->vc.n) {
-        classifier_backward(m->dtmp, g.wcls ? m->vc.dW : NULL, m->logits, m->lse, m->vc.W, m->xf, m->targets, S,
+        if (fresh && g.wcls) memset(g.wcls, 0, sizeof(float) * V * D);  // the scatter adds active rows only
+        classifier_backward(m->dtmp, g.wcls ? m->vc.dW : NULL, 1.0f, m->logits, m->lse, m->vc.W, m->xf, m->targets, S,
                             m->vc.n, D, loss_scale, m->cls_dl, m->cls_dx, ws, m->nthreads);
         if (g.wcls) vocab_compact_scatter(&m->vc, g.wcls);
     } else {
-        classifier_backward(m->dtmp, g.wcls, m->logits, m->lse, p->v.wcls, m->xf, m->targets, S, V, D, loss_scale,
+        classifier_backward(m->dtmp, g.wcls, gb, m->logits, m->lse, p->v.wcls, m->xf, m->targets, S, V, D, loss_scale,
                             m->cls_dl, m->cls_dx, ws, m->nthreads);
     }
     lap(&ph->bwd_cls, &t);
@@ -340,6 +368,7 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
         LayerActs *A = &m->layers[l];
         const LayerW w = layer_weights(c, &pv, l);
         LayerW gw = layer_weights(c, &g, l);  // NULL matrices: frozen (LoRA), their dW tasks left out
+        if (fresh) zero_layer_norms(c, &gw);
         // --- FFN: x' = x2 + alpha * W2 g ---
         // dg[H,S] = alpha W2ᵀ dx ; dW2 += alpha dx gᵀ
         const float *dxin = dx;
@@ -349,7 +378,7 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
         }
         const ParTask ffn_down[2] = {
             task1(H, S, 0.0f, m->dg, 1, 0, D, w.w2, H, dxin, S, alpha, bf),
-            task1(D, H, 1.0f, (float *)gw.w2, 0, 1, S, dxin, S, A->g, S, alpha, 0),
+            task1(D, H, gb, (float *)gw.w2, 0, 1, S, dxin, S, A->g, S, alpha, 0),
         };
         par_gemm_tasks(ffn_down, gw.w2 ? 2 : 1, ws);
         cpu_model_lora_backward(m, grads, l, LORA_W2, A->g, dx, alpha, m->dg);
@@ -363,8 +392,8 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
         // dxn = W1ᵀ dh1 + W3ᵀ dh3 ; dW1 += dh1 x2nᵀ ; dW3 += dh3 x2nᵀ
         const ParTask ffn_up[3] = {
             {D, S, S, 0.0f, m->dxn, 2, {{1, 0, H, D, S, 1.0f, w.w1, m->dh1, bf}, {1, 0, H, D, S, 1.0f, w.w3, m->dh3, bf}}},
-            task1(H, D, 1.0f, (float *)gw.w1, 0, 1, S, m->dh1, S, A->x2n, S, 1.0f, 0),
-            task1(H, D, 1.0f, (float *)gw.w3, 0, 1, S, m->dh3, S, A->x2n, S, 1.0f, 0),
+            task1(H, D, gb, (float *)gw.w1, 0, 1, S, m->dh1, S, A->x2n, S, 1.0f, 0),
+            task1(H, D, gb, (float *)gw.w3, 0, 1, S, m->dh3, S, A->x2n, S, 1.0f, 0),
         };
         par_gemm_tasks(ffn_up, gw.w1 ? 3 : 1, ws);
         cpu_model_lora_backward(m, grads, l, LORA_W1, A->x2n, m->dh1, 1.0f, m->dxn);
@@ -381,7 +410,7 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
         // --- attention: x2 = x + alpha * Wo att ---
         const ParTask attn_out[2] = {
             task1(QD, S, 0.0f, m->datt, 1, 0, D, w.wo, QD, dx2in, S, alpha, bf),
-            task1(D, QD, 1.0f, (float *)gw.wo, 0, 1, S, dx2in, S, A->att, S, alpha, 0),
+            task1(D, QD, gb, (float *)gw.wo, 0, 1, S, dx2in, S, A->att, S, alpha, 0),
         };
         par_gemm_tasks(attn_out, gw.wo ? 2 : 1, ws);
         cpu_model_lora_backward(m, grads, l, LORA_O, A->att, m->dx2, alpha, m->datt);
@@ -409,9 +438,9 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
             {D, S, S, 0.0f, m->dxn, 3,
              {{1, 0, QD, D, S, 1.0f, w.wq, dq, bf}, {1, 0, KVD, D, S, 1.0f, w.wk, dk, bf},
               {1, 0, KVD, D, S, 1.0f, w.wv, m->dv, bf}}},
-            task1(QD, D, 1.0f, (float *)gw.wq, 0, 1, S, dq, S, A->xn, S, 1.0f, 0),
-            task1(KVD, D, 1.0f, (float *)gw.wk, 0, 1, S, dk, S, A->xn, S, 1.0f, 0),
-            task1(KVD, D, 1.0f, (float *)gw.wv, 0, 1, S, m->dv, S, A->xn, S, 1.0f, 0),
+            task1(QD, D, gb, (float *)gw.wq, 0, 1, S, dq, S, A->xn, S, 1.0f, 0),
+            task1(KVD, D, gb, (float *)gw.wk, 0, 1, S, dk, S, A->xn, S, 1.0f, 0),
+            task1(KVD, D, gb, (float *)gw.wv, 0, 1, S, m->dv, S, A->xn, S, 1.0f, 0),
         };
         par_gemm_tasks(qkv, gw.wq ? 4 : 1, ws);
         cpu_model_lora_backward(m, grads, l, LORA_Q, A->xn, dq, 1.0f, m->dxn);
@@ -423,7 +452,10 @@ void cpu_model_backward(CpuModel *m, const Params *p, float *grads, float loss_s
         lap(&ph->bwd_other, &t);
         if (m->layer_done) m->layer_done(m->layer_done_ctx, l);
     }
-    if (g.embed) embed_backward(g.embed, dx, m->tokens, D, S);
+    if (g.embed) {
+        if (fresh && g.embed != g.wcls) memset(g.embed, 0, sizeof(float) * V * D);  // untied: rows are scattered into
+        embed_backward(g.embed, dx, m->tokens, D, S);
+    }
     lap(&ph->bwd_other, &t);
     m->ms_backward = time_ms() - t0;
 }

@@ -96,6 +96,9 @@ typedef struct {
     int lora_training;                // 1 during a training step: dropout applies
     float **lora_u, **lora_xd;        // (L * LORA_N_TARGETS) U = A x̃ (r,S), x̃ (in,S) with dropout
     float *lora_v, *lora_tmp, *lora_block;
+    // set by the caller: the next backward writes the gradients block instead
+    // of adding to it (its contents are ignored); cleared by that backward
+    int grads_fresh;
     // called by the backward once layer l's gradients are final (may be NULL)
     void (*layer_done)(void *ctx, int layer);
     void *layer_done_ctx;

@@ -559,7 +559,7 @@ typedef struct {
     const ParScratch *ws;
     // backward
     float *dx, *dW, *dscratch, *xscratch;
-    float scale;
+    float dw_beta, scale;
     int count;
 } ClsJob;
 
@@ -625,7 +625,7 @@ float classifier_forward(float *logits, float *lse, const float *W, const float 
     if (nt > max_threads) nt = max_threads;
     if (wscratch && wscratch->buf && wscratch->nthreads < nt) nt = wscratch->nthreads;
     if (2.0 * S * V * D < GEMM_SPLIT_MIN_FLOPS) nt = 1;
-    ClsJob j = {logits, lse, scratch, chunks, W, x, target, S, V, D, nt, wscratch, NULL, NULL, NULL, NULL, 0, 0};
+    ClsJob j = {logits, lse, scratch, chunks, W, x, target, S, V, D, nt, wscratch, NULL, NULL, NULL, NULL, 0, 0, 0};
     const int used = threads_run_n(cls_fwd_run, &j, nt);
     // fold the per-thread statistics (threads that got no columns left m = -inf, s = 0)
     double loss = 0.0;
@@ -682,7 +682,7 @@ static void cls_bwd_run(void *ctx, int tid, int nt) {
         }
         if (bf16) bf16_round_array(dl, dl, (size_t)S * n);
         // dW[v0:v0+n, :] += dlᵀ xᵀ ;  dx += W[v0:v0+n]ᵀ dlᵀ
-        if (j->dW) gemm_serial(1, 1, n, D, S, 1.0f, dl, n, j->x, S, 1.0f, j->dW + v0 * D, D);
+        if (j->dW) gemm_serial(1, 1, n, D, S, 1.0f, dl, n, j->x, S, j->dw_beta, j->dW + v0 * D, D);
         gemm_serial(1, 1, D, S, n, 1.0f, W, D, dl, n, first ? 0.0f : 1.0f, dx, S);
         first = 0;
     }
@@ -705,7 +705,7 @@ static void sum_run(void *ctx, size_t b, size_t e) {
     }
 }
 
-void classifier_backward(float *dx, float *dW, const float *logits, const float *lse, const float *W, const float *x,
+void classifier_backward(float *dx, float *dW, float dw_beta, const float *logits, const float *lse, const float *W, const float *x,
                          const int *target, int S, int V, int D, float scale, float *dscratch, float *xscratch,
                          const ParScratch *wscratch, int max_threads) {
     int count = 0;
@@ -715,7 +715,7 @@ void classifier_backward(float *dx, float *dW, const float *logits, const float 
     if (wscratch && wscratch->buf && wscratch->nthreads < nt) nt = wscratch->nthreads;
     if (2.0 * S * V * D < GEMM_SPLIT_MIN_FLOPS) nt = 1;
     ClsJob j = {(float *)logits, (float *)lse, NULL, NULL, W, x, target, S, V, D, nt, wscratch, dx, dW, dscratch,
-                xscratch, scale, count};
+                xscratch, dw_beta, scale, count};
     const int used = threads_run_n(cls_bwd_run, &j, nt);
     if (used > 1) {
         SumJob sj = {dx, xscratch, used - 1, (size_t)D * S};

@@ -47,10 +47,11 @@ float classifier_forward(float *logits, float *lse, const float *W, const float 
                          int D, float *scratch, float *chunks, const ParScratch *wscratch, int max_threads);
 // dlogits = scale * (softmax - onehot) / n_valid, rebuilt chunk by chunk from logits
 // and lse into per-thread chunk buffers (dscratch: nthreads * S * CLS_CHUNK floats),
-// then dW[V,D] += dlogitsᵀ xᵀ (skipped if dW is NULL: frozen) and dx[D,S] = Wᵀ dlogitsᵀ (per-thread partials in
+// then dW[V,D] = dw_beta dW + dlogitsᵀ xᵀ (skipped if dW is NULL: frozen; dw_beta 0
+// writes dW without reading it) and dx[D,S] = Wᵀ dlogitsᵀ (per-thread partials in
 // xscratch: nthreads * D * S floats, summed into dx). bf16: dlogits chunks and W
 // chunks are rounded (wscratch as above).
-void classifier_backward(float *dx, float *dW, const float *logits, const float *lse, const float *W, const float *x,
+void classifier_backward(float *dx, float *dW, float dw_beta, const float *logits, const float *lse, const float *W, const float *x,
                          const int *target, int S, int V, int D, float scale, float *dscratch, float *xscratch,
                          const ParScratch *wscratch, int max_threads);
 

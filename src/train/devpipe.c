@@ -324,11 +324,11 @@ void cpu_head_forward(CpuHead *h, const Params *p, const float *x_out, const int
 void cpu_head_backward(CpuHead *h, const Params *p, const ParamViews *g, const float *x_out, float scale, float *dx) {
     const int S = h->S, D = h->D;
     if (h->vc.n) {
-        classifier_backward(h->dxf, g->wcls ? h->vc.dW : NULL, h->logits, h->lse, h->vc.W, h->xf, h->tgt, S, h->vc.n,
+        classifier_backward(h->dxf, g->wcls ? h->vc.dW : NULL, 1.0f, h->logits, h->lse, h->vc.W, h->xf, h->tgt, S, h->vc.n,
                             D, scale, h->dl, h->dxs, NULL, h->nthreads);
         if (g->wcls) vocab_compact_scatter(&h->vc, g->wcls);
     } else {
-        classifier_backward(h->dxf, g->wcls, h->logits, h->lse, p->v.wcls, h->xf, h->tgt, S, h->V, D, scale, h->dl,
+        classifier_backward(h->dxf, g->wcls, 1.0f, h->logits, h->lse, p->v.wcls, h->xf, h->tgt, S, h->V, D, scale, h->dl,
                             h->dxs, NULL, h->nthreads);
     }
     rmsnorm_backward(dx, g->rms_final, h->dxf, x_out, p->v.rms_final, h->rstd, D, S);

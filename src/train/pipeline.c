@@ -20,6 +20,11 @@ static int cpu_step(Pipeline *pl, const Params *p, const int *tok, const int *tg
     return 0;
 }
 
+static void cpu_grads_begin(Pipeline *pl, float *grads, size_t n) {
+    (void)grads, (void)n;
+    ((CpuModel *)pl->impl)->grads_fresh = 1;
+}
+
 static int cpu_eval(Pipeline *pl, const Params *p, const int *tok, const int *tgt, float *loss) {
     CpuModel *m = pl->impl;
     *loss = cpu_model_forward(m, p, tok, tgt);
@@ -56,10 +61,16 @@ int pipeline_cpu_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOp
     pl->name = "cpu";
     pl->impl = m;
     pl->step = cpu_step;
+    pl->grads_begin = cpu_grads_begin;
     pl->eval = cpu_eval;
     pl->params_changed = cpu_params_changed;
     pl->free = cpu_free;
     return 0;
+}
+
+void pipeline_grads_begin(Pipeline *pl, float *grads, size_t n) {
+    if (pl->grads_begin) pl->grads_begin(pl, grads, n);
+    else memset(grads, 0, n * sizeof(float));
 }
 
 const char *pipeline_names(void) { return "cpu, dynamic, static, static-ane"; }

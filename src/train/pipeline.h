@@ -22,6 +22,11 @@ struct Pipeline {
     // error). A non-finite *loss with status 0 is numerical, not a failure.
     int (*step)(Pipeline *pl, const Params *p, const int *tokens, const int *targets, float *grads,
                 float loss_scale, float *loss);
+    // An update starts: the next step's gradients replace the block's n floats
+    // instead of adding to them (NULL: the block is zeroed here; the cpu
+    // pipeline writes them in place and spends no pass on zeros). Call it
+    // through pipeline_grads_begin.
+    void (*grads_begin)(Pipeline *pl, float *grads, size_t n);
     // forward only (evaluation); same status convention
     int (*eval)(Pipeline *pl, const Params *p, const int *tokens, const int *targets, float *loss);
     // the weights changed (after an optimizer update): restage device copies
@@ -69,6 +74,8 @@ int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const Pipeli
 int pipeline_static_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o);
 // By o->name; -1 with a message listing the known names.
 int pipeline_init(Pipeline *pl, const PipelineOptions *o, const Config *cfg, int seq);
+// Starts an update's gradients: pl->grads_begin, or zeroes the block.
+void pipeline_grads_begin(Pipeline *pl, float *grads, size_t n);
 // Names for --help.
 const char *pipeline_names(void);
 void pipeline_free(Pipeline *pl);

@@ -142,7 +142,7 @@ static int all_reduce(Trainer *t, UpdateResult *r, double loss_sum) {
 // last window's backward queues each layer's sums as it finishes the layer.
 static int micro_steps(Trainer *t, UpdateResult *r, double *loss_sum) {
     TrainState *st = &t->st;
-    memset(t->grads, 0, t->tp->n * sizeof(float));
+    pipeline_grads_begin(&t->pl, t->grads, t->tp->n);
     *loss_sum = 0;
     const int n = st->accum / t->world;
     if (t->overlap) memset(t->layer_pushed, 0, (size_t)t->p.cfg.n_layers);
