@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include "ane/device.h"
+#include "cli/restart.h"
 #include "core/err.h"
 #include "core/io.h"
 #include "data/dataset.h"
@@ -213,6 +214,7 @@ static void cleanup(void) {
 }
 
 int main(int argc, char **argv) {
+    restart_for_blas_kernels(argv);  // the kernels the program runs with (cli/restart.h)
     atexit(cleanup);
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0, skipped = 0;

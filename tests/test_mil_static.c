@@ -245,6 +245,40 @@ TEST(mil_static_kernels_match_cpu_ops) {
     }
 }
 
+// The sim's rewrites (mil_fuse.c) leave every static kernel's outputs as
+// they are, bit for bit, in both precisions.
+TEST(mil_static_fused_equal_as_written) {
+    const MilCompileOptions written = {.as_written = 1};
+    for (int run = 0; run < 6; run++) {
+        const int which = run % 4;
+        Model m;
+        model_init(&m, which);
+        if (run >= 4) m.S = 32 * (run - 3);  // longer windows: other GEMM shapes
+        m.w.rows = m.c.vocab, m.w.row0 = 0;  // the whole vocabulary in one chunk
+        for (int kind = MIL_K_DYN_COUNT; kind < MIL_K_COUNT; kind++) {
+            MilKernel k;
+            if (!build(&m, (MilKernelKind)kind, &k)) continue;
+            MilWeightFile wf[32];
+            for (int i = 0; i < k.n_blobs; i++) wf[i] = (MilWeightFile){k.blobs[i].path, k.blobs[i].data, k.blobs[i].size};
+            MilProgram *p[2] = {NULL, NULL};
+            REQUIRE(mil_program_compile(k.mil, wf, k.n_blobs, &p[0]) == 0);
+            REQUIRE(mil_program_compile_opts(k.mil, wf, k.n_blobs, &written, &p[1]) == 0);
+            const size_t nin = (size_t)k.in_c * k.in_w, nout = (size_t)k.out_c * k.out_w;
+            float *x = randn(&m, nin, 1.0f), *y[2] = {malloc(4 * nout), malloc(4 * nout)};
+            uint16_t *x16 = malloc(2 * nin), *o16[2] = {malloc(2 * nout), malloc(2 * nout)};
+            fp16_from_f32_array(x16, x, nin);
+            for (int f = 0; f < 2; f++)
+                REQUIRE(mil_program_run(p[f], x16, o16[f]) == 0 && mil_program_run_f32(p[f], x, y[f]) == 0);
+            CHECKF(!memcmp(o16[0], o16[1], 2 * nout), "%s %s: fp16 outputs differ", m.c.name, k.name);
+            CHECKF(!memcmp(y[0], y[1], 4 * nout), "%s %s: fp32 outputs differ", m.c.name, k.name);
+            free(x), free(y[0]), free(y[1]), free(x16), free(o16[0]), free(o16[1]);
+            mil_program_free(p[0]), mil_program_free(p[1]);
+            mil_kernel_free(&k);
+        }
+        params_free(&m.p);
+    }
+}
+
 // --- LoRA: the base baked, the adapters and norms as inputs -----------------------------------
 //
 // Each layer kernel built with the adapters as input regions (and the norm

@@ -219,13 +219,24 @@ static int exec_reduce(const Run *r, const MilStep *s) {
     return 0;
 }
 
+// Operand k of a matmul: its data and leading dimension (ld_plain when stored as typed).
+static const float *matmul_operand(const Run *r, const MilStep *s, int k, int ld_plain, int *ld) {
+    if (s->src[k] < 0) {
+        *ld = ld_plain;
+        return data_of(r, k ? s->b : s->a);
+    }
+    *ld = s->src_ld[k];
+    return data_of(r, s->src[k]) + s->src_off[k];
+}
+
 static void exec_matmul(const Run *r, const MilStep *s) {
     const MilSlot *va = &r->p->vals[s->a], *vb = &r->p->vals[s->b], *vo = &r->p->vals[s->out];
     const MilType *to = &vo->type;
     int ra = va->type.rank, ro = to->rank;
     int M = (int)to->dims[ro - 2], N = (int)to->dims[ro - 1];
     int K = (int)(s->tx ? va->type.dims[ra - 2] : va->type.dims[ra - 1]);
-    const float *X = data_of(r, s->a), *Y = data_of(r, s->b);
+    int ldx, ldy;
+    const float *X = matmul_operand(r, s, 0, s->tx ? M : K, &ldx), *Y = matmul_operand(r, s, 1, s->ty ? K : N, &ldy);
     float *Z = r->buf[s->out];
     // batch strides (in matrices) of x and y over the output's batch dims
     MilType bo = *to, ba = va->type, bb = vb->type;
@@ -236,8 +247,8 @@ static void exec_matmul(const Run *r, const MilStep *s) {
     size_t nbatch = mil_type_numel(&bo), ma = (size_t)M * K, mb = (size_t)K * N;
     int64_t oa = 0, ob = 0;
     for (size_t bi = 0; bi < nbatch; bi++) {
-        gemm(s->tx, s->ty, M, N, K, 1.0f, X + oa * (int64_t)ma, s->tx ? M : K, Y + ob * (int64_t)mb, s->ty ? K : N,
-             0.0f, Z + bi * (size_t)M * N, N);
+        gemm(s->tx, s->ty, M, N, K, 1.0f, X + oa * (int64_t)ma, ldx, Y + ob * (int64_t)mb, ldy, 0.0f,
+             Z + bi * (size_t)M * N, N);
         for (int d = bo.rank - 1; d >= 0; d--) {  // odometer over batch dims
             idx[d]++, oa += sa[d], ob += sb[d];
             if (idx[d] < bo.dims[d]) break;
@@ -386,14 +397,16 @@ static int exec_step(const Run *r, const MilStep *s) {
     case MK_REDUCE: return exec_reduce(r, s);
     case MK_MATMUL: exec_matmul(r, s); return 0;
     case MK_CONV: exec_conv(r, s); return 0;
-    case MK_RESHAPE:
-        memcpy(r->buf[s->out], data_of(r, s->a), sizeof(float) * r->p->vals[s->out].numel);
+    case MK_RESHAPE:  // planned as a view of its input where it can be (arena_plan)
+        if (r->buf[s->out] != data_of(r, s->a))
+            memcpy(r->buf[s->out], data_of(r, s->a), sizeof(float) * r->p->vals[s->out].numel);
         return 0;
     case MK_TRANSPOSE: exec_transpose(r, s); return 0;
     case MK_SLICE: exec_slice(r, s); return 0;
     case MK_CONCAT: exec_concat(r, s); return 0;
     case MK_CAST: exec_cast(r, s); return 0;
     case MK_SDPA: return exec_sdpa(r, s);
+    case MK_DEAD: return 0;
     }
     return 0;
 }
@@ -436,39 +449,90 @@ static void plan_release(Plan *pl, const MilProgram *p, int id) {
     pl->free_[pl->n_free++] = (Block){p->arena_off[id], slot_floats(p->vals[id].numel)};
 }
 
+// A reshape of a computed value is a view: the same slice under another
+// type, so it costs nothing (its elements are the same in the same order).
+static int is_view(const MilProgram *p, const MilStep *s) {
+    return s->kind == MK_RESHAPE && !p->vals[s->a].is_const;
+}
+
+// The value whose slice v uses (itself, or the root of a chain of views), and
+// for each root the last step that reads any of its views and whether one of
+// them is the program's input or output (never released).
+static void view_roots(const MilProgram *p, int *root, int *end, unsigned char *io) {
+    for (int v = 0; v < p->n_vals; v++) root[v] = v, end[v] = -1, io[v] = 0;
+    for (int i = 0; i < p->n_steps; i++)
+        if (is_view(p, &p->steps[i])) root[p->steps[i].out] = root[p->steps[i].a];  // operands come first
+    for (int v = 0; v < p->n_vals; v++) {
+        const int r = root[v];
+        if (p->vals[v].last_use > end[r]) end[r] = p->vals[v].last_use;
+        io[r] |= (unsigned char)p->vals[v].is_io;
+    }
+}
+
 // Every computed value gets its slice when it is produced and gives it back
-// after its last reader, as the step loop used to malloc and free them; a
-// step's output never shares memory with its operands (they are released
-// after it runs).
+// after its last reader (of it or of a view of it), as the step loop used to
+// malloc and free them; a step's output never shares memory with its operands
+// (they are released after it runs), but for a view, which computes nothing.
 static int arena_plan(MilProgram *p) {
-    Plan pl = {malloc(sizeof(Block) * ((size_t)p->n_vals + 1)), 0, 0, calloc((size_t)p->n_vals, 1)};
-    p->arena_off = calloc((size_t)p->n_vals, sizeof(size_t));
-    if (!pl.free_ || !pl.held || !p->arena_off) goto oom;
+    const size_t nv = (size_t)p->n_vals;
+    Plan pl = {malloc(sizeof(Block) * (nv + 1)), 0, 0, calloc(nv, 1)};
+    int *root = malloc(sizeof(int) * nv), *end = malloc(sizeof(int) * nv);
+    unsigned char *io = malloc(nv);
+    p->arena_off = calloc(nv, sizeof(size_t));
+    if (!pl.free_ || !pl.held || !root || !end || !io || !p->arena_off) goto oom;
+    view_roots(p, root, end, io);
     p->arena_off[p->input] = plan_take(&pl, p->vals[p->input].numel);
     pl.held[p->input] = 1;
     for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];
-        p->arena_off[s->out] = plan_take(&pl, p->vals[s->out].numel);
-        pl.held[s->out] = 1;
-        int ids[3] = {s->a, s->b, s->c};
-        for (int k = 0; k < 3 + s->n_list; k++) {
-            int id = k < 3 ? ids[k] : s->list[k - 3];
-            if (id >= 0 && p->vals[id].last_use == i && !p->vals[id].is_io && !p->vals[id].is_const)
-                plan_release(&pl, p, id);
+        if (is_view(p, s)) {
+            p->arena_off[s->out] = p->arena_off[root[s->out]];
+        } else {
+            p->arena_off[s->out] = plan_take(&pl, p->vals[s->out].numel);
+            pl.held[s->out] = 1;
         }
-        if (p->vals[s->out].last_use == i && !p->vals[s->out].is_io) plan_release(&pl, p, s->out);
+        int ids[6] = {s->a, s->b, s->c, s->src[0], s->src[1], s->out};
+        for (int k = 0; k < 6 + s->n_list; k++) {
+            const int id = k < 6 ? ids[k] : s->list[k - 6];
+            if (id < 0 || p->vals[id].is_const) continue;
+            const int r = root[id];
+            if (end[r] == i && !io[r]) plan_release(&pl, p, r);
+        }
     }
     p->arena = aligned_alloc(64, (pl.top ? pl.top : 16) * sizeof(float));
-    p->bufs = malloc(sizeof(float *) * (size_t)p->n_vals);
+    p->bufs = malloc(sizeof(float *) * nv);
     if (!p->arena || !p->bufs) goto oom;
     for (int i = 0; i < p->n_vals; i++) p->bufs[i] = p->vals[i].is_const ? NULL : p->arena + p->arena_off[i];
-    free(pl.free_), free(pl.held);
+    free(pl.free_), free(pl.held), free(root), free(end), free(io);
     return 0;
 oom:
-    free(pl.free_), free(pl.held);
+    free(pl.free_), free(pl.held), free(root), free(end), free(io);
     free(p->arena_off), free(p->arena), free(p->bufs);
     p->arena_off = NULL, p->arena = NULL, p->bufs = NULL;
     return err_set("mil: out of memory planning the buffers of a program");
+}
+
+// Ops that only move values: their results are their operands' values, so in
+// fp16 mode they are fp16 already and need no rounding.
+static int moves_only(const MilProgram *p, const MilStep *s) {
+    if (s->kind != MK_RESHAPE && s->kind != MK_TRANSPOSE && s->kind != MK_SLICE && s->kind != MK_CONCAT) return 0;
+    const MilDt dt = p->vals[s->out].type.dtype;
+    if (s->kind != MK_CONCAT) return p->vals[s->a].type.dtype == dt;
+    for (int k = 0; k < s->n_list; k++)
+        if (p->vals[s->list[k]].type.dtype != dt) return 0;
+    return 1;
+}
+
+// The steps, on an input already in the input value's buffer.
+static int run_steps(MilProgram *p, const Run *r) {
+    for (int i = 0; i < p->n_steps; i++) {
+        const MilStep *s = &p->steps[i];
+        const MilSlot *vo = &p->vals[s->out];
+        if (exec_step(r, s) != 0) return -1;
+        if (r->fp16 && vo->type.dtype == MIL_DT_FP16 && !moves_only(p, s))
+            fp16_round_array(r->buf[s->out], r->buf[s->out], vo->numel);
+    }
+    return 0;
 }
 
 int mil_program_eval(MilProgram *p, MilPrecision prec, const float *in, float *out) {
@@ -479,12 +543,7 @@ int mil_program_eval(MilProgram *p, MilPrecision prec, const float *in, float *o
         fp16_round_array(r.buf[p->input], in, vin->numel);
     else
         memcpy(r.buf[p->input], in, sizeof(float) * vin->numel);
-    for (int i = 0; i < p->n_steps; i++) {
-        const MilStep *s = &p->steps[i];
-        const MilSlot *vo = &p->vals[s->out];
-        if (exec_step(&r, s) != 0) return -1;
-        if (r.fp16 && vo->type.dtype == MIL_DT_FP16) fp16_round_array(r.buf[s->out], r.buf[s->out], vo->numel);
-    }
+    if (run_steps(p, &r) != 0) return -1;
     const MilSlot *vout = &p->vals[p->output];
     const float *src = data_of(&r, p->output);
     if (r.fp16 && vout->is_const)
@@ -494,15 +553,15 @@ int mil_program_eval(MilProgram *p, MilPrecision prec, const float *in, float *o
     return 0;
 }
 
+// fp16 surfaces in and out: converted straight into and out of the arena (an
+// fp16 value is exact in fp32 and the output is fp16 already, so this is
+// mil_program_eval in MIL_PREC_FP16 between two conversions, without them).
 int mil_program_run(MilProgram *p, const uint16_t *in, uint16_t *out) {
-    MilIoDesc di, dout;
-    mil_program_io(p, &di, &dout);
-    if (!p->io_in) p->io_in = malloc(sizeof(float) * di.numel);
-    if (!p->io_out) p->io_out = malloc(sizeof(float) * dout.numel);
-    if (!p->io_in || !p->io_out) return err_set("mil: out of memory");
-    fp16_to_f32_array(p->io_in, in, di.numel);
-    if (mil_program_eval(p, MIL_PREC_FP16, p->io_in, p->io_out) != 0) return -1;
-    fp16_from_f32_array(out, p->io_out, dout.numel);
+    if (!p->arena && arena_plan(p) != 0) return -1;
+    Run r = {p, p->bufs, 1};
+    fp16_to_f32_array(r.buf[p->input], in, p->vals[p->input].numel);
+    if (run_steps(p, &r) != 0) return -1;
+    fp16_from_f32_array(out, data_of(&r, p->output), p->vals[p->output].numel);
     return 0;
 }
 

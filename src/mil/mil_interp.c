@@ -68,6 +68,7 @@ static MilStep *add_step(Ctx *c, MilStepKind k, int out) {
     s->kind = k;
     s->out = out;
     s->a = s->b = s->c = -1;
+    s->src[0] = s->src[1] = -1;
     s->opname = c->op->op;
     s->line = c->op->line;
     s->col = c->op->col;
@@ -712,6 +713,11 @@ static void note_use(MilProgram *p, int vid, int step) {
 }
 
 int mil_program_compile(const char *text, const MilWeightFile *weights, int n_weights, MilProgram **out) {
+    return mil_program_compile_opts(text, weights, n_weights, NULL, out);
+}
+
+int mil_program_compile_opts(const char *text, const MilWeightFile *weights, int n_weights,
+                             const MilCompileOptions *o, MilProgram **out) {
     *out = NULL;
     MilProgram *p = calloc(1, sizeof *p);
     if (!p) return err_set("mil: out of memory");
@@ -735,9 +741,14 @@ int mil_program_compile(const char *text, const MilWeightFile *weights, int n_we
     }
     p->input = fn->inputs[0];
     p->output = fn->outputs[0];
+    if (!(o && o->as_written) && mil_program_fuse(p) != 0) {
+        mil_program_free(p);
+        return err_set("mil: out of memory");
+    }
     for (int s = 0; s < p->n_steps; s++) {
         MilStep *st = &p->steps[s];
         note_use(p, st->a, s), note_use(p, st->b, s), note_use(p, st->c, s), note_use(p, st->out, s);
+        note_use(p, st->src[0], s), note_use(p, st->src[1], s);
         for (int i = 0; i < st->n_list; i++) note_use(p, st->list[i], s);
     }
     p->vals[p->input].is_io = p->vals[p->output].is_io = 1;
@@ -752,7 +763,7 @@ void mil_program_free(MilProgram *p) {
         free(p->vals[i].c32);
     }
     for (int i = 0; i < p->n_steps; i++) free(p->steps[i].list);
-    free(p->arena_off), free(p->arena), free(p->bufs), free(p->io_in), free(p->io_out);
+    free(p->arena_off), free(p->arena), free(p->bufs);
     free(p->vals);
     free(p->steps);
     mil_graph_free(&p->graph);

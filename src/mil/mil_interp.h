@@ -70,6 +70,13 @@ typedef struct MilProgram MilProgram;
 // Returns 0 and a program, or -1 with err_msg() ("mil:LINE:COL: ...").
 // The weight bytes are copied (converted) during compile; the caller may free them after.
 int mil_program_compile(const char *text, const MilWeightFile *weights, int n_weights, MilProgram **out);
+typedef struct {
+    // run every op as written: none of the rewrites that spare copies
+    // (mil_fuse.c; the values are the same, tests compare the two)
+    int as_written;
+} MilCompileOptions;
+int mil_program_compile_opts(const char *text, const MilWeightFile *weights, int n_weights,
+                             const MilCompileOptions *o, MilProgram **out);
 void mil_program_free(MilProgram *prog);
 
 // The one input and the one output of `main`.

@@ -15,6 +15,7 @@
 typedef enum {
     MK_CONV, MK_MATMUL, MK_BIN, MK_UNARY, MK_SOFTMAX, MK_REDUCE, MK_RESHAPE,
     MK_TRANSPOSE, MK_SLICE, MK_CONCAT, MK_CAST, MK_SDPA,
+    MK_DEAD,  // removed by mil_program_fuse, never executed
 } MilStepKind;
 typedef enum { MB_ADD, MB_SUB, MB_MUL, MB_DIV, MB_POW, MB_MAX, MB_MIN } MilBinOp;
 typedef enum { MU_SIGMOID, MU_EXP, MU_SQRT, MU_TANH } MilUnOp;
@@ -41,11 +42,19 @@ typedef struct {
     int n_list;
     int axis, keep, red_mask, tx, ty, groups, interleave;
     int perm[MIL_TYPE_MAX_RANK];
+    // matmul (mil_fuse.c): operand k (x, y) read in place from value src[k]
+    // (-1: from the operand itself), a matrix whose rows start src_off[k]
+    // elements in and are src_ld[k] apart
+    int src[2], src_ld[2];
+    int64_t src_off[2];
     int64_t begin[MIL_TYPE_MAX_RANK];
     MilDt to;
     const char *opname;
     int line, col;
 } MilStep;
+
+// The rewrites of mil_fuse.c; 0, or -1 out of memory (the program is unchanged).
+int mil_program_fuse(MilProgram *p);
 
 struct MilProgram {
     MilGraph graph;  // kept for names
@@ -60,5 +69,4 @@ struct MilProgram {
     size_t *arena_off;     // (n_vals) offset of each computed value in arena, in floats
     float *arena;
     float **bufs;          // (n_vals) arena + arena_off, NULL for constants
-    float *io_in, *io_out; // fp32 copies of the fp16 surfaces (mil_program_run)
 };

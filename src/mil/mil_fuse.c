@@ -1,0 +1,102 @@
+// mil_fuse: rewrites of a compiled program that leave every value it computes
+// the same, bit for bit, but move less memory (mil_interp.h,
+// mil_program_compile). A matmul operand that is a slice of rows of another
+// value (its last dim cut, the others whole), through reshapes that keep those
+// rows, is read in place with that value's row stride: the weights our kernels
+// stage into the input surface are multiplied where they lie instead of being
+// copied out first. Then steps nothing reads any more are dropped.
+//
+// Not done, because the result would change: folding a transpose of the last
+// two dims into a matmul's transpose flag (or the matmul's output, Cᵀ = Bᵀ Aᵀ)
+// asks BLAS for another kernel, and OpenBLAS's small-matrix kernels add the
+// products in another order for each arrangement.
+//
+// The ANE rules were checked on the program as written, before any of this.
+#include <stdlib.h>
+#include <string.h>
+
+#include "mil/mil_interp.h"
+#include "mil/mil_prog.h"
+
+// The step producing each value (-1: input or constant).
+static void producers(const MilProgram *p, int *prod) {
+    for (int v = 0; v < p->n_vals; v++) prod[v] = -1;
+    for (int i = 0; i < p->n_steps; i++)
+        if (p->steps[i].kind != MK_DEAD) prod[p->steps[i].out] = i;
+}
+
+static void count_read(int id, int step, int *readers, int *last_reader) {
+    if (id < 0) return;
+    readers[id]++;
+    last_reader[id] = step;
+}
+
+// How many step operands read each value (a matmul operand read in place
+// counts for the value it reads), and the last step that does.
+static void count_readers(const MilProgram *p, int *readers, int *last_reader) {
+    memset(readers, 0, sizeof(int) * (size_t)p->n_vals);
+    for (int i = 0; i < p->n_steps; i++) {
+        const MilStep *s = &p->steps[i];
+        if (s->kind == MK_DEAD) continue;
+        count_read(s->src[0] >= 0 ? s->src[0] : s->a, i, readers, last_reader);
+        count_read(s->src[1] >= 0 ? s->src[1] : s->b, i, readers, last_reader);
+        count_read(s->c, i, readers, last_reader);
+        for (int k = 0; k < s->n_list; k++) count_read(s->list[k], i, readers, last_reader);
+    }
+}
+
+// The operand read in place: a slice of whole rows [.., w] of a [.., W] value, reshaped to a [R, w] matrix.
+static void operand_in_place(MilProgram *p, MilStep *m, int k, const int *prod) {
+    const int opnd = k ? m->b : m->a;
+    const MilType *to = &p->vals[opnd].type;
+    for (int d = 0; d < to->rank - 2; d++)
+        if (to->dims[d] != 1) return;  // one matrix
+    int v = opnd;
+    while (prod[v] >= 0 && p->steps[prod[v]].kind == MK_RESHAPE && !p->vals[p->steps[prod[v]].a].is_const)
+        v = p->steps[prod[v]].a;
+    const int si = prod[v];
+    if (si < 0 || p->steps[si].kind != MK_SLICE) return;
+    const MilStep *s = &p->steps[si];
+    const MilType *ts = &p->vals[v].type, *tx = &p->vals[s->a].type;
+    const int last = ts->rank - 1;
+    for (int d = 0; d < last; d++)
+        if (s->begin[d] != 0 || ts->dims[d] != tx->dims[d]) return;
+    if (p->vals[s->a].is_const || ts->dims[last] != to->dims[to->rank - 1] || ts->dtype != to->dtype) return;
+    m->src[k] = s->a;
+    m->src_off[k] = s->begin[last];
+    m->src_ld[k] = (int)tx->dims[last];
+}
+
+// Drops steps whose results nobody reads, until none is left, and packs the rest.
+static void drop_dead(MilProgram *p, int *readers, int *last_reader) {
+    for (int changed = 1; changed;) {
+        changed = 0;
+        count_readers(p, readers, last_reader);
+        for (int i = 0; i < p->n_steps; i++) {
+            MilStep *s = &p->steps[i];
+            if (s->kind != MK_DEAD && s->out != p->output && readers[s->out] == 0) s->kind = MK_DEAD, changed = 1;
+        }
+    }
+    int n = 0;
+    for (int i = 0; i < p->n_steps; i++) {
+        if (p->steps[i].kind != MK_DEAD) p->steps[n++] = p->steps[i];
+        else free(p->steps[i].list);
+    }
+    p->n_steps = n;
+}
+
+int mil_program_fuse(MilProgram *p) {
+    int *prod = malloc(sizeof(int) * (size_t)p->n_vals), *readers = malloc(sizeof(int) * (size_t)p->n_vals);
+    int *last_reader = malloc(sizeof(int) * (size_t)p->n_vals);
+    if (!prod || !readers || !last_reader) {
+        free(prod), free(readers), free(last_reader);
+        return -1;
+    }
+    producers(p, prod);
+    for (int i = 0; i < p->n_steps; i++)
+        if (p->steps[i].kind == MK_MATMUL)
+            for (int k = 0; k < 2; k++) operand_in_place(p, &p->steps[i], k, prod);
+    drop_dead(p, readers, last_reader);
+    free(prod), free(readers), free(last_reader);
+    return 0;
+}
