@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "core/fp16.h"
 #include "core/gemm.h"
+#include "core/threads.h"
 #include "mil/mil_interp.h"
 #include "mil/mil_prog.h"
 
@@ -22,6 +23,37 @@ static const float *data_of(const Run *r, int vid) {
     const MilSlot *v = &r->p->vals[vid];
     if (v->is_const) return r->fp16 ? v->c16 : v->c32;
     return r->buf[vid];
+}
+
+// --- threads: element ranges of one op on the pool ----------------------------------------
+// Each element (or row) is computed exactly as on one thread, so the results
+// do not depend on the number of threads.
+
+typedef void (*RangeFn)(const Run *r, const MilStep *s, size_t b, size_t e);
+
+typedef struct {
+    const Run *r;
+    const MilStep *s;
+    RangeFn fn;
+    size_t n, align;
+} ParJob;
+
+static void par_run(void *ctx, int tid, int nt) {
+    const ParJob *j = ctx;
+    size_t b, e;
+    threads_range(j->n, tid, nt, j->align, &b, &e);
+    if (b < e) j->fn(j->r, j->s, b, e);
+}
+
+// fn over [0, n) in ranges that are multiples of align; one thread below `work` elements in all.
+static void par_ranges(const Run *r, const MilStep *s, size_t n, size_t align, size_t work, RangeFn fn) {
+    enum { PAR_MIN = 1 << 16 };
+    if (work < PAR_MIN || threads_in_job()) {
+        fn(r, s, 0, n);
+        return;
+    }
+    ParJob j = {r, s, fn, n, align};
+    threads_run(par_run, &j);
 }
 
 // Row-major strides of operand type t, right-aligned to the dims of `out`;
@@ -95,20 +127,20 @@ static int odo_next(Odo *o) {
     return 0;
 }
 
+// Elements [b, e) of a binary op whose operands are whole or one scalar.
+static void bin_flat(const Run *r, const MilStep *s, size_t b, size_t e) {
+    const MilSlot *vo = &r->p->vals[s->out], *va = &r->p->vals[s->a], *vb = &r->p->vals[s->b];
+    const int64_t sx = va->numel == vo->numel, sy = vb->numel == vo->numel;
+    bin_row(s->sub, r->buf[s->out] + b, data_of(r, s->a) + b * sx, sx, data_of(r, s->b) + b * sy, sy,
+            (int64_t)(e - b));
+}
+
 static void exec_binary(const Run *r, const MilStep *s) {
     const MilSlot *vo = &r->p->vals[s->out], *va = &r->p->vals[s->a], *vb = &r->p->vals[s->b];
     const float *X = data_of(r, s->a), *Y = data_of(r, s->b);
     float *Z = r->buf[s->out];
-    if (va->numel == vo->numel && vb->numel == vo->numel) {
-        bin_row(s->sub, Z, X, 1, Y, 1, (int64_t)vo->numel);
-        return;
-    }
-    if (va->numel == vo->numel && vb->numel == 1) {
-        bin_row(s->sub, Z, X, 1, Y, 0, (int64_t)vo->numel);
-        return;
-    }
-    if (va->numel == 1 && vb->numel == vo->numel) {
-        bin_row(s->sub, Z, X, 0, Y, 1, (int64_t)vo->numel);
+    if ((va->numel == vo->numel || va->numel == 1) && (vb->numel == vo->numel || vb->numel == 1)) {
+        par_ranges(r, s, vo->numel, 16, vo->numel, bin_flat);
         return;
     }
     const MilType *to = &vo->type;
@@ -164,13 +196,22 @@ static void softmax_strided(float *z, const float *x, size_t len, size_t stride)
     for (size_t a = 0; a < len; a++) z[a * stride] *= inv;
 }
 
-static void exec_softmax(const Run *r, const MilStep *s) {
+// Softmax rows [b, e) of the outer x inner rows.
+static void softmax_rows(const Run *r, const MilStep *s, size_t b, size_t e) {
     size_t outer, len, inner;
     split_axis(&r->p->vals[s->a].type, s->axis, &outer, &len, &inner);
     const float *X = data_of(r, s->a);
     float *Z = r->buf[s->out];
-    for (size_t o = 0; o < outer; o++)
-        for (size_t i = 0; i < inner; i++) softmax_strided(Z + o * len * inner + i, X + o * len * inner + i, len, inner);
+    for (size_t row = b; row < e; row++) {
+        const size_t o = row / inner, i = row % inner;
+        softmax_strided(Z + o * len * inner + i, X + o * len * inner + i, len, inner);
+    }
+}
+
+static void exec_softmax(const Run *r, const MilStep *s) {
+    size_t outer, len, inner;
+    split_axis(&r->p->vals[s->a].type, s->axis, &outer, &len, &inner);
+    par_ranges(r, s, outer * inner, 1, outer * inner * len, softmax_rows);
 }
 
 static int exec_reduce(const Run *r, const MilStep *s) {
@@ -275,8 +316,43 @@ static void exec_conv(const Run *r, const MilStep *s) {
         }
 }
 
+// A transpose that swaps the last two dims only: a batch of [R, C] -> [C, R].
+static int swaps_last_two(const MilStep *s, int rank) {
+    if (rank < 2) return 0;
+    for (int d = 0; d < rank - 2; d++)
+        if (s->perm[d] != d) return 0;
+    return s->perm[rank - 2] == rank - 1 && s->perm[rank - 1] == rank - 2;
+}
+
+enum { TILE = 16 };
+
+// Tiles [b, e) of the batch x row-tiles of a last-two-dims transpose, TILE x TILE at a time.
+static void transpose_tiles(const Run *r, const MilStep *s, size_t b, size_t e) {
+    enum { T = TILE };
+    const MilType *ti = &r->p->vals[s->a].type;
+    const size_t R = (size_t)ti->dims[ti->rank - 2], C = (size_t)ti->dims[ti->rank - 1], tiles = (R + T - 1) / T;
+    const float *X = data_of(r, s->a);
+    float *Z = r->buf[s->out];
+    for (size_t t = b; t < e; t++) {
+        const size_t m = t / tiles, i0 = t % tiles * T, i1 = i0 + T < R ? i0 + T : R;
+        const float *x = X + m * R * C;
+        float *z = Z + m * R * C;
+        for (size_t j0 = 0; j0 < C; j0 += T) {
+            const size_t j1 = j0 + T < C ? j0 + T : C;
+            for (size_t i = i0; i < i1; i++)
+                for (size_t j = j0; j < j1; j++) z[j * R + i] = x[i * C + j];
+        }
+    }
+}
+
 static void exec_transpose(const Run *r, const MilStep *s) {
     const MilType *ti = &r->p->vals[s->a].type, *to = &r->p->vals[s->out].type;
+    if (swaps_last_two(s, ti->rank)) {
+        const size_t n = r->p->vals[s->a].numel, R = (size_t)ti->dims[ti->rank - 2];
+        const size_t batch = n / (R * (size_t)ti->dims[ti->rank - 1]);
+        par_ranges(r, s, batch * ((R + TILE - 1) / TILE), 1, n, transpose_tiles);
+        return;
+    }
     const float *X = data_of(r, s->a);
     float *Z = r->buf[s->out];
     if (to->rank == 0) {
