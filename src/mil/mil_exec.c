@@ -3,6 +3,7 @@
 // gemm(), and in MIL_PREC_FP16 every fp16-typed result is rounded to fp16 (RNE)
 // before anything reads it.
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,16 +163,20 @@ static void exec_binary(const Run *r, const MilStep *s) {
     } while (odo_next(&o));
 }
 
-static void exec_unary(const Run *r, const MilStep *s) {
-    size_t n = r->p->vals[s->out].numel;
+static void unary_range(const Run *r, const MilStep *s, size_t b, size_t e) {
     const float *X = data_of(r, s->a);
     float *Z = r->buf[s->out];
     switch (s->sub) {
-    case MU_SIGMOID: for (size_t i = 0; i < n; i++) Z[i] = 1.0f / (1.0f + expf(-X[i])); break;
-    case MU_EXP: for (size_t i = 0; i < n; i++) Z[i] = expf(X[i]); break;
-    case MU_SQRT: for (size_t i = 0; i < n; i++) Z[i] = sqrtf(X[i]); break;
-    default: for (size_t i = 0; i < n; i++) Z[i] = tanhf(X[i]); break;
+    case MU_SIGMOID: for (size_t i = b; i < e; i++) Z[i] = 1.0f / (1.0f + expf(-X[i])); break;
+    case MU_EXP: for (size_t i = b; i < e; i++) Z[i] = expf(X[i]); break;
+    case MU_SQRT: for (size_t i = b; i < e; i++) Z[i] = sqrtf(X[i]); break;
+    default: for (size_t i = b; i < e; i++) Z[i] = tanhf(X[i]); break;
     }
+}
+
+static void exec_unary(const Run *r, const MilStep *s) {
+    const size_t n = r->p->vals[s->out].numel;
+    par_ranges(r, s, n, 16, 8 * n, unary_range);  // libm calls: worth threads sooner
 }
 
 // Splits a shape around `axis` into outer x axis x inner.
@@ -316,38 +321,63 @@ static void exec_conv(const Run *r, const MilStep *s) {
         }
 }
 
-// A transpose that swaps the last two dims only: a batch of [R, C] -> [C, R].
-static int swaps_last_two(const MilStep *s, int rank) {
-    if (rank < 2) return 0;
-    for (int d = 0; d < rank - 2; d++)
-        if (s->perm[d] != d) return 0;
-    return s->perm[rank - 2] == rank - 1 && s->perm[rank - 1] == rank - 2;
-}
-
 enum { TILE = 16 };
+
+#if defined(__AVX__)
+#include <immintrin.h>
+// z[j][i] = x[i][j] for an 8 x 8 block (x rows cx apart, z rows cz apart).
+static void transpose8(float *z, size_t cz, const float *x, size_t cx) {
+    __m256 r[8], t[8];
+    for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(x + k * cx);
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+    }
+    for (int k = 0; k < 8; k++) _mm256_storeu_ps(z + k * cz, t[k]);
+}
+#endif
 
 // Tiles [b, e) of the batch x row-tiles of a last-two-dims transpose, TILE x TILE at a time.
 static void transpose_tiles(const Run *r, const MilStep *s, size_t b, size_t e) {
     enum { T = TILE };
     const MilType *ti = &r->p->vals[s->a].type;
     const size_t R = (size_t)ti->dims[ti->rank - 2], C = (size_t)ti->dims[ti->rank - 1], tiles = (R + T - 1) / T;
-    const float *X = data_of(r, s->a);
+    // read in place (mil_fuse.c): one matrix whose rows are src_ld apart
+    const float *X = s->src[0] >= 0 ? data_of(r, s->src[0]) + s->src_off[0] : data_of(r, s->a);
+    const size_t ld = s->src[0] >= 0 ? (size_t)s->src_ld[0] : C;
     float *Z = r->buf[s->out];
     for (size_t t = b; t < e; t++) {
         const size_t m = t / tiles, i0 = t % tiles * T, i1 = i0 + T < R ? i0 + T : R;
-        const float *x = X + m * R * C;
+        const float *x = X + m * R * ld;
         float *z = Z + m * R * C;
         for (size_t j0 = 0; j0 < C; j0 += T) {
             const size_t j1 = j0 + T < C ? j0 + T : C;
+#if defined(__AVX__)
+            if (i1 - i0 == T && j1 - j0 == T) {
+                for (size_t i = i0; i < i1; i += 8)
+                    for (size_t j = j0; j < j1; j += 8) transpose8(z + j * R + i, R, x + i * ld + j, ld);
+                continue;
+            }
+#endif
             for (size_t i = i0; i < i1; i++)
-                for (size_t j = j0; j < j1; j++) z[j * R + i] = x[i * C + j];
+                for (size_t j = j0; j < j1; j++) z[j * R + i] = x[i * ld + j];
         }
     }
 }
 
 static void exec_transpose(const Run *r, const MilStep *s) {
     const MilType *ti = &r->p->vals[s->a].type, *to = &r->p->vals[s->out].type;
-    if (swaps_last_two(s, ti->rank)) {
+    if (mil_step_swaps_last_two(s, ti->rank)) {  // a batch of [R, C] -> [C, R]
         const size_t n = r->p->vals[s->a].numel, R = (size_t)ti->dims[ti->rank - 2];
         const size_t batch = n / (R * (size_t)ti->dims[ti->rank - 1]);
         par_ranges(r, s, batch * ((R + TILE - 1) / TILE), 1, n, transpose_tiles);
@@ -419,7 +449,8 @@ static void exec_concat(const Run *r, const MilStep *s) {
     for (size_t o = 0; o < outer; o++)
         for (int k = 0; k < s->n_list; k++) {
             size_t chunk = (size_t)r->p->vals[s->list[k]].type.dims[s->axis] * inner;
-            memcpy(z, data_of(r, s->list[k]) + o * chunk, sizeof(float) * chunk);
+            const float *x = data_of(r, s->list[k]) + o * chunk;
+            if (x != z) memcpy(z, x, sizeof(float) * chunk);  // (computed in place: arena_plan)
             z += chunk;
         }
 }
@@ -545,6 +576,28 @@ static void view_roots(const MilProgram *p, int *root, int *end, unsigned char *
     }
 }
 
+// The program's output is often a concat of results along its first non-unit
+// dim: then each of those results (or the value it is a view of) is a
+// contiguous block of the output, and is computed there, in place (at[v] =
+// its offset in the output; SIZE_MAX for values that are not). The output's
+// slice is taken first for that.
+static void place_in_output(const MilProgram *p, const int *root, size_t out_off, size_t *at) {
+    for (int v = 0; v < p->n_vals; v++) at[v] = SIZE_MAX;
+    const MilStep *s = NULL;
+    for (int i = 0; i < p->n_steps; i++)
+        if (p->steps[i].out == p->output) s = &p->steps[i];
+    if (!s || s->kind != MK_CONCAT || s->interleave) return;
+    size_t outer, len, inner;
+    split_axis(&p->vals[s->out].type, s->axis, &outer, &len, &inner);
+    if (outer != 1) return;
+    size_t off = out_off;
+    for (int k = 0; k < s->n_list; k++) {  // a view's root, which has its elements, goes there
+        const int v = root[s->list[k]];
+        if (!p->vals[v].is_const && v != p->input && at[v] == SIZE_MAX) at[v] = off;
+        off += (size_t)p->vals[s->list[k]].type.dims[s->axis] * inner;
+    }
+}
+
 // Every computed value gets its slice when it is produced and gives it back
 // after its last reader (of it or of a view of it), as the step loop used to
 // malloc and free them; a step's output never shares memory with its operands
@@ -554,15 +607,28 @@ static int arena_plan(MilProgram *p) {
     Plan pl = {malloc(sizeof(Block) * (nv + 1)), 0, 0, calloc(nv, 1)};
     int *root = malloc(sizeof(int) * nv), *end = malloc(sizeof(int) * nv);
     unsigned char *io = malloc(nv);
+    size_t *at = malloc(sizeof(size_t) * nv);
     p->arena_off = calloc(nv, sizeof(size_t));
-    if (!pl.free_ || !pl.held || !root || !end || !io || !p->arena_off) goto oom;
+    if (!pl.free_ || !pl.held || !root || !end || !io || !at || !p->arena_off) goto oom;
     view_roots(p, root, end, io);
     p->arena_off[p->input] = plan_take(&pl, p->vals[p->input].numel);
     pl.held[p->input] = 1;
+    const int out_first = root[p->output] == p->output && p->output != p->input;  // not a view
+    if (out_first) {
+        p->arena_off[p->output] = plan_take(&pl, p->vals[p->output].numel);
+        pl.held[p->output] = 1;
+        place_in_output(p, root, p->arena_off[p->output], at);
+    } else {
+        for (int v = 0; v < p->n_vals; v++) at[v] = SIZE_MAX;
+    }
     for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];
-        if (is_view(p, s)) {
+        if (out_first && s->out == p->output) {
+            // taken above
+        } else if (is_view(p, s)) {
             p->arena_off[s->out] = p->arena_off[root[s->out]];
+        } else if (at[s->out] != SIZE_MAX) {
+            p->arena_off[s->out] = at[s->out];  // in the output, never given back
         } else {
             p->arena_off[s->out] = plan_take(&pl, p->vals[s->out].numel);
             pl.held[s->out] = 1;
@@ -579,10 +645,10 @@ static int arena_plan(MilProgram *p) {
     p->bufs = malloc(sizeof(float *) * nv);
     if (!p->arena || !p->bufs) goto oom;
     for (int i = 0; i < p->n_vals; i++) p->bufs[i] = p->vals[i].is_const ? NULL : p->arena + p->arena_off[i];
-    free(pl.free_), free(pl.held), free(root), free(end), free(io);
+    free(pl.free_), free(pl.held), free(root), free(end), free(io), free(at);
     return 0;
 oom:
-    free(pl.free_), free(pl.held), free(root), free(end), free(io);
+    free(pl.free_), free(pl.held), free(root), free(end), free(io), free(at);
     free(p->arena_off), free(p->arena), free(p->bufs);
     p->arena_off = NULL, p->arena = NULL, p->bufs = NULL;
     return err_set("mil: out of memory planning the buffers of a program");
@@ -600,13 +666,17 @@ static int moves_only(const MilProgram *p, const MilStep *s) {
 }
 
 // The steps, on an input already in the input value's buffer.
+static void round_range(const Run *r, const MilStep *s, size_t b, size_t e) {
+    fp16_round_array(r->buf[s->out] + b, r->buf[s->out] + b, e - b);
+}
+
 static int run_steps(MilProgram *p, const Run *r) {
     for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];
         const MilSlot *vo = &p->vals[s->out];
         if (exec_step(r, s) != 0) return -1;
         if (r->fp16 && vo->type.dtype == MIL_DT_FP16 && !moves_only(p, s))
-            fp16_round_array(r->buf[s->out], r->buf[s->out], vo->numel);
+            par_ranges(r, s, vo->numel, 16, vo->numel, round_range);
     }
     return 0;
 }

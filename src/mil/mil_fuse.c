@@ -1,10 +1,11 @@
 // mil_fuse: rewrites of a compiled program that leave every value it computes
 // the same, bit for bit, but move less memory (mil_interp.h,
-// mil_program_compile). A matmul operand that is a slice of rows of another
-// value (its last dim cut, the others whole), through reshapes that keep those
-// rows, is read in place with that value's row stride: the weights our kernels
-// stage into the input surface are multiplied where they lie instead of being
-// copied out first. Then steps nothing reads any more are dropped.
+// mil_program_compile). A matmul operand, or the input of a transpose of the
+// last two dims, that is a slice of rows of another value (its last dim cut,
+// the others whole), through reshapes that keep those rows, is read in place
+// with that value's row stride: the weights and activations our kernels stage
+// into the input surface are used where they lie instead of being copied out
+// first. Then steps nothing reads any more are dropped.
 //
 // Not done, because the result would change: folding a transpose of the last
 // two dims into a matmul's transpose flag (or the matmul's output, Cᵀ = Bᵀ Aᵀ)
@@ -17,6 +18,13 @@
 
 #include "mil/mil_interp.h"
 #include "mil/mil_prog.h"
+
+int mil_step_swaps_last_two(const MilStep *s, int rank) {
+    if (s->kind != MK_TRANSPOSE || rank < 2) return 0;
+    for (int d = 0; d < rank - 2; d++)
+        if (s->perm[d] != d) return 0;
+    return s->perm[rank - 2] == rank - 1 && s->perm[rank - 1] == rank - 2;
+}
 
 // The step producing each value (-1: input or constant).
 static void producers(const MilProgram *p, int *prod) {
@@ -48,6 +56,7 @@ static void count_readers(const MilProgram *p, int *readers, int *last_reader) {
 // The operand read in place: a slice of whole rows [.., w] of a [.., W] value, reshaped to a [R, w] matrix.
 static void operand_in_place(MilProgram *p, MilStep *m, int k, const int *prod) {
     const int opnd = k ? m->b : m->a;
+    if (opnd < 0) return;
     const MilType *to = &p->vals[opnd].type;
     for (int d = 0; d < to->rank - 2; d++)
         if (to->dims[d] != 1) return;  // one matrix
@@ -93,9 +102,12 @@ int mil_program_fuse(MilProgram *p) {
         return -1;
     }
     producers(p, prod);
-    for (int i = 0; i < p->n_steps; i++)
-        if (p->steps[i].kind == MK_MATMUL)
-            for (int k = 0; k < 2; k++) operand_in_place(p, &p->steps[i], k, prod);
+    for (int i = 0; i < p->n_steps; i++) {
+        MilStep *s = &p->steps[i];
+        if (s->kind == MK_MATMUL)
+            for (int k = 0; k < 2; k++) operand_in_place(p, s, k, prod);
+        if (mil_step_swaps_last_two(s, p->vals[s->a].type.rank)) operand_in_place(p, s, 0, prod);
+    }
     drop_dead(p, readers, last_reader);
     free(prod), free(readers), free(last_reader);
     return 0;

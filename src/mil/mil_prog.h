@@ -42,9 +42,9 @@ typedef struct {
     int n_list;
     int axis, keep, red_mask, tx, ty, groups, interleave;
     int perm[MIL_TYPE_MAX_RANK];
-    // matmul (mil_fuse.c): operand k (x, y) read in place from value src[k]
-    // (-1: from the operand itself), a matrix whose rows start src_off[k]
-    // elements in and are src_ld[k] apart
+    // matmul, transpose (mil_fuse.c): operand k (x, y) read in place from
+    // value src[k] (-1: from the operand itself), a matrix whose rows start
+    // src_off[k] elements in and are src_ld[k] apart
     int src[2], src_ld[2];
     int64_t src_off[2];
     int64_t begin[MIL_TYPE_MAX_RANK];
@@ -55,6 +55,8 @@ typedef struct {
 
 // The rewrites of mil_fuse.c; 0, or -1 out of memory (the program is unchanged).
 int mil_program_fuse(MilProgram *p);
+// 1 if s is a transpose that swaps the last two of rank dims and keeps the others.
+int mil_step_swaps_last_two(const MilStep *s, int rank);
 
 struct MilProgram {
     MilGraph graph;  // kept for names
