@@ -10,6 +10,7 @@
 
 typedef struct {
     double forward, backward, device, staging, cpu_ops, dw_wait, compile;  // ms, cumulative
+    double cpu_cls;  // of cpu_ops: the classifier, softmax and cross-entropy on the CPU
     long long device_evals, kernels_compiled;
 } PhaseTimes;
 

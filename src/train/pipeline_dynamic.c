@@ -169,6 +169,7 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
     const double tc = time_ms();
     cpu_head_forward(&d->head, p, d->x_out, d->dp.tgt, loss);
     pl->times.cpu_ops += time_ms() - tc;
+    pl->times.cpu_cls += time_ms() - tc;
     return 0;
 }
 
@@ -179,6 +180,7 @@ static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, flo
     const double tc = time_ms();
     cpu_head_backward(&d->head, p, g, d->x_out, scale, d->dx);
     pl->times.cpu_ops += time_ms() - tc;
+    pl->times.cpu_cls += time_ms() - tc;
     return 0;
 }
 

@@ -245,6 +245,7 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
         double tc = time_ms();
         cpu_head_forward(&s->head, p, s->x_out, s->dp.tgt, loss);
         pl->times.cpu_ops += time_ms() - tc;
+        pl->times.cpu_cls += time_ms() - tc;
         return 0;
     }
     double tc = time_ms();
@@ -410,6 +411,7 @@ static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, flo
     if (s->extras) head_backward_extras(s, p, g, scale);
     else cpu_head_backward(&s->head, p, g, s->x_out, scale, s->dx);
     pl->times.cpu_ops += time_ms() - tc;
+    if (!s->extras) pl->times.cpu_cls += time_ms() - tc;
     return 0;
 }
 

@@ -29,6 +29,7 @@ static void log_report(Metrics *mt, const TrainState *st, const ReportInfo *ri, 
     jsonw_num(&j, "t_device", ri->train.device);
     jsonw_num(&j, "t_staging", ri->train.staging);
     jsonw_num(&j, "t_cpu_ops", ri->train.cpu_ops);
+    jsonw_num(&j, "t_cpu_cls", ri->train.cpu_cls);
     jsonw_num(&j, "t_dw_wait", ri->train.dw_wait);
     jsonw_num(&j, "t_optim", mt->optim_ms);
     jsonw_num(&j, "t_data", mt->data_ms);
@@ -101,6 +102,7 @@ void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
     phase("  device", pt->device, wall);
     phase("  staging", pt->staging, wall);
     phase("  cpu ops", pt->cpu_ops, wall);
+    phase("    classifier", pt->cpu_cls, wall);
     phase("  dW wait", pt->dw_wait, wall);
     phase("optimizer", mt->optim_ms, wall);
     phase("data", mt->data_ms, wall);
