@@ -8,6 +8,7 @@
 
 #include "core/err.h"
 #include "core/fp16.h"
+#include "core/threads.h"
 #include "mil/kernels_gen.h"
 #include "mil/mil_blob.h"
 
@@ -281,6 +282,33 @@ static const MilRegion *find(const MilRegion *r, int n, const char *name) {
 const MilRegion *mil_kernel_input(const MilKernel *k, const char *name) { return find(k->in, k->n_in, name); }
 const MilRegion *mil_kernel_output(const MilKernel *k, const char *name) { return find(k->out, k->n_out, name); }
 
+// Rows of a region converted on the pool (each row exactly as on one thread):
+// fp32 rows (nw apart) into surface rows (W apart), or back.
+typedef struct {
+    const MilRegion *r;
+    size_t W;
+    const float *from32;     // staging: these rows ...
+    uint16_t *to16;          // ... into the surface
+    const uint16_t *from16;  // fetching: surface rows ...
+    float *to32;             // ... into these
+} RowJob;
+
+static void rows_run(void *ctx, int tid, int nt) {
+    const RowJob *j = ctx;
+    const size_t nw = (size_t)j->r->nw;
+    size_t b, e;
+    threads_range((size_t)j->r->nc, tid, nt, 1, &b, &e);
+    for (size_t i = b; i < e; i++) {
+        if (j->to16) fp16_from_f32_array(j->to16 + i * j->W, j->from32 + i * nw, nw);
+        else fp16_to_f32_array(j->to32 + i * nw, j->from16 + i * j->W, nw);
+    }
+}
+
+static void convert_rows(const RowJob *j) {
+    if ((size_t)j->r->nc * j->r->nw < (1u << 16)) rows_run((void *)j, 0, 1);  // small: not worth a handoff
+    else threads_run(rows_run, (void *)j);
+}
+
 int mil_kernel_stage(const MilKernel *k, uint16_t *in, const char *name, const float *src) {
     const MilRegion *r = mil_kernel_input(k, name);
     if (!r) return err_set("mil kernel %s: no input region '%s'", k->name, name);
@@ -289,8 +317,8 @@ int mil_kernel_stage(const MilKernel *k, uint16_t *in, const char *name, const f
         fp16_from_f32_transposed(in + (size_t)r->c0 * W + r->w0, W, src, (size_t)r->nw, (size_t)r->nc);
         return 0;
     }
-    for (int i = 0; i < r->nc; i++)
-        fp16_from_f32_array(in + (size_t)(r->c0 + i) * W + r->w0, src + (size_t)i * r->nw, (size_t)r->nw);
+    const RowJob j = {r, W, src, in + (size_t)r->c0 * W + r->w0, NULL, NULL};
+    convert_rows(&j);
     return 0;
 }
 
@@ -298,10 +326,8 @@ int mil_kernel_fetch(const MilKernel *k, const uint16_t *out, const char *name, 
     const MilRegion *r = mil_kernel_output(k, name);
     if (!r) return err_set("mil kernel %s: no output region '%s'", k->name, name);
     const size_t W = (size_t)k->out_w;
-    for (int i = 0; i < r->nc; i++) {
-        const uint16_t *row = out + (size_t)(r->c0 + i) * W + r->w0;
-        fp16_to_f32_array(dst + (size_t)i * r->nw, row, (size_t)r->nw);
-    }
+    const RowJob j = {r, W, NULL, NULL, out + (size_t)r->c0 * W + r->w0, dst};
+    convert_rows(&j);
     return 0;
 }
 

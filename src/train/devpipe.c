@@ -187,12 +187,32 @@ int dk_recompile(DevKernel *x, Device *dev, MilKernel *k) {
 
 // --- timed surface I/O --------------------------------------------------------------------
 
-int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src) {
-    double t0 = time_ms();
+// Surface reads and writes of activations are CPU ops (their conversions);
+// weights written into input surfaces are staging.
+static void io_time(Pipeline *pl, double t0) {
+    const double ms = time_ms() - t0;
+    pl->times.cpu_ops += ms;
+    pl->times.cpu_io += ms;
+}
+
+static int stage(Device *dev, DevKernel *x, const char *region, const float *src) {
     uint16_t *p = device_surface_lock(dev, x->in, 1);
     if (!p) return err_set("%s: cannot lock the input surface", x->k->name);
     int rc = mil_kernel_stage(x->k, p, region, src);
     device_surface_unlock(dev, x->in, 1);
+    return rc;
+}
+
+int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src) {
+    const double t0 = time_ms();
+    const int rc = stage(dev, x, region, src);
+    io_time(pl, t0);
+    return rc;
+}
+
+int dp_stage_weight(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src) {
+    const double t0 = time_ms();
+    const int rc = stage(dev, x, region, src);
     pl->times.staging += time_ms() - t0;
     return rc;
 }
@@ -203,7 +223,7 @@ int dp_fetch(Pipeline *pl, Device *dev, DevKernel *x, const char *region, float 
     if (!p) return err_set("%s: cannot lock the output surface", x->k->name);
     int rc = mil_kernel_fetch(x->k, p, region, dst);
     device_surface_unlock(dev, x->out, 0);
-    pl->times.staging += time_ms() - t0;
+    io_time(pl, t0);
     return rc;
 }
 
@@ -229,7 +249,7 @@ int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, D
     else rc = mil_kernel_copy(dst->k, d, dst_region, src->k, s, src_region);
     if (d) device_surface_unlock(dev, dst->in, 1);
     if (s) device_surface_unlock(dev, src->out, 0);
-    pl->times.staging += time_ms() - t0;
+    io_time(pl, t0);
     return rc;
 }
 

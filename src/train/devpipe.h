@@ -109,15 +109,17 @@ void dk_free(DevKernel *x, Device *dev);
 // Recompiles k into x's existing surfaces (their sizes must not change).
 int dk_recompile(DevKernel *x, Device *dev, MilKernel *k);
 
-// fp32 src -> input region `region` of x (fp16); timed as staging.
+// fp32 src -> input region `region` of x (fp16): an activation, timed as CPU
+// ops (surface I/O); dp_stage_weight: a weight, timed as staging.
 int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src);
-// Output region `region` of x -> fp32 dst; timed as staging.
+int dp_stage_weight(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src);
+// Output region `region` of x -> fp32 dst; timed as CPU ops (surface I/O).
 int dp_fetch(Pipeline *pl, Device *dev, DevKernel *x, const char *region, float *dst);
 // Evaluates x (layer labels the error; -1 for none); timed as device.
 int dp_eval(Pipeline *pl, Device *dev, DevKernel *x, int layer);
 // Output region src_region of src -> input region dst_region of dst, fp16 as
 // it is. repeat > 1: the source is heads of head_rows channels and dst head h
-// is source head h / repeat (GQA tiling). Timed as staging.
+// is source head h / repeat (GQA tiling). Timed as CPU ops (surface I/O).
 int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, DevKernel *src,
             const char *src_region, int head_rows, int repeat);
 

@@ -21,7 +21,7 @@ typedef struct {
     float loss, lr, loss_scale;
     double ms, grad_norm, data_ms, optim_ms, forward_ms, backward_ms;
     double device_ms, staging_ms, cpu_ops_ms, dw_wait_ms;  // inside forward/backward (device pipelines)
-    double cpu_cls_ms;  // of cpu_ops_ms: the CPU classifier
+    double cpu_cls_ms, cpu_io_ms;  // of cpu_ops_ms: the CPU classifier, surface reads/writes
     int tokens;
 } StepRecord;
 

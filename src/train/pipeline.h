@@ -10,7 +10,9 @@
 
 typedef struct {
     double forward, backward, device, staging, cpu_ops, dw_wait, compile;  // ms, cumulative
-    double cpu_cls;  // of cpu_ops: the classifier, softmax and cross-entropy on the CPU
+    // of cpu_ops: the classifier, softmax and cross-entropy on the CPU; the
+    // activations' surface reads and writes (staging: the weights')
+    double cpu_cls, cpu_io;
     long long device_evals, kernels_compiled;
 } PhaseTimes;
 

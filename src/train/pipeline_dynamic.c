@@ -16,6 +16,7 @@
 #include "core/threads.h"
 #include "core/timer.h"
 #include "cpu/ops.h"
+#include "cpu/ops_fast.h"
 #include "train/devpipe.h"
 #include "train/pipeline.h"
 
@@ -207,8 +208,7 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
     devpipe_weight_grad(&d->dp, g, LORA_W1, l, A->dh1, A->x2n);
     devpipe_weight_grad(&d->dp, g, LORA_W3, l, A->dh3, A->x2n);
     tc = time_ms();
-    rmsnorm_backward(d->dx2, dp_at(g->rms_ffn, lD), d->dxn, A->x2, p->v.rms_ffn + lD, A->rstd2, D, S);
-    for (size_t i = 0; i < DS; i++) d->dx2[i] += d->dx[i];
+    rmsnorm_backward_add(d->dx2, dp_at(g->rms_ffn, lD), d->dxn, A->x2, p->v.rms_ffn + lD, A->rstd2, D, S, d->dx);
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
 }
@@ -262,9 +262,8 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
         dp_fetch(pl, dev, kvb, "dx", d->dtmp))
         return -1;
     tc = time_ms();
-    for (size_t i = 0; i < DS; i++) d->dxn[i] += d->dtmp[i];
-    rmsnorm_backward(d->dx, dp_at(g->rms_att, lD), d->dxn, A->x, p->v.rms_att + lD, A->rstd1, D, S);
-    for (size_t i = 0; i < DS; i++) d->dx[i] += d->dx2[i];
+    vec_add(d->dxn, d->dtmp, DS);
+    rmsnorm_backward_add(d->dx, dp_at(g->rms_att, lD), d->dxn, A->x, p->v.rms_att + lD, A->rstd1, D, S, d->dx2);
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
 }

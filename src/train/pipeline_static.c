@@ -269,11 +269,11 @@ static int stage_layer_inputs(Pipeline *pl, St *s, DevKernel *x, int l, const ch
     for (int t = 0; t < LORA_N_TARGETS; t++) {
         if (!mil_kernel_input(x->k, mil_lora_region(t, 0))) continue;
         const LoraMat m = lora_mat(dp->lora, &dp->lora_cfg, (LoraTarget)t, l);
-        if (dp_stage(pl, &s->dp.dev, x, mil_lora_region(t, 0), m.A) ||
-            dp_stage(pl, &s->dp.dev, x, mil_lora_region(t, 1), m.B))
+        if (dp_stage_weight(pl, &s->dp.dev, x, mil_lora_region(t, 0), m.A) ||
+            dp_stage_weight(pl, &s->dp.dev, x, mil_lora_region(t, 1), m.B))
             return -1;
     }
-    return mil_kernel_input(x->k, norm) ? dp_stage(pl, &s->dp.dev, x, norm, w) : 0;
+    return mil_kernel_input(x->k, norm) ? dp_stage_weight(pl, &s->dp.dev, x, norm, w) : 0;
 }
 
 // Under LoRA: the adapters and trained norms p holds into every kernel's inputs.

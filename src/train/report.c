@@ -30,6 +30,7 @@ static void log_report(Metrics *mt, const TrainState *st, const ReportInfo *ri, 
     jsonw_num(&j, "t_staging", ri->train.staging);
     jsonw_num(&j, "t_cpu_ops", ri->train.cpu_ops);
     jsonw_num(&j, "t_cpu_cls", ri->train.cpu_cls);
+    jsonw_num(&j, "t_cpu_io", ri->train.cpu_io);
     jsonw_num(&j, "t_dw_wait", ri->train.dw_wait);
     jsonw_num(&j, "t_optim", mt->optim_ms);
     jsonw_num(&j, "t_data", mt->data_ms);
@@ -103,6 +104,7 @@ void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
     phase("  staging", pt->staging, wall);
     phase("  cpu ops", pt->cpu_ops, wall);
     phase("    classifier", pt->cpu_cls, wall);
+    phase("    surface I/O", pt->cpu_io, wall);
     phase("  dW wait", pt->dw_wait, wall);
     phase("optimizer", mt->optim_ms, wall);
     phase("data", mt->data_ms, wall);
