@@ -66,6 +66,15 @@ TEST(static_ane_chunked_vocab_matches_cpu) {
     CHECK(t.device_evals == 8LL * c.n_layers + 1 + 2 * 2);
 }
 
+// --compact-vocab: static computes the classifier on the CPU head, static-ane
+// bakes the rows in use into its classifier chunks; both give the compacted
+// cpu pipeline's loss and gradients.
+TEST(static_grads_match_cpu_compact_vocab) {
+    PhaseTimes t;
+    pipe_compare_step("static", "tiny-gqa", 32, 1.0f, 1, &t);
+    pipe_compare_step("static-ane", "tiny-gqa", 32, 1.0f, 1, &t);
+}
+
 TEST(static_grads_match_cpu_mha) { static_step("tiny-mha", 32, 1.0f); }
 TEST(static_grads_match_cpu_gqa_res_scale) { static_step("tiny-gqa", 32, 0.5f); }
 TEST(static_grads_match_cpu_qwen3) { static_step("tiny-qwen3", 32, 1.0f); }

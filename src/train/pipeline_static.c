@@ -57,7 +57,9 @@ typedef struct {
     DevKernel norm;       // finalNorm
     DevKernel *cls;       // (n) classifier chunks
     DevKernel smax[2];    // vocabSoftmax for full chunks, and for a shorter last chunk
+    int V;                // rows of the classifier: the vocabulary, or its compacted ids
     int n, rows;          // chunks of rows (the last has V - (n-1)·rows)
+    int *tgt;             // (S) the targets as rows of it (-1: no loss)
     float *dl;            // (V,S) softmax, then the logits' gradient
     float *mx, *sum;      // (n,S) per chunk
     float *lse, *tlogit;  // (S)
@@ -125,9 +127,11 @@ static int bake_head(St *s, const Params *p) {
     MilBaked wn = {.rms = p->v.rms_final};
     lora_inputs(s, &wn);
     if (bake(s, &h->norm, MIL_K_FINAL_NORM, &wn) != 0) return -1;
+    VocabCompact *vc = &s->head.vc;
+    if (vc->n) vocab_compact_gather(vc, p->v.wcls, NULL, NULL, 0);  // the rows in use, baked as one table
     for (int c = 0; c < h->n; c++) {
-        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->dp.cfg.vocab - row0;
-        const MilBaked wc = {.cls = p->v.wcls, .row0 = row0, .rows = rows};
+        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : h->V - row0;
+        const MilBaked wc = {.cls = vc->n ? vc->W : p->v.wcls, .row0 = row0, .rows = rows};
         if (bake(s, &h->cls[c], MIL_K_CLASSIFIER, &wc) != 0) return err_wrap("classifier chunk %d", c);
     }
     return 0;
@@ -195,7 +199,7 @@ static int target_logits(St *s, int c, int row0, int rows) {
     const uint16_t *o = device_surface_lock(&s->dp.dev, k->out, 0);
     if (!o) return err_set("%s: cannot lock the output surface", k->k->name);
     for (int t = 0; t < s->dp.S; t++) {
-        const int r = s->dp.tgt[t] - row0;
+        const int r = s->dh.tgt[t] - row0;
         if (r >= 0 && r < rows) s->dh.tlogit[t] = fp16_to_f32(o[(size_t)r * s->dp.S + t]);
     }
     device_surface_unlock(&s->dp.dev, k->out, 0);
@@ -204,7 +208,7 @@ static int target_logits(St *s, int c, int row0, int rows) {
 
 static int chunk_forward(Pipeline *pl, St *s, int c) {
     DevHead *h = &s->dh;
-    const int S = s->dp.S, row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->dp.cfg.vocab - row0;
+    const int S = s->dp.S, row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : h->V - row0;
     DevKernel *cls = &h->cls[c], *sm = &h->smax[rows == h->rows ? 0 : 1];
     if (dp_copy(pl, &s->dp.dev, cls, "xf", &h->norm, "xf", 0, 1) || dp_eval(pl, &s->dp.dev, cls, -1) ||
         dp_copy(pl, &s->dp.dev, sm, "logits", cls, "logits", 0, 1) || dp_eval(pl, &s->dp.dev, sm, -1) ||
@@ -226,10 +230,10 @@ static void combine_chunks(St *s, float *loss) {
         for (int c = 0; c < h->n; c++) m = fmax(m, h->mx[(size_t)c * S + t]);
         for (int c = 0; c < h->n; c++) z += h->sum[(size_t)c * S + t] * exp(h->mx[(size_t)c * S + t] - m);
         h->lse[t] = (float)(m + log(z));
-        if (s->dp.tgt[t] >= 0) total += h->lse[t] - h->tlogit[t], n_valid++;
+        if (h->tgt[t] >= 0) total += h->lse[t] - h->tlogit[t], n_valid++;
     }
     for (int c = 0; c < h->n; c++) {
-        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : s->dp.cfg.vocab - row0;
+        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : h->V - row0;
         for (int t = 0; t < S; t++) {
             const float f = h->sum[(size_t)c * S + t] * expf(h->mx[(size_t)c * S + t] - h->lse[t]);
             for (int r = 0; r < rows; r++) h->dl[(size_t)(row0 + r) * S + t] *= f;
@@ -254,6 +258,9 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
     if (dp_stage(pl, &s->dp.dev, &s->dh.norm, "x", s->x_out) || dp_eval(pl, &s->dp.dev, &s->dh.norm, -1) ||
         dp_fetch(pl, &s->dp.dev, &s->dh.norm, "xf", s->head.xf))
         return -1;
+    const VocabCompact *vc = &s->head.vc;
+    for (int t = 0; t < S; t++)  // targets as classifier rows: compact ids (an unused id: no loss)
+        s->dh.tgt[t] = vc->n && s->dp.tgt[t] >= 0 ? vc->map[s->dp.tgt[t]] : s->dp.tgt[t];
     for (int c = 0; c < s->dh.n; c++)
         if (chunk_forward(pl, s, c) != 0) return err_wrap("classifier chunk %d", c);
     tc = time_ms();
@@ -303,16 +310,21 @@ static int prepare(Pipeline *pl, const Params *p) {
 // dl = scale·(p − onehot)/n_valid (rows of ignored targets zero); dW += dl·xfᵀ, dxf = Wᵀ·dl.
 static void head_backward_extras(St *s, const Params *p, const ParamViews *g, float scale) {
     DevHead *h = &s->dh;
-    const int S = s->dp.S, D = s->dp.cfg.dim, V = s->dp.cfg.vocab;
+    const int S = s->dp.S, D = s->dp.cfg.dim, V = h->V;
+    const int *tgt = h->tgt;
     int n_valid = 0;
-    for (int t = 0; t < S; t++) n_valid += s->dp.tgt[t] >= 0;
+    for (int t = 0; t < S; t++) n_valid += tgt[t] >= 0;
     const float k = n_valid ? scale / (float)n_valid : 0.0f;
     for (int v = 0; v < V; v++) {
         float *row = h->dl + (size_t)v * S;
-        for (int t = 0; t < S; t++) row[t] = s->dp.tgt[t] >= 0 ? k * (row[t] - (s->dp.tgt[t] == v)) : 0.0f;
+        for (int t = 0; t < S; t++) row[t] = tgt[t] >= 0 ? k * (row[t] - (tgt[t] == v)) : 0.0f;
     }
-    if (g->wcls) gemm(0, 1, V, D, S, 1.0f, h->dl, S, s->head.xf, S, 1.0f, g->wcls, D);  // dW [V,D]
-    gemm(1, 0, D, S, V, 1.0f, p->v.wcls, D, h->dl, S, 0.0f, s->head.dxf, S);    // dxf [D,S]
+    VocabCompact *vc = &s->head.vc;  // compacted: the rows in use, their gradient scattered back
+    const float *W = vc->n ? vc->W : p->v.wcls;
+    float *dW = vc->n ? vc->dW : g->wcls;
+    if (g->wcls) gemm(0, 1, V, D, S, 1.0f, h->dl, S, s->head.xf, S, 1.0f, dW, D);  // dW [V,D]
+    if (g->wcls && vc->n) vocab_compact_scatter(vc, g->wcls);
+    gemm(1, 0, D, S, V, 1.0f, W, D, h->dl, S, 0.0f, s->head.dxf, S);  // dxf [D,S]
     rmsnorm_backward(s->dx, g->rms_final, s->head.dxf, s->x_out, p->v.rms_final, s->head.rstd, D, S);
 }
 
@@ -460,6 +472,7 @@ static void st_free(Pipeline *pl) {
     devpipe_lora_free(&s->dp);
     rope_table_free(&s->rope);
     free(s->dh.cls);
+    free(s->dh.tgt);
     free(s->layers);
     free(s->block);
     free(s->dp.tok);
@@ -488,7 +501,7 @@ static size_t carve(St *s, float *base) {
     TAKE(s->dv_full, QD * S); TAKE(s->dk_full, QD * S); TAKE(s->qk_tmp, QD * S); TAKE(s->qk_rstd, NHK * S);
     if (s->extras) {
         DevHead *h = &s->dh;
-        TAKE(h->dl, (size_t)c->vocab * S); TAKE(h->mx, h->n * S); TAKE(h->sum, h->n * S);
+        TAKE(h->dl, (size_t)h->V * S); TAKE(h->mx, h->n * S); TAKE(h->sum, h->n * S);
         TAKE(h->lse, S); TAKE(h->tlogit, S);
     }
 #undef TAKE
@@ -502,7 +515,7 @@ static int compile_fixed(Pipeline *pl, St *s) {
     if (mil_kernel_build(MIL_K_SDPA_BWD2, &s->dp.cfg, s->dp.S, &k) != 0 || dk_compile(&s->bwd2, &s->dp.dev, &k, NULL, NULL))
         return -1;
     DevHead *h = &s->dh;
-    const int last = s->dp.cfg.vocab - (h->n - 1) * h->rows;
+    const int last = h->V - (h->n - 1) * h->rows;
     for (int i = 0; s->extras && i < (last == h->rows ? 1 : 2); i++) {
         const MilBaked w = {.rows = i == 0 ? h->rows : last};
         if (mil_kernel_build_baked(MIL_K_VOCAB_SOFTMAX, &s->dp.cfg, s->dp.S, &w, &k) != 0 ||
@@ -516,15 +529,13 @@ static int compile_fixed(Pipeline *pl, St *s) {
 
 static int st_setup(Pipeline *pl, St *s, const Config *cfg, int seq, const PipelineOptions *o) {
     const int L = cfg->n_layers;
-    if (o->n_vocab_rows > 0 && s->extras)
-        return err_set("--compact-vocab: static-ane's device classifier covers the whole vocabulary; use "
-                       "--no-ane-extras or another pipeline");
     if (device_init(&s->dp.dev, o->device ? o->device : "sim", o->compile_budget) != 0) return -1;
     s->layers = calloc(L, sizeof(StLayer));
     s->dp.tok = calloc(seq, sizeof(int));
     s->dp.tgt = calloc(seq, sizeof(int));
-    if (s->extras) s->dh.cls = calloc((size_t)s->dh.n, sizeof(DevKernel));
-    if (!s->layers || !s->dp.tok || !s->dp.tgt || (s->extras && !s->dh.cls)) return err_set("out of memory");
+    if (s->extras) s->dh.cls = calloc((size_t)s->dh.n, sizeof(DevKernel)), s->dh.tgt = calloc(seq, sizeof(int));
+    if (!s->layers || !s->dp.tok || !s->dp.tgt || (s->extras && (!s->dh.cls || !s->dh.tgt)))
+        return err_set("out of memory");
     s->block = calloc(carve(s, NULL), sizeof(float));
     if (!s->block) return err_set("out of memory for the %s pipeline (%s, window %d)", pl->name, cfg->name, seq);
     carve(s, s->block);
@@ -557,7 +568,8 @@ int pipeline_static_init(Pipeline *pl, const Config *cfg, int seq, const Pipelin
     s->dp.S = seq;
     s->extras = !strcmp(pl->name, "static-ane") && !o->no_ane_extras;
     s->n_layer_kernels = s->extras ? SK_PER_LAYER : SK_NORM1_BWD;
-    if (s->extras) mil_vocab_chunks(cfg->vocab, &s->dh.n, &s->dh.rows);
+    s->dh.V = o->n_vocab_rows > 0 ? o->n_vocab_rows : cfg->vocab;
+    if (s->extras) mil_vocab_chunks(s->dh.V, &s->dh.n, &s->dh.rows);
     s->per_update = cfg->n_layers * s->n_layer_kernels + (s->extras ? 1 + s->dh.n : 0);
     if (st_setup(pl, s, cfg, seq, o) != 0) {
         err_wrap("%s pipeline on %s", pl->name, o->device ? o->device : "sim");
