@@ -58,6 +58,7 @@ typedef struct {
     const int *vocab_rows;  // vocab compaction to these ascending ids (cpu/vocab_compact.h)
     int n_vocab_rows;       // 0 = full vocab
     int no_ane_extras;      // static-ane: run its extra kernels' work on the CPU
+    int serial_staging;     // dynamic: stage every layer's weights before the forward, not beside it
     // LoRA (model/lora.h): the Params given to step are frozen, these adapters
     // (updated in place by the caller) are trained, and step's grads block is
     // laid out like them

@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "core/worker.h"
 #include "cpu/ops.h"
 #include "cpu/ops_fast.h"
 #include "train/devpipe.h"
@@ -52,7 +53,14 @@ typedef struct {
     float *kt, *vt, *dv_full, *dk_full;    // (QD,S) tiled / per-query-head buffers
     float *scratch, *qk_rstd;              // (max(H,QD),S), (NH+NKV)·S
     RopeTable rope;
-    int staged;            // weights staged for the current params
+    int staged;            // weights staged (or being staged) for the current params
+    // Overlapped staging: after an update the layers are staged in order on
+    // the stager thread, and the forward waits for layer l only before it
+    // runs layer l (serial_staging: all of them before the forward, here)
+    int serial_staging;
+    Worker stager;
+    const Params *stage_p; // the weights being staged
+    double stager_ms;      // the stager's time already counted as staging
 } Dyn;
 
 static DevKernel *kern(Dyn *d, int l, int k) { return &d->kern[(PER_LAYER[k] ? l : 0) * K + k]; }
@@ -102,7 +110,7 @@ static void stage_layers(void *ctx, int tid, int nt) {
         if (stage_layer(j->d, j->p, l) != 0) j->failed[tid] = 1;
 }
 
-static int stage_weights(Pipeline *pl, Dyn *d, const Params *p) {
+static int stage_serial(Pipeline *pl, Dyn *d, const Params *p) {
     const double t0 = time_ms();
     StageJob j = {.d = d, .p = p};
     const int nt = threads_run(stage_layers, &j);
@@ -113,7 +121,35 @@ static int stage_weights(Pipeline *pl, Dyn *d, const Params *p) {
         if (stage_layer(d, p, l) != 0) return err_wrap("staging the weights of layer %d", l);
     if (failed) return err_set("staging the weights failed on a worker thread");
     pl->times.staging += time_ms() - t0;
+    return 0;
+}
+
+static int stage_item(void *ctx, int l) {
+    Dyn *d = ctx;
+    return stage_layer(d, d->stage_p, l);
+}
+
+// Layer l's weights are in its surfaces (overlapped staging: waits for the
+// stager; the last layer adds the stager's time to the staging phase).
+static int stage_wait(Pipeline *pl, Dyn *d, int l) {
+    if (d->serial_staging) return 0;
+    if (worker_wait(&d->stager, l) != 0) {  // the message is the stager's: find it again here
+        if (stage_layer(d, d->stage_p, l) != 0) return err_wrap("staging the weights of layer %d", l);
+        return err_set("staging the weights of layer %d failed on the stager thread", l);
+    }
+    if (l + 1 >= d->dp.cfg.n_layers) {
+        const double ms = worker_ms(&d->stager);
+        pl->times.staging += ms - d->stager_ms;
+        d->stager_ms = ms;
+    }
+    return 0;
+}
+
+static int stage_weights(Pipeline *pl, Dyn *d, const Params *p) {
     d->staged = 1;
+    if (d->serial_staging) return stage_serial(pl, d, p);
+    d->stage_p = p;
+    worker_start(&d->stager, stage_item, d, d->dp.cfg.n_layers);
     return 0;
 }
 
@@ -132,6 +168,7 @@ static int attn_forward(Pipeline *pl, const Params *p, int l) {
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
     DevKernel *sf = kern(d, l, MIL_K_SDPA_FWD), *wo = kern(d, l, MIL_K_WO_FWD);
+    if (stage_wait(pl, d, l) != 0) return -1;
     double tc = time_ms();
     rmsnorm_forward(A->xn, A->rstd1, A->x, p->v.rms_att + (size_t)l * D, D, S, c->norm_eps);
     pl->times.cpu_ops += time_ms() - tc;
@@ -286,12 +323,17 @@ static int dyn_eval(Pipeline *pl, const Params *p, const int *tok, const int *tg
 
 static int dyn_params_changed(Pipeline *pl, const Params *p) {
     Dyn *d = pl->impl;
+    // the previous series may still read the weights (or LoRA's merged copy) devpipe_weights rewrites
+    if (!d->serial_staging && worker_wait(&d->stager, d->dp.cfg.n_layers) != 0)
+        for (int l = 0; l < d->dp.cfg.n_layers; l++)
+            if (stage_wait(pl, d, l) != 0) return -1;
     return stage_weights(pl, d, devpipe_weights(&d->dp, p));
 }
 
 static void dyn_free(Pipeline *pl) {
     Dyn *d = pl->impl;
     if (!d) return;
+    worker_free(&d->stager);  // finishes the layer in progress first
     dwq_free(&d->dp.dwq);
     // bindings first: they share layer 0's compiled kernels
     for (int i = d->dp.cfg.n_layers * K - 1; d->kern && i >= 0; i--) dk_free(&d->kern[i], &d->dp.dev);
@@ -353,6 +395,8 @@ static int compile_kernels(Pipeline *pl, Dyn *d) {
 static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const PipelineOptions *o) {
     const int L = cfg->n_layers;
     if (device_init(&d->dp.dev, o->device ? o->device : "sim", o->compile_budget) != 0) return -1;
+    d->serial_staging = o->serial_staging;
+    if (!d->serial_staging && worker_init(&d->stager) != 0) return -1;
     d->layers = calloc(L, sizeof(DynLayer));
     d->kern = calloc((size_t)L * K, sizeof(DevKernel));
     d->dp.tok = calloc(seq, sizeof(int));
