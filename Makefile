@@ -424,8 +424,11 @@ test: $(BIN) $(BUILD)/test_runner
 bench: $(BIN) $(BUILD)/libanetrain.a
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/bench_train bench/bench_train.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/gemm_peak bench/gemm_peak.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(BUILD)/mem_bw bench/mem_bw.c $(BUILD)/libanetrain.a $(ALL_LDLIBS)
 	BENCH_BUILD=$(BUILD) ANETRAIN=$(abspath $(BIN)) bash bench/run.sh
-	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 3 2
+	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories15m 5 3
+	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/sim_vs_cpu.sh stories110m 4 2
+	BENCH_BUILD=$(BUILD) ANETRAIN_BIN=$(abspath $(BIN)) bash bench/device_phases.sh stories110m 5
 	$(BIN) bench --model stories15m --steps 20 --accum 10
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/dist.sh stories15m 6 2 2 2
 	$(MAKE) bench-qwen3
