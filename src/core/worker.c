@@ -34,7 +34,12 @@ int worker_init(Worker *w) {
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->go, NULL);
     pthread_cond_init(&w->progress, NULL);
-    if (pthread_create(&w->thread, NULL, worker_main_loop, w) != 0) return err_set("cannot start a worker thread");
+    if (pthread_create(&w->thread, NULL, worker_main_loop, w) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->go);
+        pthread_cond_destroy(&w->progress);
+        return err_set("cannot start a worker thread");
+    }
     w->started = 1;
     return 0;
 }

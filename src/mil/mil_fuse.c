@@ -106,7 +106,8 @@ int mil_program_fuse(MilProgram *p) {
         MilStep *s = &p->steps[i];
         if (s->kind == MK_MATMUL)
             for (int k = 0; k < 2; k++) operand_in_place(p, s, k, prod);
-        if (mil_step_swaps_last_two(s, p->vals[s->a].type.rank)) operand_in_place(p, s, 0, prod);
+        if (s->kind == MK_TRANSPOSE && mil_step_swaps_last_two(s, p->vals[s->a].type.rank))
+            operand_in_place(p, s, 0, prod);
     }
     drop_dead(p, readers, last_reader);
     free(prod), free(readers), free(last_reader);

@@ -124,9 +124,23 @@ static int stage_serial(Pipeline *pl, Dyn *d, const Params *p) {
     return 0;
 }
 
+typedef struct {
+    Dyn *d;
+    int l, rc;
+} StageItem;
+
+static void stage_item_run(void *ctx, int tid, int nt) {
+    (void)tid, (void)nt;
+    StageItem *it = ctx;
+    it->rc = stage_layer(it->d, it->d->stage_p, it->l);
+}
+
+// One layer on the stager thread, as a one-thread job: its conversions stay
+// on the stager and leave the pool to the forward.
 static int stage_item(void *ctx, int l) {
-    Dyn *d = ctx;
-    return stage_layer(d, d->stage_p, l);
+    StageItem it = {ctx, l, 0};
+    threads_run_n(stage_item_run, &it, 1);
+    return it.rc;
 }
 
 // Layer l's weights are in its surfaces (overlapped staging: waits for the
@@ -146,8 +160,12 @@ static int stage_wait(Pipeline *pl, Dyn *d, int l) {
 }
 
 static int stage_weights(Pipeline *pl, Dyn *d, const Params *p) {
-    d->staged = 1;
-    if (d->serial_staging) return stage_serial(pl, d, p);
+    if (d->serial_staging) {
+        const int rc = stage_serial(pl, d, p);
+        d->staged = rc == 0;
+        return rc;
+    }
+    d->staged = 1;  // a failure is reported by every stage_wait of the series
     d->stage_p = p;
     worker_start(&d->stager, stage_item, d, d->dp.cfg.n_layers);
     return 0;
