@@ -14,6 +14,10 @@
 #include "mil/mil_interp.h"
 #include "mil/mil_prog.h"
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 typedef struct {
     MilProgram *p;
     float **buf;  // per value: its slice of the program's arena (NULL for constants)
@@ -163,12 +167,17 @@ static void exec_binary(const Run *r, const MilStep *s) {
     } while (odo_next(&o));
 }
 
+// exp(d) in fp32 is exactly 0 below d = -103.98 (the smallest subnormal is
+// 2^-149): skip the libm call there, where masked scores land and expf takes
+// its slow underflow path. The results are expf's.
+static inline float exp_or_zero(float d) { return d < -110.0f ? 0.0f : expf(d); }
+
 static void unary_range(const Run *r, const MilStep *s, size_t b, size_t e) {
     const float *X = data_of(r, s->a);
     float *Z = r->buf[s->out];
     switch (s->sub) {
-    case MU_SIGMOID: for (size_t i = b; i < e; i++) Z[i] = 1.0f / (1.0f + expf(-X[i])); break;
-    case MU_EXP: for (size_t i = b; i < e; i++) Z[i] = expf(X[i]); break;
+    case MU_SIGMOID: for (size_t i = b; i < e; i++) Z[i] = 1.0f / (1.0f + exp_or_zero(-X[i])); break;
+    case MU_EXP: for (size_t i = b; i < e; i++) Z[i] = exp_or_zero(X[i]); break;
     case MU_SQRT: for (size_t i = b; i < e; i++) Z[i] = sqrtf(X[i]); break;
     default: for (size_t i = b; i < e; i++) Z[i] = tanhf(X[i]); break;
     }
@@ -190,15 +199,25 @@ static void split_axis(const MilType *t, int axis, size_t *outer, size_t *len, s
 // Numerically stable softmax over `len` elements spaced `stride` apart.
 static void softmax_strided(float *z, const float *x, size_t len, size_t stride) {
     float mx = -INFINITY;
-    for (size_t a = 0; a < len; a++) mx = x[a * stride] > mx ? x[a * stride] : mx;
+    size_t a = 0;
+#if defined(__AVX__)
+    if (stride == 1 && len >= 8) {  // max_ps(x, m) keeps m where x is NaN, as the comparison below does
+        __m256 m8 = _mm256_set1_ps(-INFINITY);
+        for (; a + 8 <= len; a += 8) m8 = _mm256_max_ps(_mm256_loadu_ps(x + a), m8);
+        float lanes[8];
+        _mm256_storeu_ps(lanes, m8);
+        for (int i = 0; i < 8; i++) mx = lanes[i] > mx ? lanes[i] : mx;
+    }
+#endif
+    for (; a < len; a++) mx = x[a * stride] > mx ? x[a * stride] : mx;
     double sum = 0;
-    for (size_t a = 0; a < len; a++) {
-        float e = expf(x[a * stride] - mx);
+    for (a = 0; a < len; a++) {
+        float e = exp_or_zero(x[a * stride] - mx);
         z[a * stride] = e;
         sum += e;
     }
     float inv = (float)(1.0 / sum);
-    for (size_t a = 0; a < len; a++) z[a * stride] *= inv;
+    for (a = 0; a < len; a++) z[a * stride] *= inv;
 }
 
 // Softmax rows [b, e) of the outer x inner rows.
@@ -324,7 +343,6 @@ static void exec_conv(const Run *r, const MilStep *s) {
 enum { TILE = 16 };
 
 #if defined(__AVX__)
-#include <immintrin.h>
 // z[j][i] = x[i][j] for an 8 x 8 block (x rows cx apart, z rows cz apart).
 static void transpose8(float *z, size_t cz, const float *x, size_t cx) {
     __m256 r[8], t[8];
