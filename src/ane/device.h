@@ -63,6 +63,7 @@ struct Device {
     double compile_ms;     // cumulative
     long long evals;
     double eval_ms;
+    int on_host;           // evaluations run on this process's CPU (sim): overlapping host work gains nothing
 };
 
 enum { DEVICE_DEFAULT_COMPILE_BUDGET = 100 };

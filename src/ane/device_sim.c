@@ -127,6 +127,7 @@ static const DeviceOps SIM_OPS = {
 
 int device_sim_init(Device *d) {
     d->name = "sim";
+    d->on_host = 1;
     d->ops = &SIM_OPS;
     return 0;
 }

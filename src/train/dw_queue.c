@@ -25,8 +25,10 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-int dwq_init(DwQueue *q) {
+int dwq_init(DwQueue *q, int inline_jobs) {
     memset(q, 0, sizeof *q);
+    q->inline_jobs = inline_jobs;
+    if (inline_jobs) return 0;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->have_work, NULL);
     pthread_cond_init(&q->drained, NULL);
@@ -49,6 +51,11 @@ void dwq_free(DwQueue *q) {
 }
 
 void dwq_push(DwQueue *q, DwJob job) {
+    if (q->inline_jobs) {
+        gemm(job.transA, job.transB, job.M, job.N, job.K, job.alpha, job.A, job.lda, job.B, job.ldb, job.beta, job.C,
+             job.ldc);
+        return;
+    }
     pthread_mutex_lock(&q->mu);
     while (q->count == DWQ_CAP) pthread_cond_wait(&q->drained, &q->mu);
     q->jobs[(q->head + q->count) % DWQ_CAP] = job;
@@ -58,6 +65,7 @@ void dwq_push(DwQueue *q, DwJob job) {
 }
 
 void dwq_wait(DwQueue *q) {
+    if (!q->started) return;  // inline (or never started): nothing is pending
     pthread_mutex_lock(&q->mu);
     while (q->count || q->busy) pthread_cond_wait(&q->drained, &q->mu);
     pthread_mutex_unlock(&q->mu);

@@ -4,6 +4,9 @@
 // the ANE ran the next backward kernel; this is the portable version: a FIFO of
 // GEMM descriptors drained by one thread, and an explicit barrier (dwq_wait)
 // before anything reads the gradients (the optimizer) or overwrites an input.
+// When the device is the host's own CPU (sim) the overlap only makes the
+// GEMMs compete with the device's work for the same cores: inline queues run
+// each job at push time instead, with no thread.
 #pragma once
 #include <pthread.h>
 
@@ -23,9 +26,10 @@ typedef struct {
     pthread_cond_t have_work, drained;
     DwJob jobs[DWQ_CAP];
     int head, count, busy, quit, started;
+    int inline_jobs;
 } DwQueue;
 
-int dwq_init(DwQueue *q);
+int dwq_init(DwQueue *q, int inline_jobs);
 void dwq_free(DwQueue *q);
 // Enqueues C = alpha op(A) op(B) + beta C (gemm() semantics); blocks if full.
 void dwq_push(DwQueue *q, DwJob job);

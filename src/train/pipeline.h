@@ -59,6 +59,7 @@ typedef struct {
     int n_vocab_rows;       // 0 = full vocab
     int no_ane_extras;      // static-ane: run its extra kernels' work on the CPU
     int serial_staging;     // dynamic: stage every layer's weights before the forward, not beside it
+    int dw_thread;          // device pipelines: weight gradients on their worker thread even on sim (tests)
     // LoRA (model/lora.h): the Params given to step are frozen, these adapters
     // (updated in place by the caller) are trained, and step's grads block is
     // laid out like them

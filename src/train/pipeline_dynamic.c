@@ -8,7 +8,9 @@
 // SiLU backward, RoPE and QK-norm backward, GQA tile/reduce, the classifier and
 // cross-entropy. The step's sequence is devpipe_step's (devpipe.h); this file
 // supplies its stages. Weight gradients are GEMMs on the dW worker, overlapped
-// with the next device evaluation.
+// with the next device evaluation (on sim, whose evaluations use the same
+// cores, they run inline: dw_queue.h). After an update the weights are staged
+// layer by layer on a stager thread while the forward runs.
 #include <stdlib.h>
 #include <string.h>
 
@@ -428,7 +430,7 @@ static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const Pip
         cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 ||
         (o->lora && devpipe_lora_init(&d->dp, o->lora, o->lora_cfg, 1) != 0) || compile_kernels(pl, d) != 0)
         return -1;
-    return dwq_init(&d->dp.dwq);
+    return dwq_init(&d->dp.dwq, d->dp.dev.on_host && !o->dw_thread);
 }
 
 int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o) {

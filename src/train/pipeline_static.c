@@ -548,7 +548,7 @@ static int st_setup(Pipeline *pl, St *s, const Config *cfg, int seq, const Pipel
         return err_set("the %s pipeline compiles %d kernels per update and %d once per process: a compile budget "
                        "of %d cannot hold them (--compile-budget)", pl->name, s->per_update, s->dp.dev.compiles,
                        s->dp.dev.compile_budget);
-    return dwq_init(&s->dp.dwq);
+    return dwq_init(&s->dp.dwq, s->dp.dev.on_host && !o->dw_thread);
 }
 
 int pipeline_static_init(Pipeline *pl, const Config *cfg, int seq, const PipelineOptions *o) {
