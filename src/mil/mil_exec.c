@@ -294,7 +294,8 @@ static const float *matmul_operand(const Run *r, const MilStep *s, int k, int ld
     return data_of(r, s->src[k]) + s->src_off[k];
 }
 
-static void exec_matmul(const Run *r, const MilStep *s) {
+// Products [b, e) of a (batched) matmul; inside a pool job each is serial.
+static void matmul_batches(const Run *r, const MilStep *s, size_t b, size_t e) {
     const MilSlot *va = &r->p->vals[s->a], *vb = &r->p->vals[s->b], *vo = &r->p->vals[s->out];
     const MilType *to = &vo->type;
     int ra = va->type.rank, ro = to->rank;
@@ -306,20 +307,31 @@ static void exec_matmul(const Run *r, const MilStep *s) {
     // batch strides (in matrices) of x and y over the output's batch dims
     MilType bo = *to, ba = va->type, bb = vb->type;
     bo.rank -= 2, ba.rank -= 2, bb.rank -= 2;
-    int64_t sa[MIL_TYPE_MAX_RANK], sb[MIL_TYPE_MAX_RANK], idx[MIL_TYPE_MAX_RANK] = {0};
+    int64_t sa[MIL_TYPE_MAX_RANK], sb[MIL_TYPE_MAX_RANK];
     bcast_strides(&ba, &bo, sa);
     bcast_strides(&bb, &bo, sb);
-    size_t nbatch = mil_type_numel(&bo), ma = (size_t)M * K, mb = (size_t)K * N;
-    int64_t oa = 0, ob = 0;
-    for (size_t bi = 0; bi < nbatch; bi++) {
+    const size_t ma = (size_t)M * K, mb = (size_t)K * N;
+    for (size_t bi = b; bi < e; bi++) {
+        int64_t oa = 0, ob = 0;  // batch index bi over the output's batch dims
+        for (int d = bo.rank - 1, rest = (int)bi; d >= 0; d--) {
+            const int64_t i = rest % bo.dims[d];
+            rest /= (int)bo.dims[d];
+            oa += i * sa[d], ob += i * sb[d];
+        }
         gemm(s->tx, s->ty, M, N, K, 1.0f, X + oa * (int64_t)ma, ldx, Y + ob * (int64_t)mb, ldy, 0.0f,
              Z + bi * (size_t)M * N, N);
-        for (int d = bo.rank - 1; d >= 0; d--) {  // odometer over batch dims
-            idx[d]++, oa += sa[d], ob += sb[d];
-            if (idx[d] < bo.dims[d]) break;
-            oa -= sa[d] * bo.dims[d], ob -= sb[d] * bo.dims[d], idx[d] = 0;
-        }
     }
+}
+
+// One product splits across the threads inside gemm(); several (attention's
+// heads) go to the threads whole, one product each at a time.
+static void exec_matmul(const Run *r, const MilStep *s) {
+    const MilType *to = &r->p->vals[s->out].type;
+    MilType bo = *to;
+    bo.rank -= 2;
+    const size_t nbatch = mil_type_numel(&bo);
+    if (nbatch < 2) matmul_batches(r, s, 0, nbatch);
+    else par_ranges(r, s, nbatch, 1, r->p->vals[s->out].numel, matmul_batches);
 }
 
 static void exec_conv(const Run *r, const MilStep *s) {
