@@ -35,6 +35,7 @@
 #include "mil/emit.h"
 #include "mil/kernels.h"
 #include "mil/mil_interp.h"
+#include "mil/mil_prog.h"
 #include "model/config.h"
 #include "test.h"
 
@@ -1205,6 +1206,37 @@ TEST(mil_fused_programs_equal_as_written) {
         }
         CHECKF(ops[0] < ops[1], "%s: nothing fused (%d ops)", m[mi].c.name, ops[1]);
     }
+}
+
+// Big enough products pair up (MilStep.with_next: two independent matmuls at
+// once, their operands kept alive through both) — stories15m's shapes, whose
+// kernels have such pairs, against the program as written, bit for bit.
+TEST(mil_fused_pairs_equal_as_written) {
+    Config c;
+    REQUIRE(config_preset(&c, "stories15m") == 0);
+    const MilCompileOptions written = {.as_written = 1};
+    int pairs = 0;
+    Rng g;
+    rng_init(&g, 17);
+    for (int kind = 0; kind < MIL_K_DYN_COUNT; kind++) {
+        MilKernel k;
+        REQUIRE(mil_kernel_build(kind, &c, 64, &k) == 0);
+        MilWeightFile wf[8];
+        for (int i = 0; i < k.n_blobs; i++) wf[i] = (MilWeightFile){k.blobs[i].path, k.blobs[i].data, k.blobs[i].size};
+        MilProgram *p[2];
+        REQUIRE(mil_program_compile(k.mil, wf, k.n_blobs, &p[0]) == 0);
+        REQUIRE(mil_program_compile_opts(k.mil, wf, k.n_blobs, &written, &p[1]) == 0);
+        for (int i = 0; i < p[0]->n_steps; i++) pairs += p[0]->steps[i].with_next;
+        const size_t nin = (size_t)k.in_c * k.in_w, nout = (size_t)k.out_c * k.out_w;
+        uint16_t *x = malloc(2 * nin), *o[2] = {malloc(2 * nout), malloc(2 * nout)};
+        for (size_t i = 0; i < nin; i++) x[i] = fp16_from_f32(0.5f * rng_normal(&g));
+        for (int f = 0; f < 2; f++) REQUIRE(mil_program_run(p[f], x, o[f]) == 0);
+        CHECKF(!memcmp(o[0], o[1], 2 * nout), "%s: outputs differ", k.name);
+        free(x), free(o[0]), free(o[1]);
+        mil_program_free(p[0]), mil_program_free(p[1]);
+        mil_kernel_free(&k);
+    }
+    CHECKF(pairs >= 4, "%d pairs of products (sdpaFwd, ffnFused, ffnBwdW13t, kvBwd have one each)", pairs);
 }
 
 // The older-chip dialect (program(1.0), ios16, verbose scalars) is the same program:

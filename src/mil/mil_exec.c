@@ -628,6 +628,18 @@ static void place_in_output(const MilProgram *p, const int *root, size_t out_off
     }
 }
 
+// Gives back the slices whose last reader is step s (index i).
+static void release_after(Plan *pl, const MilProgram *p, const MilStep *s, int i, const int *root, const int *end,
+                          const unsigned char *io) {
+    const int ids[6] = {s->a, s->b, s->c, s->src[0], s->src[1], s->out};
+    for (int k = 0; k < 6 + s->n_list; k++) {
+        const int id = k < 6 ? ids[k] : s->list[k - 6];
+        if (id < 0 || p->vals[id].is_const) continue;
+        const int r = root[id];
+        if (end[r] == i && !io[r]) plan_release(pl, p, r);
+    }
+}
+
 // Every computed value gets its slice when it is produced and gives it back
 // after its last reader (of it or of a view of it), as the step loop used to
 // malloc and free them; a step's output never shares memory with its operands
@@ -663,13 +675,10 @@ static int arena_plan(MilProgram *p) {
             p->arena_off[s->out] = plan_take(&pl, p->vals[s->out].numel);
             pl.held[s->out] = 1;
         }
-        int ids[6] = {s->a, s->b, s->c, s->src[0], s->src[1], s->out};
-        for (int k = 0; k < 6 + s->n_list; k++) {
-            const int id = k < 6 ? ids[k] : s->list[k - 6];
-            if (id < 0 || p->vals[id].is_const) continue;
-            const int r = root[id];
-            if (end[r] == i && !io[r]) plan_release(&pl, p, r);
-        }
+        // a pair (with_next) runs at once: its first step's values live through the second
+        if (s->with_next) continue;
+        release_after(&pl, p, s, i, root, end, io);
+        if (i > 0 && p->steps[i - 1].with_next) release_after(&pl, p, s - 1, i - 1, root, end, io);
     }
     p->arena = aligned_alloc(64, (pl.top ? pl.top : 16) * sizeof(float));
     p->bufs = malloc(sizeof(float *) * nv);
@@ -700,13 +709,30 @@ static void round_range(const Run *r, const MilStep *s, size_t b, size_t e) {
     fp16_round_array(r->buf[s->out] + b, r->buf[s->out] + b, e - b);
 }
 
+// Two independent matmuls (MilStep.with_next), one per thread; both on this
+// one when the pool is busy.
+static void pair_run(void *ctx, int tid, int nt) {
+    const Run *r = ((const Run *const *)ctx)[0];
+    const MilStep *s = ((const MilStep *const *)ctx)[1];
+    for (int k = tid; k < 2; k += nt) exec_matmul(r, s + k);
+}
+
 static int run_steps(MilProgram *p, const Run *r) {
     for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];
-        const MilSlot *vo = &p->vals[s->out];
-        if (exec_step(r, s) != 0) return -1;
-        if (r->fp16 && vo->type.dtype == MIL_DT_FP16 && !moves_only(p, s))
-            par_ranges(r, s, vo->numel, 16, vo->numel, round_range);
+        const int n = s->with_next ? 2 : 1;
+        if (n == 2) {
+            const void *ctx[2] = {r, s};
+            threads_run_n(pair_run, (void *)ctx, 2);
+        } else if (exec_step(r, s) != 0) {
+            return -1;
+        }
+        for (int k = 0; k < n; k++) {
+            const MilSlot *vo = &p->vals[s[k].out];
+            if (r->fp16 && vo->type.dtype == MIL_DT_FP16 && !moves_only(p, &s[k]))
+                par_ranges(r, &s[k], vo->numel, 16, vo->numel, round_range);
+        }
+        i += n - 1;
     }
     return 0;
 }

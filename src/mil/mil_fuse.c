@@ -76,6 +76,61 @@ static void operand_in_place(MilProgram *p, MilStep *m, int k, const int *prod) 
     m->src_ld[k] = (int)tx->dims[last];
 }
 
+static int reads_value(const MilStep *s, int v) {
+    if (s->a == v || s->b == v || s->c == v || s->src[0] == v || s->src[1] == v) return 1;
+    for (int k = 0; k < s->n_list; k++)
+        if (s->list[k] == v) return 1;
+    return 0;
+}
+
+static int one_big_product(const MilProgram *p, const MilStep *s) {
+    if (s->kind != MK_MATMUL) return 0;
+    const MilType *to = &p->vals[s->out].type, *ta = &p->vals[s->a].type;
+    size_t batch = 1;
+    for (int d = 0; d < to->rank - 2; d++) batch *= (size_t)to->dims[d];
+    const double K = (double)(s->tx ? ta->dims[ta->rank - 2] : ta->dims[ta->rank - 1]);
+    return batch == 1 && 2.0 * to->dims[to->rank - 2] * to->dims[to->rank - 1] * K >= 4e6;
+}
+
+// Pairs of independent products (q, k and v from one input; W1 and W3; the
+// two halves of a summed input gradient): the next big matmul, when it does
+// not read this one, moves up beside it if its operands are ready, or this
+// one moves down beside it if nothing in between reads it.
+static void pair_matmuls(MilProgram *p) {
+    int *prod = malloc(sizeof(int) * (size_t)p->n_vals);
+    if (!prod) return;
+    for (int i = 0; i + 1 < p->n_steps; i++) {
+        if (!one_big_product(p, &p->steps[i]) || (i > 0 && p->steps[i - 1].with_next)) continue;
+        producers(p, prod);
+        for (int j = i + 1; j < p->n_steps; j++) {
+            const MilStep *m = &p->steps[j];
+            if (!one_big_product(p, m)) continue;
+            if (reads_value(m, p->steps[i].out)) break;  // dependent: the first big product after i only
+            const int ids[2] = {m->src[0] >= 0 ? m->src[0] : m->a, m->src[1] >= 0 ? m->src[1] : m->b};
+            int ready = 1;
+            for (int k = 0; k < 2 && ready; k++) ready = prod[ids[k]] < i;
+            if (ready) {  // j moves up beside i
+                const MilStep moved = *m;
+                memmove(&p->steps[i + 2], &p->steps[i + 1], sizeof(MilStep) * (size_t)(j - i - 1));
+                p->steps[i + 1] = moved;
+                p->steps[i].with_next = 1;
+                break;
+            }
+            int read_between = 0;  // else i moves down beside j, if nothing between reads it
+            for (int t = i + 1; t < j && !read_between; t++) read_between = reads_value(&p->steps[t], p->steps[i].out);
+            if (!read_between) {
+                const MilStep moved = p->steps[i];
+                memmove(&p->steps[i], &p->steps[i + 1], sizeof(MilStep) * (size_t)(j - i - 1));
+                p->steps[j - 1] = moved;
+                p->steps[j - 1].with_next = 1;
+                i = j;  // past the pair
+            }
+            break;
+        }
+    }
+    free(prod);
+}
+
 // Drops steps whose results nobody reads, until none is left, and packs the rest.
 static void drop_dead(MilProgram *p, int *readers, int *last_reader) {
     for (int changed = 1; changed;) {
@@ -110,6 +165,7 @@ int mil_program_fuse(MilProgram *p) {
             operand_in_place(p, s, 0, prod);
     }
     drop_dead(p, readers, last_reader);
+    pair_matmuls(p);
     free(prod), free(readers), free(last_reader);
     return 0;
 }

@@ -47,6 +47,9 @@ typedef struct {
     // src_off[k] elements in and are src_ld[k] apart
     int src[2], src_ld[2];
     int64_t src_off[2];
+    // (mil_fuse.c) this step and the next are independent matmuls: they run
+    // at once, one per thread
+    int with_next;
     int64_t begin[MIL_TYPE_MAX_RANK];
     MilDt to;
     const char *opname;
