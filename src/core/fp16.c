@@ -1,5 +1,6 @@
 // fp16: scalar reference conversions (bit manipulation) and vectorized arrays.
 #include "core/fp16.h"
+#include "core/transpose8.h"
 
 #include <string.h>
 
@@ -151,20 +152,7 @@ static void transposed_edge(uint16_t *dst, size_t ds, const float *src, size_t c
 static void transpose8_f16(uint16_t *dst, size_t ds, const float *src, size_t cols) {
     __m256 r[8], t[8];
     for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(src + k * cols);
-    for (int k = 0; k < 8; k += 2) {
-        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-    }
-    for (int k = 0; k < 8; k += 4) {
-        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
-        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
-        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-    }
-    for (int k = 0; k < 4; k++) {
-        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
-        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
-    }
+    transpose8_ps(r, t);
     for (int k = 0; k < 8; k++)
         _mm_storeu_si128((__m128i *)(dst + k * ds), _mm256_cvtps_ph(t[k], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }

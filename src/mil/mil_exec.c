@@ -11,6 +11,7 @@
 #include "core/fp16.h"
 #include "core/gemm.h"
 #include "core/threads.h"
+#include "core/transpose8.h"
 #include "mil/mil_interp.h"
 #include "mil/mil_prog.h"
 
@@ -359,20 +360,7 @@ enum { TILE = 16 };
 static void transpose8(float *z, size_t cz, const float *x, size_t cx) {
     __m256 r[8], t[8];
     for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(x + k * cx);
-    for (int k = 0; k < 8; k += 2) {
-        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-    }
-    for (int k = 0; k < 8; k += 4) {
-        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
-        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
-        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-    }
-    for (int k = 0; k < 4; k++) {
-        t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
-        t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
-    }
+    transpose8_ps(r, t);
     for (int k = 0; k < 8; k++) _mm256_storeu_ps(z + k * cz, t[k]);
 }
 #endif
