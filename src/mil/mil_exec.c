@@ -709,11 +709,12 @@ static int run_steps(MilProgram *p, const Run *r) {
     for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];
         const int n = s->with_next ? 2 : 1;
-        if (n == 2) {
+        if (n == 2 && threads_count() == 2) {  // more threads: each product splits across all of them
             const void *ctx[2] = {r, s};
             threads_run_n(pair_run, (void *)ctx, 2);
-        } else if (exec_step(r, s) != 0) {
-            return -1;
+        } else {
+            for (int k = 0; k < n; k++)
+                if (exec_step(r, s + k) != 0) return -1;
         }
         for (int k = 0; k < n; k++) {
             const MilSlot *vo = &p->vals[s[k].out];

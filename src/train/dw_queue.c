@@ -32,7 +32,12 @@ int dwq_init(DwQueue *q, int inline_jobs) {
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->have_work, NULL);
     pthread_cond_init(&q->drained, NULL);
-    if (pthread_create(&q->thread, NULL, worker, q) != 0) return err_set("cannot start the dW worker thread");
+    if (pthread_create(&q->thread, NULL, worker, q) != 0) {
+        pthread_mutex_destroy(&q->mu);
+        pthread_cond_destroy(&q->have_work);
+        pthread_cond_destroy(&q->drained);
+        return err_set("cannot start the dW worker thread");
+    }
     q->started = 1;
     return 0;
 }
