@@ -39,6 +39,10 @@ int vocab_compact_init(VocabCompact *vc, int V, int D, const int *rows, int n) {
 void vocab_compact_gather(VocabCompact *vc, const float *W, const int *targets_in, int *targets_out, int S) {
     const size_t D = (size_t)vc->D;
     for (int i = 0; i < vc->n; i++) memcpy(vc->W + i * D, W + (size_t)vc->rows[i] * D, sizeof(float) * D);
+    vocab_compact_targets(vc, targets_in, targets_out, S);
+}
+
+void vocab_compact_targets(const VocabCompact *vc, const int *targets_in, int *targets_out, int S) {
     for (int t = 0; t < S; t++) targets_out[t] = targets_in[t] >= 0 ? vc->map[targets_in[t]] : -1;
 }
 

@@ -24,5 +24,7 @@ void vocab_compact_free(VocabCompact *vc);
 // targets_out[t] = compact id of targets_in[t] (-1 stays -1; an inactive id
 // also maps to -1: no loss). S positions.
 void vocab_compact_gather(VocabCompact *vc, const float *W, const int *targets_in, int *targets_out, int S);
+// Only the targets' mapping of vocab_compact_gather (the rows gathered already).
+void vocab_compact_targets(const VocabCompact *vc, const int *targets_in, int *targets_out, int S);
 // dW_full (V,D) rows += vc->dW rows, then vc->dW is zeroed for the next window.
 void vocab_compact_scatter(VocabCompact *vc, float *dW_full);

@@ -285,8 +285,9 @@ static int exec_reduce(const Run *r, const MilStep *s) {
     return 0;
 }
 
-// Operand k of a matmul: its data and leading dimension (ld_plain when stored as typed).
-static const float *matmul_operand(const Run *r, const MilStep *s, int k, int ld_plain, int *ld) {
+// Operand k (x, y) of a matmul or transpose: its data and row stride
+// (ld_plain when stored as typed; src_ld when read in place, mil_fuse.c).
+static const float *step_operand(const Run *r, const MilStep *s, int k, int ld_plain, int *ld) {
     if (s->src[k] < 0) {
         *ld = ld_plain;
         return data_of(r, k ? s->b : s->a);
@@ -303,7 +304,7 @@ static void matmul_batches(const Run *r, const MilStep *s, size_t b, size_t e) {
     int M = (int)to->dims[ro - 2], N = (int)to->dims[ro - 1];
     int K = (int)(s->tx ? va->type.dims[ra - 2] : va->type.dims[ra - 1]);
     int ldx, ldy;
-    const float *X = matmul_operand(r, s, 0, s->tx ? M : K, &ldx), *Y = matmul_operand(r, s, 1, s->ty ? K : N, &ldy);
+    const float *X = step_operand(r, s, 0, s->tx ? M : K, &ldx), *Y = step_operand(r, s, 1, s->ty ? K : N, &ldy);
     float *Z = r->buf[s->out];
     // batch strides (in matrices) of x and y over the output's batch dims
     MilType bo = *to, ba = va->type, bb = vb->type;
@@ -367,12 +368,12 @@ static void transpose8(float *z, size_t cz, const float *x, size_t cx) {
 
 // Tiles [b, e) of the batch x row-tiles of a last-two-dims transpose, TILE x TILE at a time.
 static void transpose_tiles(const Run *r, const MilStep *s, size_t b, size_t e) {
-    enum { T = TILE };
+    const size_t T = TILE;
     const MilType *ti = &r->p->vals[s->a].type;
     const size_t R = (size_t)ti->dims[ti->rank - 2], C = (size_t)ti->dims[ti->rank - 1], tiles = (R + T - 1) / T;
-    // read in place (mil_fuse.c): one matrix whose rows are src_ld apart
-    const float *X = s->src[0] >= 0 ? data_of(r, s->src[0]) + s->src_off[0] : data_of(r, s->a);
-    const size_t ld = s->src[0] >= 0 ? (size_t)s->src_ld[0] : C;
+    int ldi;  // read in place (mil_fuse.c): then one matrix, its rows src_ld apart
+    const float *X = step_operand(r, s, 0, (int)C, &ldi);
+    const size_t ld = (size_t)ldi;
     float *Z = r->buf[s->out];
     for (size_t t = b; t < e; t++) {
         const size_t m = t / tiles, i0 = t % tiles * T, i1 = i0 + T < R ? i0 + T : R;
@@ -692,7 +693,6 @@ static int moves_only(const MilProgram *p, const MilStep *s) {
     return 1;
 }
 
-// The steps, on an input already in the input value's buffer.
 static void round_range(const Run *r, const MilStep *s, size_t b, size_t e) {
     fp16_round_array(r->buf[s->out] + b, r->buf[s->out] + b, e - b);
 }
@@ -705,6 +705,7 @@ static void pair_run(void *ctx, int tid, int nt) {
     for (int k = tid; k < 2; k += nt) exec_matmul(r, s + k);
 }
 
+// The steps, on an input already in the input value's buffer.
 static int run_steps(MilProgram *p, const Run *r) {
     for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];

@@ -5,7 +5,9 @@
 // the others whole), through reshapes that keep those rows, is read in place
 // with that value's row stride: the weights and activations our kernels stage
 // into the input surface are used where they lie instead of being copied out
-// first. Then steps nothing reads any more are dropped.
+// first. Then steps nothing reads any more are dropped, and independent big
+// matmuls of a kernel are made neighbours and marked to run at once, one per
+// thread (MilStep.with_next).
 //
 // Not done, because the result would change: folding a transpose of the last
 // two dims into a matmul's transpose flag (or the matmul's output, Cᵀ = Bᵀ Aᵀ)
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gemm.h"
 #include "mil/mil_interp.h"
 #include "mil/mil_prog.h"
 
@@ -33,23 +36,21 @@ static void producers(const MilProgram *p, int *prod) {
         if (p->steps[i].kind != MK_DEAD) prod[p->steps[i].out] = i;
 }
 
-static void count_read(int id, int step, int *readers, int *last_reader) {
-    if (id < 0) return;
-    readers[id]++;
-    last_reader[id] = step;
+static void count_read(int id, int *readers) {
+    if (id >= 0) readers[id]++;
 }
 
-// How many step operands read each value (a matmul operand read in place
-// counts for the value it reads), and the last step that does.
-static void count_readers(const MilProgram *p, int *readers, int *last_reader) {
+// How many step operands read each value (an operand read in place counts
+// for the value it reads).
+static void count_readers(const MilProgram *p, int *readers) {
     memset(readers, 0, sizeof(int) * (size_t)p->n_vals);
     for (int i = 0; i < p->n_steps; i++) {
         const MilStep *s = &p->steps[i];
         if (s->kind == MK_DEAD) continue;
-        count_read(s->src[0] >= 0 ? s->src[0] : s->a, i, readers, last_reader);
-        count_read(s->src[1] >= 0 ? s->src[1] : s->b, i, readers, last_reader);
-        count_read(s->c, i, readers, last_reader);
-        for (int k = 0; k < s->n_list; k++) count_read(s->list[k], i, readers, last_reader);
+        count_read(s->src[0] >= 0 ? s->src[0] : s->a, readers);
+        count_read(s->src[1] >= 0 ? s->src[1] : s->b, readers);
+        count_read(s->c, readers);
+        for (int k = 0; k < s->n_list; k++) count_read(s->list[k], readers);
     }
 }
 
@@ -89,16 +90,14 @@ static int one_big_product(const MilProgram *p, const MilStep *s) {
     size_t batch = 1;
     for (int d = 0; d < to->rank - 2; d++) batch *= (size_t)to->dims[d];
     const double K = (double)(s->tx ? ta->dims[ta->rank - 2] : ta->dims[ta->rank - 1]);
-    return batch == 1 && 2.0 * to->dims[to->rank - 2] * to->dims[to->rank - 1] * K >= 4e6;
+    return batch == 1 && 2.0 * to->dims[to->rank - 2] * to->dims[to->rank - 1] * K >= GEMM_SPLIT_MIN_FLOPS;
 }
 
 // Pairs of independent products (q, k and v from one input; W1 and W3; the
 // two halves of a summed input gradient): the next big matmul, when it does
 // not read this one, moves up beside it if its operands are ready, or this
 // one moves down beside it if nothing in between reads it.
-static void pair_matmuls(MilProgram *p) {
-    int *prod = malloc(sizeof(int) * (size_t)p->n_vals);
-    if (!prod) return;
+static void pair_matmuls(MilProgram *p, int *prod) {
     for (int i = 0; i + 1 < p->n_steps; i++) {
         if (!one_big_product(p, &p->steps[i]) || (i > 0 && p->steps[i - 1].with_next)) continue;
         producers(p, prod);
@@ -128,14 +127,13 @@ static void pair_matmuls(MilProgram *p) {
             break;
         }
     }
-    free(prod);
 }
 
 // Drops steps whose results nobody reads, until none is left, and packs the rest.
-static void drop_dead(MilProgram *p, int *readers, int *last_reader) {
+static void drop_dead(MilProgram *p, int *readers) {
     for (int changed = 1; changed;) {
         changed = 0;
-        count_readers(p, readers, last_reader);
+        count_readers(p, readers);
         for (int i = 0; i < p->n_steps; i++) {
             MilStep *s = &p->steps[i];
             if (s->kind != MK_DEAD && s->out != p->output && readers[s->out] == 0) s->kind = MK_DEAD, changed = 1;
@@ -151,9 +149,8 @@ static void drop_dead(MilProgram *p, int *readers, int *last_reader) {
 
 int mil_program_fuse(MilProgram *p) {
     int *prod = malloc(sizeof(int) * (size_t)p->n_vals), *readers = malloc(sizeof(int) * (size_t)p->n_vals);
-    int *last_reader = malloc(sizeof(int) * (size_t)p->n_vals);
-    if (!prod || !readers || !last_reader) {
-        free(prod), free(readers), free(last_reader);
+    if (!prod || !readers) {
+        free(prod), free(readers);
         return -1;
     }
     producers(p, prod);
@@ -164,8 +161,8 @@ int mil_program_fuse(MilProgram *p) {
         if (s->kind == MK_TRANSPOSE && mil_step_swaps_last_two(s, p->vals[s->a].type.rank))
             operand_in_place(p, s, 0, prod);
     }
-    drop_dead(p, readers, last_reader);
-    pair_matmuls(p);
-    free(prod), free(readers), free(last_reader);
+    drop_dead(p, readers);
+    pair_matmuls(p, prod);
+    free(prod), free(readers);
     return 0;
 }

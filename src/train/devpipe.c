@@ -195,6 +195,12 @@ static void io_time(Pipeline *pl, double t0) {
     pl->times.cpu_io += ms;
 }
 
+void dp_cls_time(Pipeline *pl, double t0) {
+    const double ms = time_ms() - t0;
+    pl->times.cpu_ops += ms;
+    pl->times.cpu_cls += ms;
+}
+
 static int stage(Device *dev, DevKernel *x, const char *region, const float *src) {
     uint16_t *p = device_surface_lock(dev, x->in, 1);
     if (!p) return err_set("%s: cannot lock the input surface", x->k->name);

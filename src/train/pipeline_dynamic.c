@@ -226,8 +226,7 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
     Dyn *d = pl->impl;
     const double tc = time_ms();
     cpu_head_forward(&d->head, p, d->x_out, d->dp.tgt, loss);
-    pl->times.cpu_ops += time_ms() - tc;
-    pl->times.cpu_cls += time_ms() - tc;
+    dp_cls_time(pl, tc);
     return 0;
 }
 
@@ -237,8 +236,7 @@ static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, flo
     Dyn *d = pl->impl;
     const double tc = time_ms();
     cpu_head_backward(&d->head, p, g, d->x_out, scale, d->dx);
-    pl->times.cpu_ops += time_ms() - tc;
-    pl->times.cpu_cls += time_ms() - tc;
+    dp_cls_time(pl, tc);
     return 0;
 }
 

@@ -122,6 +122,9 @@ static int bake(St *s, DevKernel *x, MilKernelKind kind, const MilBaked *w) {
     return rc;
 }
 
+// Rows of classifier chunk c (the last one may be shorter).
+static int chunk_rows(const DevHead *h, int c) { return c + 1 < h->n ? h->rows : h->V - c * h->rows; }
+
 static int bake_head(St *s, const Params *p) {
     DevHead *h = &s->dh;
     MilBaked wn = {.rms = p->v.rms_final};
@@ -130,7 +133,7 @@ static int bake_head(St *s, const Params *p) {
     VocabCompact *vc = &s->head.vc;
     if (vc->n) vocab_compact_gather(vc, p->v.wcls, NULL, NULL, 0);  // the rows in use, baked as one table
     for (int c = 0; c < h->n; c++) {
-        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : h->V - row0;
+        const int row0 = c * h->rows, rows = chunk_rows(h, c);
         const MilBaked wc = {.cls = vc->n ? vc->W : p->v.wcls, .row0 = row0, .rows = rows};
         if (bake(s, &h->cls[c], MIL_K_CLASSIFIER, &wc) != 0) return err_wrap("classifier chunk %d", c);
     }
@@ -208,7 +211,7 @@ static int target_logits(St *s, int c, int row0, int rows) {
 
 static int chunk_forward(Pipeline *pl, St *s, int c) {
     DevHead *h = &s->dh;
-    const int S = s->dp.S, row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : h->V - row0;
+    const int S = s->dp.S, row0 = c * h->rows, rows = chunk_rows(h, c);
     DevKernel *cls = &h->cls[c], *sm = &h->smax[rows == h->rows ? 0 : 1];
     if (dp_copy(pl, &s->dp.dev, cls, "xf", &h->norm, "xf", 0, 1) || dp_eval(pl, &s->dp.dev, cls, -1) ||
         dp_copy(pl, &s->dp.dev, sm, "logits", cls, "logits", 0, 1) || dp_eval(pl, &s->dp.dev, sm, -1) ||
@@ -233,7 +236,7 @@ static void combine_chunks(St *s, float *loss) {
         if (h->tgt[t] >= 0) total += h->lse[t] - h->tlogit[t], n_valid++;
     }
     for (int c = 0; c < h->n; c++) {
-        const int row0 = c * h->rows, rows = c + 1 < h->n ? h->rows : h->V - row0;
+        const int row0 = c * h->rows, rows = chunk_rows(h, c);
         for (int t = 0; t < S; t++) {
             const float f = h->sum[(size_t)c * S + t] * expf(h->mx[(size_t)c * S + t] - h->lse[t]);
             for (int r = 0; r < rows; r++) h->dl[(size_t)(row0 + r) * S + t] *= f;
@@ -248,8 +251,7 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
     if (!s->extras) {
         double tc = time_ms();
         cpu_head_forward(&s->head, p, s->x_out, s->dp.tgt, loss);
-        pl->times.cpu_ops += time_ms() - tc;
-        pl->times.cpu_cls += time_ms() - tc;
+        dp_cls_time(pl, tc);
         return 0;
     }
     double tc = time_ms();
@@ -258,9 +260,9 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
     if (dp_stage(pl, &s->dp.dev, &s->dh.norm, "x", s->x_out) || dp_eval(pl, &s->dp.dev, &s->dh.norm, -1) ||
         dp_fetch(pl, &s->dp.dev, &s->dh.norm, "xf", s->head.xf))
         return -1;
-    const VocabCompact *vc = &s->head.vc;
-    for (int t = 0; t < S; t++)  // targets as classifier rows: compact ids (an unused id: no loss)
-        s->dh.tgt[t] = vc->n && s->dp.tgt[t] >= 0 ? vc->map[s->dp.tgt[t]] : s->dp.tgt[t];
+    // targets as classifier rows: compact ids when compacted (an unused id: no loss)
+    if (s->head.vc.n) vocab_compact_targets(&s->head.vc, s->dp.tgt, s->dh.tgt, S);
+    else memcpy(s->dh.tgt, s->dp.tgt, sizeof(int) * S);
     for (int c = 0; c < s->dh.n; c++)
         if (chunk_forward(pl, s, c) != 0) return err_wrap("classifier chunk %d", c);
     tc = time_ms();
@@ -420,10 +422,13 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
 static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, float scale) {
     St *s = pl->impl;
     const double tc = time_ms();
-    if (s->extras) head_backward_extras(s, p, g, scale);
-    else cpu_head_backward(&s->head, p, g, s->x_out, scale, s->dx);
-    pl->times.cpu_ops += time_ms() - tc;
-    if (!s->extras) pl->times.cpu_cls += time_ms() - tc;
+    if (s->extras) {
+        head_backward_extras(s, p, g, scale);
+        pl->times.cpu_ops += time_ms() - tc;
+    } else {
+        cpu_head_backward(&s->head, p, g, s->x_out, scale, s->dx);
+        dp_cls_time(pl, tc);
+    }
     return 0;
 }
 
