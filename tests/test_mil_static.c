@@ -95,7 +95,7 @@ static void expect(const MilKernel *k, const float *out, const char *region, con
 }
 
 static int build(Model *m, MilKernelKind kind, MilKernel *k) {
-    return CHECKF(mil_kernel_build_baked(kind, &m->c, m->S, &m->w, k) == 0, "%s %s: %s", m->c.name,
+    return CHECKF(mil_kernel_build_unpadded(kind, &m->c, m->S, &m->w, k) == 0, "%s %s: %s", m->c.name,
                   mil_kernel_name(kind), err_msg());
 }
 

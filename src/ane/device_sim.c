@@ -5,6 +5,7 @@
 #include "ane/device.h"
 #include "core/err.h"
 #include "mil/mil_interp.h"
+#include "mil/mil_rules.h"
 
 struct DeviceKernel {
     MilProgram *prog;
@@ -38,7 +39,8 @@ static int sim_compile(Device *d, const char *mil, const DeviceWeight *w, int n_
     for (int i = 0; i < n_w; i++) wf[i] = (MilWeightFile){w[i].path, w[i].data, w[i].size};
     DeviceKernel *k = calloc(1, sizeof *k);
     if (!k) return err_set("out of memory");
-    if (mil_program_compile(mil, wf, n_w, &k->prog) != 0) {
+    const MilCompileOptions rules = {.ane_rules = 1};
+    if (mil_program_compile_opts(mil, wf, n_w, &rules, &k->prog) != 0) {
         free(k);
         return -1;
     }

@@ -11,6 +11,7 @@
 #include "core/threads.h"
 #include "mil/kernels_gen.h"
 #include "mil/mil_blob.h"
+#include "mil/mil_rules.h"
 
 static const char *KERNEL_NAMES[MIL_K_COUNT] = {
     "sdpaFwd", "woFwd", "ffnFused", "ffnBwdW2t", "ffnBwdW13t", "wotBwd", "sdpaBwd1", "sdpaBwd2", "qBwd", "kvBwd",
@@ -71,7 +72,7 @@ static MilVal gen_ffn_fused(Gen *g) {
     kg_in_spatial(g, "x2", MIL_REG_ACT, g->D, g->S);
     kg_in_spatial(g, "W1^T", MIL_REG_WT, g->D, g->H);
     kg_in_spatial(g, "W3^T", MIL_REG_WT, g->D, g->H);
-    kg_in_spatial(g, "W2", MIL_REG_W, g->D, g->H);
+    kg_in_spatial(g, "W2^T", MIL_REG_WT, g->H, g->D);
     kg_out_region(g, "x_next", g->D);
     kg_out_region(g, "h1", g->H);
     kg_out_region(g, "h3", g->H);
@@ -86,10 +87,8 @@ static MilVal gen_ffn_fused(Gen *g) {
     MilVal sg = mil_emit_sigmoid(e, h1, "sig");
     MilVal si = mil_emit_mul(e, h1, sg, "silu");
     MilVal gt = mil_emit_mul(e, si, h3, "gate");
-    // f = W2·g: W2 [D,H] is staged as is, so it is the left operand directly
-    MilVal w2 = mil_emit_reshape(e, kg_take(g, "W2", "w2"), 4, (const int[]){1, 1, g->D, g->H}, "w2_r");
-    MilVal gr = mil_emit_reshape(e, gt, 4, (const int[]){1, 1, g->H, g->S}, "gate_r");
-    MilVal f = kg_flat(g, mil_emit_matmul(e, w2, gr, 0, 0, "f_mm"), g->D, "f");
+    // f = W2·g with W2ᵀ staged, the weight the second operand as in every other kernel
+    MilVal f = kg_dyn_mm(g, kg_act_rows(g, gt, "gate"), kg_take(g, "W2^T", "w2"), "f", "f");
     if (g->cfg->res_scale != 1.0f) f = mil_emit_mul_scalar(e, f, g->cfg->res_scale, "f_scaled");
     MilVal xnext = mil_emit_add(e, x2, f, "x_next");
     return mil_emit_concat(e, 4, (const MilVal[]){xnext, h1, h3, gt}, 1, "out");
@@ -172,8 +171,26 @@ static int blob_file(MilBlob *b, const MilEmitBlob *src) {
     return 0;
 }
 
+// The smallest output surface the ANE evaluates: zero channels after the
+// result's, in no region.
+static MilVal pad_output(Gen *g, MilVal res) {
+    const int min_c = (MIL_RULE_MIN_BYTES / 2 + g->S - 1) / g->S;
+    if (res == MIL_NONE || g->out_cursor >= min_c) return res;
+    const int extra = min_c - g->out_cursor;
+    float *z = g->e.no_payload ? NULL : calloc((size_t)extra * g->S, sizeof(float));
+    if (!g->e.no_payload && !z) {
+        g->e.failed = 1;
+        err_set("out of memory for the output padding");
+        return MIL_NONE;
+    }
+    MilVal zv = mil_emit_const_blob(&g->e, "out_zpad", z, 4, (const int[]){1, extra, 1, g->S});
+    free(z);
+    g->out_cursor = min_c;
+    return mil_emit_concat(&g->e, 2, (const MilVal[]){res, zv}, 1, "out_padded");
+}
+
 static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w, int with_blobs,
-                 MilKernel *out) {
+                 int pad, MilKernel *out) {
     memset(out, 0, sizeof *out);
     if (kind < 0 || kind >= MIL_K_COUNT) return err_set("mil kernel: unknown kind %d", (int)kind);
     if (config_validate(cfg, cfg->name[0] ? cfg->name : "config") != 0) return -1;
@@ -199,9 +216,13 @@ static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialec
     g.KVD = config_kv_dim(cfg);
     g.R = g.NH / g.NKV;
     g.w = w;
+    g.pad = pad;
+    g.S_real = S;
+    g.S = pad ? (S + MIL_RULE_ROW_BYTES / 2 - 1) / (MIL_RULE_ROW_BYTES / 2) * (MIL_RULE_ROW_BYTES / 2) : S;
     out->kind = kind;
     out->name = KERNEL_NAMES[kind];
-    out->out_w = S;
+    out->S = S;
+    out->S_pad = out->out_w = g.S;
 
     MilVal res = MIL_NONE;
     switch (kind) {
@@ -217,12 +238,13 @@ static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialec
     case MIL_K_KV_BWD: res = gen_bwd_2(&g, "dk", "dv", g.KVD, "Wk", "Wv", g.D); break;
     default: res = mil_kernel_gen_static(&g, kind); break;
     }
+    if (pad) res = pad_output(&g, res);
     out->out_c = g.out_cursor;
     int rc = mil_emit_finish(&g.e, res, &out->mil, &out->mil_len);
     if (rc == 0) {
         // the builder's own shape of the result must be the declared output layout
         const MilValue *r = mil_emit_value(&g.e, res);
-        if (r->rank != 4 || r->shape[0] != 1 || r->shape[1] != out->out_c || r->shape[2] != 1 || r->shape[3] != S)
+        if (r->rank != 4 || r->shape[0] != 1 || r->shape[1] != out->out_c || r->shape[2] != 1 || r->shape[3] != g.S)
             rc = err_set("mil kernel %s: result shape does not match its %d output channels", out->name, out->out_c);
     }
     if (rc == 0 && g.e.n_blobs > 0) {
@@ -243,20 +265,24 @@ static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialec
 }
 
 int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out) {
-    return build(kind, cfg, S, dialect, NULL, 1, out);
+    return build(kind, cfg, S, dialect, NULL, 1, 1, out);
 }
 
 int mil_kernel_build_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out) {
-    return build(kind, cfg, S, dialect, NULL, 0, out);
+    return build(kind, cfg, S, dialect, NULL, 0, 1, out);
 }
 
 int mil_kernel_build_baked(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out) {
-    return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, out);
+    return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, 1, out);
 }
 
 int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,
                                 MilKernel *out) {
-    return build(kind, cfg, S, dialect, w, 0, out);
+    return build(kind, cfg, S, dialect, w, 0, 1, out);
+}
+
+int mil_kernel_build_unpadded(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out) {
+    return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, 0, out);
 }
 
 int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *out) {

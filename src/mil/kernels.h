@@ -27,11 +27,11 @@
 //                      k_norm  VEC   1      (qk_norm only) k_norm[HD] in channels [0,HD)
 //  woFwd       QD      attn    ACT   S      attention output
 //                      Wo^T    WT    D      Wo [D,QD]
-//  ffnFused    D       x2n     ACT   S      RMSNorm(x2; rms_ffn)
+//  ffnFused    max(D,H) x2n    ACT   S      RMSNorm(x2; rms_ffn)
 //                      x2      ACT   S      residual after attention
 //                      W1^T    WT    H      W1 [H,D]
 //                      W3^T    WT    H      W3 [H,D]
-//                      W2      W     H      W2 [D,H] as is
+//                      W2^T    WT    D      W2 [D,H] staged transposed (channels [0,H))
 //  ffnBwdW2t   D       dffn    ACT   S      gradient at the FFN output (α·dy)
 //                      W2      W     H
 //  ffnBwdW13t  H       dh1     ACT   S
@@ -131,11 +131,16 @@ typedef enum {
 } MilRegionKind;
 
 // A rectangle of a kernel's input or output surface: channels [c0, c0+nc), spatial [w0, w0+nw).
+// The kernel itself reads the larger rectangle [c0, c0+pc) x [w0, w0+pw): the
+// padding that the ANE's rules need (mil_rules.h) — zero channels that make a
+// matmul's inner dimension a multiple of 32, the window's padded positions.
+// Callers stage and fetch only [nc, nw] and leave the padding zero.
 typedef struct {
     const char *name;  // "xn", "Wq^T", "q_rope", ... (static strings)
     MilRegionKind kind;
     int c0, nc;
     int w0, nw;
+    int pc, pw;        // the kernel's extent (>= nc, nw)
 } MilRegion;
 
 // A weight file the program references as @model_path/weights/<name>.bin.
@@ -156,7 +161,10 @@ typedef struct {
     MilBlob *blobs;          // baked constants (mask, RoPE tables); may be empty
     int n_blobs;
     int in_c, in_w;          // input  [1, in_c, 1, in_w]
-    int out_c, out_w;        // output [1, out_c, 1, out_w], out_w = S
+    int out_c, out_w;        // output [1, out_c, 1, out_w], out_w = S_pad
+    int S, S_pad;            // the window, and the positions the kernel computes (a multiple of
+                             // 64, so every row is a multiple of 128 bytes; the rest are masked
+                             // out by causality and never read back)
     MilRegion in[MIL_KERNEL_MAX_REGIONS];
     int n_in;
     MilRegion out[MIL_KERNEL_MAX_REGIONS];
@@ -215,6 +223,10 @@ int mil_kernel_build_baked(MilKernelKind kind, const Config *cfg, int S, const M
 // Text only (no weight bytes; w may be NULL, and w->rows 0 takes the first vocabulary chunk).
 int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,
                                 MilKernel *out);
+// Without the padding the ANE's rules need (mil_rules.h): the same
+// computation on the bare shapes (w NULL for the dynamic kinds). For tests
+// that compare the two; the devices refuse such a program.
+int mil_kernel_build_unpadded(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out);
 void mil_kernel_free(MilKernel *k);
 
 // Region by name (NULL if the kernel has no such region).

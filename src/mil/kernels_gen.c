@@ -3,49 +3,90 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/err.h"
+#include "mil/mil_rules.h"
 
 
 
-// Input region at the spatial cursor, channels [0, nc).
-void kg_in_spatial(Gen *g, const char *name, MilRegionKind kind, int nc, int nw) {
+static int round_up(int n, int m) { return (n + m - 1) / m * m; }
+
+int kg_inner(const Gen *g, int n) { return g->pad ? round_up(n, MIL_RULE_INNER_MULT) : n; }
+
+void kg_in_spatial_pw(Gen *g, const char *name, MilRegionKind kind, int nc, int nw, int pw) {
     MilKernel *k = g->k;
     CHECK_OR_ABORT(k->n_in < MIL_KERNEL_MAX_REGIONS);
-    k->in[k->n_in++] = (MilRegion){name, kind, 0, nc, g->w_cursor, nw};
-    g->w_cursor += nw;
-    if (nc > k->in_c) k->in_c = nc;
+    const int w0 = g->pad ? round_up(g->w_cursor, MIL_RULE_SLICE_ELEMS) : g->w_cursor;
+    const int pc = kind == MIL_REG_W || kind == MIL_REG_WT ? kg_inner(g, nc) : nc;
+    k->in[k->n_in++] = (MilRegion){name, kind, 0, nc, w0, nw, pc, pw};
+    g->w_cursor = w0 + (kind == MIL_REG_VEC && g->pad ? MIL_RULE_SLICE_ELEMS : pw);
+    if (pc > k->in_c) k->in_c = pc;
     k->in_w = g->w_cursor;
+}
+
+void kg_in_spatial(Gen *g, const char *name, MilRegionKind kind, int nc, int nw) {
+    if (kind == MIL_REG_ACT) kg_in_spatial_pw(g, name, kind, nc, g->S_real, g->S);
+    else kg_in_spatial_pw(g, name, kind, nc, nw, nw);
 }
 
 // Input region stacked on the channel axis at the channel cursor, spatial [0, S).
 void kg_in_channels(Gen *g, const char *name, int nc) {
     MilKernel *k = g->k;
     CHECK_OR_ABORT(k->n_in < MIL_KERNEL_MAX_REGIONS);
-    k->in[k->n_in++] = (MilRegion){name, MIL_REG_ACT, g->c_cursor, nc, 0, g->S};
+    k->in[k->n_in++] = (MilRegion){name, MIL_REG_ACT, g->c_cursor, nc, 0, g->S_real, nc, g->S};
     g->c_cursor += nc;
     k->in_c = g->c_cursor;
-    k->in_w = g->S;
+    if (k->in_w < g->S) k->in_w = g->S;
 }
 
 // Output region: the next nc channels of the output concat.
 void kg_out_region(Gen *g, const char *name, int nc) {
     MilKernel *k = g->k;
     CHECK_OR_ABORT(k->n_out < MIL_KERNEL_MAX_REGIONS);
-    k->out[k->n_out++] = (MilRegion){name, MIL_REG_ACT, g->out_cursor, nc, 0, g->S};
+    k->out[k->n_out++] = (MilRegion){name, MIL_REG_ACT, g->out_cursor, nc, 0, g->S_real, nc, g->S};
     g->out_cursor += nc;
 }
 
-// Declares the function input once the layout is complete.
+// Declares the function input once the layout is complete: rows a multiple
+// of 128 bytes, and at least the smallest surface the ANE evaluates (extra
+// zero channels, never read).
 void kg_declare_input(Gen *g) {
-    g->x = mil_emit_input(&g->e, "x", 4, (const int[]){1, g->k->in_c, 1, g->k->in_w});
+    MilKernel *k = g->k;
+    if (g->pad) {
+        k->in_w = round_up(k->in_w, MIL_RULE_ROW_BYTES / 2);
+        const int min_c = (MIL_RULE_MIN_BYTES / 2 + k->in_w - 1) / k->in_w;
+        if (k->in_c < min_c) k->in_c = min_c;
+    }
+    g->x = mil_emit_input(&g->e, "x", 4, (const int[]){1, k->in_c, 1, k->in_w});
 }
 
-// slice_by_size of input region `name` -> [1, nc, 1, nw]
+MilVal kg_pad_last(Gen *g, MilVal x, int to, const char *p) {
+    const MilValue *v = mil_emit_value(&g->e, x);
+    if (!v || v->shape[v->rank - 1] >= to) return x;
+    int shape[MIL_MAX_RANK];
+    memcpy(shape, v->shape, sizeof shape);
+    const int rank = v->rank;
+    shape[rank - 1] = to - v->shape[rank - 1];
+    char n1[MIL_NAME_MAX], n2[MIL_NAME_MAX];
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)shape[i];
+    float *z = g->e.no_payload ? NULL : calloc(n, sizeof(float));
+    if (!g->e.no_payload && !z) {
+        err_set("out of memory for %zu padding zeros", n);
+        g->e.failed = 1;
+        return MIL_NONE;
+    }
+    MilVal zv = mil_emit_const_blob(&g->e, kg_nm(n1, p, "zpad"), z, rank, shape);
+    free(z);
+    return mil_emit_concat(&g->e, 2, (const MilVal[]){x, zv}, rank - 1, kg_nm(n2, p, "pad"));
+}
+
+// slice_by_size of input region `name` -> [1, pc, 1, pw]
 MilVal kg_take(Gen *g, const char *name, const char *vname) {
     const MilRegion *r = mil_kernel_input(g->k, name);
     CHECK_OR_ABORT(r != NULL);
-    return mil_emit_slice(&g->e, g->x, (const int[]){0, r->c0, 0, r->w0}, (const int[]){1, r->nc, 1, r->nw}, vname);
+    return mil_emit_slice(&g->e, g->x, (const int[]){0, r->c0, 0, r->w0}, (const int[]){1, r->pc, 1, r->pw}, vname);
 }
 
 // Names of intermediate values: "<prefix>_<suffix>" (prefixes are short and unique per call site).
@@ -67,6 +108,7 @@ MilVal kg_act_rows(Gen *g, MilVal a, const char *p) {
 MilVal kg_dyn_mm_rows(Gen *g, MilVal at, MilVal b, const char *p) {
     char n1[MIL_NAME_MAX], n2[MIL_NAME_MAX];
     const int IC = mil_emit_dim(&g->e, b, 1), OC = mil_emit_dim(&g->e, b, 3);
+    at = kg_pad_last(g, at, IC, p);  // the weight block's channels are padded already
     MilVal br = mil_emit_reshape(&g->e, b, 4, (const int[]){1, 1, IC, OC}, kg_nm(n1, p, "wr"));
     return mil_emit_matmul(&g->e, at, br, 0, 0, kg_nm(n2, p, "mm"));
 }
@@ -144,6 +186,10 @@ MilVal kg_mask_const(Gen *g) {
 // scores -> probabilities: softmax(q·kᵀ/√HD + mask) over keys; q, k [1, NH, S, HD]
 MilVal kg_attn_probs(Gen *g, MilVal q, MilVal k, MilVal mask, const char *p) {
     char n1[MIL_NAME_MAX], n2[MIL_NAME_MAX], n3[MIL_NAME_MAX], n4[MIL_NAME_MAX];
+    char z1[MIL_NAME_MAX], z2[MIL_NAME_MAX];
+    const int K = kg_inner(g, g->HD);  // the head dimension is the scores' inner one
+    q = kg_pad_last(g, q, K, kg_nm(z1, p, "q"));
+    k = kg_pad_last(g, k, K, kg_nm(z2, p, "k"));
     MilVal sc = mil_emit_matmul(&g->e, q, k, 0, 1, kg_nm(n1, p, "sc"));
     MilVal ss = mil_emit_mul_scalar(&g->e, sc, 1.0f / sqrtf((float)g->HD), kg_nm(n2, p, "ss"));
     MilVal sm = mil_emit_add(&g->e, ss, mask, kg_nm(n3, p, "sm"));
@@ -287,7 +333,9 @@ MilVal kg_sdpa_bwd1(Gen *g, MilVal da_flat) {
     MilVal v = kg_to_heads(g, kg_take(g, "v", "v"), g->NH, "v");
     MilVal P = kg_attn_probs(g, q, k, kg_mask_const(g), "at");
     MilVal dv = mil_emit_matmul(e, P, da, 1, 0, "dv_mm");  // Pᵀ·dA  [1,NH,S,HD]
-    MilVal dp = mil_emit_matmul(e, da, v, 0, 1, "dp_mm");  // dA·Vᵀ  [1,NH,S,S]
+    const int K = kg_inner(g, g->HD);
+    MilVal dp = mil_emit_matmul(e, kg_pad_last(g, da, K, "dap"), kg_pad_last(g, v, K, "vp"), 0, 1,
+                                "dp_mm");  // dA·Vᵀ  [1,NH,S,S]
     const int SC = g->NH * g->S;
     MilVal outs[3] = {
         kg_from_heads(g, dv, "dv", "dv"),

@@ -10,15 +10,23 @@ typedef struct {
     MilEmit e;
     MilKernel *k;
     const Config *cfg;
-    int S, D, H, NH, NKV, HD, QD, KVD, R;
+    int S;                   // positions the kernel computes: the window padded (S_real without padding)
+    int S_real;              // the window
+    int pad;                 // meet the ANE's rules (mil_rules.h); 0 only for tests that compare
+    int D, H, NH, NKV, HD, QD, KVD, R;
     int w_cursor, c_cursor;  // layout of input regions (spatial / channel stacking)
     int out_cursor;          // channels of output regions
     MilVal x;                // the function input
     const MilBaked *w;       // static kernels: the weights to bake (NULL in text-only builds)
 } Gen;
 
-// Input region at the spatial cursor, channels [0, nc).
+// Input region at the spatial cursor, channels [0, nc). Activations (kind
+// ACT, nw = g->S) hold the window and reserve the padded one; weights (W, WT)
+// are read with their channels (a matmul's inner dimension) padded to 32; a
+// vector gets a slot of 32 columns; every slot starts on a multiple of 32.
 void kg_in_spatial(Gen *g, const char *name, MilRegionKind kind, int nc, int nw);
+// The same with the width the kernel reads given (pw >= nw; the rest zero).
+void kg_in_spatial_pw(Gen *g, const char *name, MilRegionKind kind, int nc, int nw, int pw);
 
 // Input region stacked on the channel axis at the channel cursor, spatial [0, S).
 void kg_in_channels(Gen *g, const char *name, int nc);
@@ -29,7 +37,13 @@ void kg_out_region(Gen *g, const char *name, int nc);
 // Declares the function input once the layout is complete.
 void kg_declare_input(Gen *g);
 
-// slice_by_size of input region `name` -> [1, nc, 1, nw]
+// x [..., K] -> [..., to] with zeros after the K values (a matmul's inner
+// dimension padded to the ANE's multiple: the products are unchanged).
+MilVal kg_pad_last(Gen *g, MilVal x, int to, const char *p);
+// n rounded up to the multiple of 32 a matmul's inner dimension needs (n itself without padding).
+int kg_inner(const Gen *g, int n);
+
+// slice_by_size of input region `name` -> [1, pc, 1, pw] (its padded extent)
 MilVal kg_take(Gen *g, const char *name, const char *vname);
 
 // Names of intermediate values: "<prefix>_<suffix>" (prefixes are short and unique per call site).

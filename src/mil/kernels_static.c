@@ -43,8 +43,9 @@ static void lora_inputs(Gen *g, unsigned mask) {
         int in, out;
         lora_target_dims(g->cfg, (LoraTarget)t, &in, &out);
         past_activations(g);
-        kg_in_spatial(g, LORA_REGION[0][t], MIL_REG_WT, in, g->w->lora_rank);
-        kg_in_spatial(g, LORA_REGION[1][t], MIL_REG_W, out, g->w->lora_rank);
+        const int r = g->w->lora_rank, rp = kg_inner(g, r);  // r is an inner dimension
+        kg_in_spatial_pw(g, LORA_REGION[0][t], MIL_REG_WT, in, r, rp);
+        kg_in_spatial_pw(g, LORA_REGION[1][t], MIL_REG_W, out, r, rp);
     }
 }
 
@@ -63,19 +64,23 @@ static MilVal norm_weight(Gen *g, const char *name, const float *v) {
 // (x as [S, C]) so the staged matrices are the second operands, as in the
 // dynamic kernels' matmul: (A·x)ᵀ = xᵀ·Aᵀ, (B·u)ᵀ = uᵀ·Bᵀ.
 static MilVal lowrank(Gen *g, MilVal x, LoraTarget t, int transposed, const char *p) {
-    char n[6][MIL_NAME_MAX];
+    char n[8][MIL_NAME_MAX];
     MilEmit *e = &g->e;
-    const int r = g->w->lora_rank;
     int in, out;
     lora_target_dims(g->cfg, t, &in, &out);
+    // the regions are read padded: channels to kg_inner(in | out), columns to kg_inner(r), zeros beyond
+    const MilRegion *ra = mil_kernel_input(g->k, LORA_REGION[0][t]), *rb = mil_kernel_input(g->k, LORA_REGION[1][t]);
     MilVal at = mil_emit_reshape(e, kg_take(g, LORA_REGION[0][t], kg_nm(n[0], p, "a")), 4,
-                                 (const int[]){1, 1, in, r}, kg_nm(n[1], p, "ar"));
+                                 (const int[]){1, 1, ra->pc, ra->pw}, kg_nm(n[1], p, "ar"));
     MilVal b = mil_emit_reshape(e, kg_take(g, LORA_REGION[1][t], kg_nm(n[2], p, "b")), 4,
-                                (const int[]){1, 1, out, r}, kg_nm(n[3], p, "br"));
-    MilVal xr = kg_act_rows(g, x, p);
-    MilVal u = mil_emit_matmul(e, xr, transposed ? b : at, 0, 0, kg_nm(n[4], p, "u"));  // [1,1,S,r]
-    MilVal v = mil_emit_matmul(e, u, transposed ? at : b, 0, 1, kg_nm(n[5], p, "v"));   // [1,1,S,out|in]
-    MilVal y = kg_flat(g, kg_rows_to_cols(g, v, p), transposed ? in : out, kg_nm(n[0], p, "y"));
+                                (const int[]){1, 1, rb->pc, rb->pw}, kg_nm(n[3], p, "br"));
+    MilVal xr = kg_pad_last(g, kg_act_rows(g, x, p), transposed ? rb->pc : ra->pc, kg_nm(n[6], p, "x"));
+    MilVal u = mil_emit_matmul(e, xr, transposed ? b : at, 0, 0, kg_nm(n[4], p, "u"));  // [1,1,S,rp]
+    MilVal v = mil_emit_matmul(e, u, transposed ? at : b, 0, 1, kg_nm(n[5], p, "v"));   // [1,1,S,out|in (padded)]
+    const int C = transposed ? in : out;
+    if (mil_emit_dim(e, v, 3) != C)
+        v = mil_emit_slice(e, v, (const int[]){0, 0, 0, 0}, (const int[]){1, 1, g->S, C}, kg_nm(n[7], p, "vs"));
+    MilVal y = kg_flat(g, kg_rows_to_cols(g, v, p), C, kg_nm(n[0], p, "y"));
     return mil_emit_mul_scalar(e, y, g->w->lora_scale, kg_nm(n[1], p, "s"));
 }
 

@@ -54,7 +54,7 @@ static void count_readers(const MilProgram *p, int *readers) {
     }
 }
 
-// The operand read in place: a slice of whole rows [.., w] of a [.., W] value, reshaped to a [R, w] matrix.
+// The operand read in place: a slice of rows [.., w] of a [.., W] value, reshaped to a [R, w] matrix.
 static void operand_in_place(MilProgram *p, MilStep *m, int k, const int *prod) {
     const int opnd = k ? m->b : m->a;
     if (opnd < 0) return;
@@ -69,11 +69,21 @@ static void operand_in_place(MilProgram *p, MilStep *m, int k, const int *prod) 
     const MilStep *s = &p->steps[si];
     const MilType *ts = &p->vals[v].type, *tx = &p->vals[s->a].type;
     const int last = ts->rank - 1;
+    // rows: whole leading dims, or a range of the one non-unit leading dim of
+    // the source (channels [c0, c0+n) of a [1, C, 1, W] surface: rows W apart)
+    int part = -1;
     for (int d = 0; d < last; d++)
-        if (s->begin[d] != 0 || ts->dims[d] != tx->dims[d]) return;
+        if (s->begin[d] != 0 || ts->dims[d] != tx->dims[d]) part = part < 0 ? d : -2;
+    if (part == -2) return;
+    int64_t off = s->begin[last];
+    if (part >= 0) {
+        for (int d = 0; d < last; d++)
+            if (d != part && tx->dims[d] != 1) return;
+        off += s->begin[part] * tx->dims[last];
+    }
     if (p->vals[s->a].is_const || ts->dims[last] != to->dims[to->rank - 1] || ts->dtype != to->dtype) return;
     m->src[k] = s->a;
-    m->src_off[k] = s->begin[last];
+    m->src_off[k] = off;
     m->src_ld[k] = (int)tx->dims[last];
 }
 

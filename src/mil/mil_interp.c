@@ -12,6 +12,7 @@
 #include "core/fp16.h"
 #include "mil/mil_blob.h"
 #include "mil/mil_prog.h"
+#include "mil/mil_rules.h"
 
 // --- compile-time helpers -----------------------------------------------------
 
@@ -741,6 +742,10 @@ int mil_program_compile_opts(const char *text, const MilWeightFile *weights, int
     }
     p->input = fn->inputs[0];
     p->output = fn->outputs[0];
+    if (o && o->ane_rules && mil_rules_check(p) != 0) {
+        mil_program_free(p);
+        return -1;
+    }
     if (!(o && o->as_written) && mil_program_fuse(p) != 0) {
         mil_program_free(p);
         return err_set("mil: out of memory");

@@ -74,6 +74,9 @@ typedef struct {
     // run every op as written: none of the rewrites that spare copies
     // (mil_fuse.c; the values are the same, tests compare the two)
     int as_written;
+    // reject a program that breaks one of the ANE's rules (mil_rules.h), as
+    // the sim device does: checked on the program as written
+    int ane_rules;
 } MilCompileOptions;
 int mil_program_compile_opts(const char *text, const MilWeightFile *weights, int n_weights,
                              const MilCompileOptions *o, MilProgram **out);

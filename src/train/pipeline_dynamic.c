@@ -89,7 +89,7 @@ static int stage_layer(Dyn *d, const Params *p, int l) {
     int rc = stage_raw(d, l, MIL_K_SDPA_FWD, "Wq^T", wq) | stage_raw(d, l, MIL_K_SDPA_FWD, "Wk^T", wk) |
              stage_raw(d, l, MIL_K_SDPA_FWD, "Wv^T", wv) | stage_raw(d, l, MIL_K_WO_FWD, "Wo^T", wo) |
              stage_raw(d, l, MIL_K_FFN_FUSED, "W1^T", w1) | stage_raw(d, l, MIL_K_FFN_FUSED, "W3^T", w3) |
-             stage_raw(d, l, MIL_K_FFN_FUSED, "W2", w2) | stage_raw(d, l, MIL_K_FFN_BWD_W2T, "W2", w2) |
+             stage_raw(d, l, MIL_K_FFN_FUSED, "W2^T", w2) | stage_raw(d, l, MIL_K_FFN_BWD_W2T, "W2", w2) |
              stage_raw(d, l, MIL_K_FFN_BWD_W13T, "W1", w1) | stage_raw(d, l, MIL_K_FFN_BWD_W13T, "W3", w3) |
              stage_raw(d, l, MIL_K_WOT_BWD, "Wo", wo) | stage_raw(d, l, MIL_K_Q_BWD, "Wq", wq) |
              stage_raw(d, l, MIL_K_KV_BWD, "Wk", wk) | stage_raw(d, l, MIL_K_KV_BWD, "Wv", wv);

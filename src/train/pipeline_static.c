@@ -203,7 +203,7 @@ static int target_logits(St *s, int c, int row0, int rows) {
     if (!o) return err_set("%s: cannot lock the output surface", k->k->name);
     for (int t = 0; t < s->dp.S; t++) {
         const int r = s->dh.tgt[t] - row0;
-        if (r >= 0 && r < rows) s->dh.tlogit[t] = fp16_to_f32(o[(size_t)r * s->dp.S + t]);
+        if (r >= 0 && r < rows) s->dh.tlogit[t] = fp16_to_f32(o[(size_t)r * k->k->out_w + t]);
     }
     device_surface_unlock(&s->dp.dev, k->out, 0);
     return 0;
