@@ -32,14 +32,18 @@ static MilBaked zero_weights(const Config *c, float *z, int lora) {
     return w;
 }
 
+// Elements of the largest matrix a kernel bakes: a layer's W1 or a classifier chunk.
+static size_t largest_weight(const Config *c) {
+    int rows, n;
+    mil_vocab_chunks(c->vocab, &n, &rows);
+    const size_t ffn = (size_t)c->hidden * c->dim, cls = (size_t)rows * c->dim;
+    return ffn > cls ? ffn : cls;
+}
+
 static void check_preset(const char *name, int S) {
     Config c;
     REQUIRE(config_preset(&c, name) == 0);
-    int rows, n;
-    mil_vocab_chunks(c.vocab, &n, &rows);
-    size_t big = (size_t)c.hidden * c.dim;
-    if ((size_t)rows * c.dim > big) big = (size_t)rows * c.dim;
-    float *z = calloc(big, sizeof(float));
+    float *z = calloc(largest_weight(&c), sizeof(float));
     REQUIRE(z != NULL);
     for (int kind = 0; kind < MIL_K_COUNT; kind++)
         for (int lora = 0; lora <= (kind >= MIL_K_DYN_COUNT); lora++) {
@@ -113,10 +117,7 @@ static float *run_filled(const MilKernel *k) {
 static void compare_padded(const char *preset, int S) {
     Config c;
     REQUIRE(config_preset(&c, preset) == 0);
-    int rows, n;
-    mil_vocab_chunks(c.vocab, &n, &rows);
-    size_t big = (size_t)c.hidden * c.dim;
-    if ((size_t)rows * c.dim > big) big = (size_t)rows * c.dim;
+    const size_t big = largest_weight(&c);
     float *wts = malloc(big * sizeof(float));
     REQUIRE(wts != NULL);
     for (size_t i = 0; i < big; i++) wts[i] = (float)((i * 2654435761u) % 1001) / 8000.0f - 0.0625f;
@@ -241,4 +242,36 @@ TEST(readme_lists_every_ane_rule) {
         CHECKF(strstr(text, row) != NULL, "README.md has no row for rule %s", mil_rule(r)->id);
     }
     free(text);
+}
+
+// --- the MIL dialect: chosen with --mil-dialect, retried once in the other -----------------------
+
+// The sim stands for a chip that compiles only one dialect
+// (ANETRAIN_SIM_REJECT_DIALECT): every kernel is retried in the other, the
+// run trains, and the report says how many kernels needed it.
+TEST(mil_dialect_retry_compiles_the_other_dialect) {
+    struct { const char *pipeline, *dialect, *reject, *want; } cases[] = {
+        {"dynamic", "ios18", "ios18", "10 kernels were rejected in the requested dialect"},
+        {"static", "ios16", "ios16", "kernels were rejected in the requested dialect"},
+        {"dynamic", "ios16", "ios18", NULL},  // the requested dialect compiles: no retry
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char ck[600], *out = NULL;
+        snprintf(ck, sizeof ck, "%s/dialect%zu.bin", test_tmpdir(), i);
+        const int rc = test_runf(&out,
+                                 "ANETRAIN_SIM_REJECT_DIALECT=%s %s train --model tiny-mha --scratch --data %s --seq 32 "
+                                 "--steps 2 --accum 1 --eval-every 0 --pipeline %s --device sim --mil-dialect %s "
+                                 "--ckpt %s",
+                                 cases[i].reject, test_bin(), test_pattern_tokens(256), cases[i].pipeline,
+                                 cases[i].dialect, ck);
+        CHECKF(rc == 0, "case %zu: exit %d:\n%s", i, rc, out ? out : "");
+        if (cases[i].want) CHECKF(out && strstr(out, cases[i].want), "case %zu: no '%s' in:\n%s", i, cases[i].want,
+                                  out ? out : "");
+        else CHECKF(out && !strstr(out, "MIL dialect:"), "case %zu: a retry was reported:\n%s", i, out ? out : "");
+        free(out);
+    }
+    char *out = NULL;
+    CHECK(test_runf(&out, "%s train --model tiny-mha --scratch --data %s --mil-dialect ios17 --steps 1", test_bin(),
+                    test_pattern_tokens(256)) != 0 && out && strstr(out, "--mil-dialect must be ios18 or ios16"));
+    free(out);
 }

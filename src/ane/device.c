@@ -5,6 +5,7 @@
 
 #include "core/err.h"
 #include "core/timer.h"
+#include "mil/mil_rules.h"
 
 int device_sim_init(Device *d);  // device_sim.c
 
@@ -45,6 +46,12 @@ int device_compile(Device *d, const char *mil, const DeviceWeight *w, int n_w, D
         return err_set("%s device: compile budget of %d per process exhausted (the ANE fails silently past ~119 "
                        "compiles; checkpoint and restart the process)",
                        d->name, d->compile_budget);
+    if (!d->on_host) {  // the sim checks the ANE's rules on its own compile; the ANE gets them checked first
+        MilWeightFile wf[64];
+        if (n_w > 64) return err_set("%s device: %d weight files (at most 64)", d->name, n_w);
+        for (int i = 0; i < n_w; i++) wf[i] = (MilWeightFile){w[i].path, w[i].data, w[i].size};
+        if (mil_rules_check_text(mil, wf, n_w) != 0) return -1;
+    }
     double t0 = time_ms();
     int rc = d->ops->compile(d, mil, w, n_w, out);
     d->compile_ms += time_ms() - t0;

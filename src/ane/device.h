@@ -64,6 +64,7 @@ struct Device {
     long long evals;
     double eval_ms;
     int on_host;           // evaluations run on this process's CPU (sim): overlapping host work gains nothing
+    int dialect_fallbacks; // kernels that compiled only in the other MIL dialect (devpipe retries once)
 };
 
 enum { DEVICE_DEFAULT_COMPILE_BUDGET = 100 };

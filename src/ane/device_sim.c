@@ -34,6 +34,10 @@ static int sim_compile(Device *d, const char *mil, const DeviceWeight *w, int n_
     // restart (cli/restart.h) finds the compiler refusing everything
     if (getenv("ANETRAIN_SIM_FAIL_AFTER_RESTART") && getenv("ANETRAIN_RESTARTS"))
         return err_set("sim device: compile refused (ANETRAIN_SIM_FAIL_AFTER_RESTART is set in a restarted process)");
+    // fault injection for tests of the dialect retry: a compiler that takes only the other dialect
+    const char *reject = getenv("ANETRAIN_SIM_REJECT_DIALECT");
+    if (reject && !strcmp(reject, "ios18") == !strncmp(mil, "program(1.3)", 12))
+        return err_set("sim device: compile refused (ANETRAIN_SIM_REJECT_DIALECT=%s)", reject);
     MilWeightFile wf[64];
     if (n_w > 64) return err_set("sim device: %d weight files (at most 64)", n_w);
     for (int i = 0; i < n_w; i++) wf[i] = (MilWeightFile){w[i].path, w[i].data, w[i].size};

@@ -79,6 +79,8 @@ static const char *bad_value(const TrainOptions *o) {
     if (o->threads < 0) return "--threads must be >= 0";
     if (o->res_scale < 0) return "--res-scale must be >= 0";
     if (o->compile_budget <= 0) return "--compile-budget must be positive";
+    if (o->mil_dialect && strcmp(o->mil_dialect, "ios18") && strcmp(o->mil_dialect, "ios16"))
+        return "--mil-dialect must be ios18 or ios16";
     if (o->zero != 0 && o->zero != 1) return "--zero must be 0 or 1";
     if (o->recompute && o->pipeline && strcmp(o->pipeline, "cpu")) return "--recompute is for the cpu pipeline";
     if (strcmp(o->comm_overlap, "auto") && strcmp(o->comm_overlap, "on") && strcmp(o->comm_overlap, "off"))
@@ -117,6 +119,9 @@ int cmd_train(int argc, char **argv) {
          "cpu, dynamic (weights staged into kernels compiled once), static (weights baked, recompiled every update), "
          "static-ane (static with more of the step on the device); all but cpu run MIL kernels on --device"},
         {"--device", NULL, FLAG_STR, &o.device, "device of the device pipelines: sim (MIL interpreter) or ane (macOS)"},
+        {"--mil-dialect", NULL, FLAG_STR, &o.mil_dialect,
+         "MIL dialect of the device kernels: ios18 (default; M3 and later) or ios16 (the verbose form M1/M2 "
+         "need); a kernel the device rejects is compiled once more in the other and the report says so"},
         {"--compile-budget", NULL, FLAG_INT, &o.compile_budget,
          "device compiles allowed per process; static pipelines save and exec() a fresh process when the next "
          "update's kernels would not fit"},

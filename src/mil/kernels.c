@@ -256,6 +256,13 @@ static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialec
         }
     }
     mil_emit_free(&g.e);
+    out->dialect = dialect;
+    if (rc == 0 && with_blobs) {  // the other dialect's text (no weight bytes are made twice)
+        MilKernel alt;
+        rc = build(kind, cfg, S, dialect == MIL_DIALECT_IOS18 ? MIL_DIALECT_IOS16 : MIL_DIALECT_IOS18, w, 0, pad, &alt);
+        if (rc == 0) out->mil_alt = alt.mil, alt.mil = NULL;
+        mil_kernel_free(&alt);
+    }
     if (rc != 0) {
         err_wrap("mil kernel %s (%s, S=%d)", KERNEL_NAMES[kind], cfg->name[0] ? cfg->name : "config", S);
         mil_kernel_free(out);
@@ -276,6 +283,11 @@ int mil_kernel_build_baked(MilKernelKind kind, const Config *cfg, int S, const M
     return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, 1, out);
 }
 
+int mil_kernel_build_baked_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect,
+                                   const MilBaked *w, MilKernel *out) {
+    return build(kind, cfg, S, dialect, w, 1, 1, out);
+}
+
 int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,
                                 MilKernel *out) {
     return build(kind, cfg, S, dialect, w, 0, 1, out);
@@ -291,6 +303,7 @@ int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *ou
 
 void mil_kernel_free(MilKernel *k) {
     free(k->mil);
+    free(k->mil_alt);
     for (int i = 0; i < k->n_blobs; i++) free(k->blobs[i].data);
     free(k->blobs);
     memset(k, 0, sizeof *k);

@@ -158,6 +158,9 @@ typedef struct {
     const char *name;        // "sdpaFwd", ...
     char *mil;               // program text (NUL-terminated)
     size_t mil_len;
+    MilDialect dialect;      // of mil
+    char *mil_alt;           // the same program in the other dialect (NULL in text-only builds):
+                             // what a device that rejects one dialect is given next
     MilBlob *blobs;          // baked constants (mask, RoPE tables); may be empty
     int n_blobs;
     int in_c, in_w;          // input  [1, in_c, 1, in_w]
@@ -220,6 +223,8 @@ int mil_kernel_build_text(MilKernelKind kind, const Config *cfg, int S, MilDiale
 // (kinds >= MIL_K_DYN_COUNT; their input and output regions are all
 // activations stacked on the channel axis, width S).
 int mil_kernel_build_baked(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out);
+int mil_kernel_build_baked_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect,
+                                   const MilBaked *w, MilKernel *out);
 // Text only (no weight bytes; w may be NULL, and w->rows 0 takes the first vocabulary chunk).
 int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,
                                 MilKernel *out);

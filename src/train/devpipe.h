@@ -38,6 +38,7 @@ typedef struct {
 typedef struct {
     Config cfg;
     int S;
+    MilDialect dialect; // of the kernels' text (the other one is the retry)
     Device dev;
     DwQueue dwq;        // weight-gradient GEMMs, overlapped with device work
     int *tok, *tgt;     // (S) the window (targets -1 when there are none)

@@ -14,6 +14,7 @@ typedef struct {
     // activations' surface reads and writes (staging: the weights')
     double cpu_cls, cpu_io;
     long long device_evals, kernels_compiled;
+    long long dialect_fallbacks;  // kernels that compiled only in the other MIL dialect
 } PhaseTimes;
 
 typedef struct Pipeline Pipeline;
@@ -58,6 +59,7 @@ typedef struct {
     const int *vocab_rows;  // vocab compaction to these ascending ids (cpu/vocab_compact.h)
     int n_vocab_rows;       // 0 = full vocab
     int no_ane_extras;      // static-ane: run its extra kernels' work on the CPU
+    int mil_dialect;        // device pipelines: MilDialect of the kernels (0 = ios18; 1 = ios16, M1/M2)
     int serial_staging;     // dynamic: stage every layer's weights before the forward, not beside it
     int dw_thread;          // device pipelines: weight gradients on their worker thread even on sim (tests)
     // LoRA (model/lora.h): the Params given to step are frozen, these adapters

@@ -399,10 +399,11 @@ static int compile_kernels(Pipeline *pl, Dyn *d) {
     const int L = d->dp.cfg.n_layers;
     for (int k = 0; k < K; k++) {
         MilKernel mk;
-        if (mil_kernel_build((MilKernelKind)k, &d->dp.cfg, d->dp.S, &mk) != 0 ||
+        if (mil_kernel_build_dialect((MilKernelKind)k, &d->dp.cfg, d->dp.S, d->dp.dialect, &mk) != 0 ||
             dk_compile(&d->kern[k], &d->dp.dev, &mk, NULL, NULL) != 0)
             return -1;
         pl->times.kernels_compiled++;
+        pl->times.dialect_fallbacks = d->dp.dev.dialect_fallbacks;
         for (int l = 1; PER_LAYER[k] && l < L; l++)
             if (dk_bind(&d->kern[l * K + k], &d->dp.dev, &d->kern[k], NULL, d->kern[k].out) != 0) return -1;
     }
@@ -445,6 +446,7 @@ int pipeline_dynamic_init(Pipeline *pl, const Config *cfg, int seq, const Pipeli
     pl->free = dyn_free;
     d->dp.cfg = *cfg;
     d->dp.S = seq;
+    d->dp.dialect = o->mil_dialect ? MIL_DIALECT_IOS16 : MIL_DIALECT_IOS18;
     if (dyn_setup(pl, d, cfg, seq, o) != 0) {
         err_wrap("dynamic pipeline on %s", o->device ? o->device : "sim");
         dyn_free(pl);

@@ -116,7 +116,7 @@ static MilBaked layer_weights(const St *s, const Params *p, int l) {
 // into x's surfaces after that.
 static int bake(St *s, DevKernel *x, MilKernelKind kind, const MilBaked *w) {
     MilKernel k;
-    if (mil_kernel_build_baked(kind, &s->dp.cfg, s->dp.S, w, &k) != 0) return -1;
+    if (mil_kernel_build_baked_dialect(kind, &s->dp.cfg, s->dp.S, s->dp.dialect, w, &k) != 0) return -1;
     int rc = s->has_kernels ? dk_recompile(x, &s->dp.dev, &k) : dk_compile(x, &s->dp.dev, &k, NULL, NULL);
     mil_kernel_free(&k);  // no-op when the kernel took it
     return rc;
@@ -154,6 +154,7 @@ static int compile_weights(Pipeline *pl, St *s, const Params *p) {
     s->has_kernels = s->compiled = 1;
     pl->times.compile += time_ms() - t0;
     pl->times.kernels_compiled += s->dp.dev.compiles - before;
+    pl->times.dialect_fallbacks = s->dp.dev.dialect_fallbacks;
     return 0;
 }
 
@@ -517,18 +518,19 @@ static size_t carve(St *s, float *base) {
 static int compile_fixed(Pipeline *pl, St *s) {
     const double t0 = time_ms();
     MilKernel k;
-    if (mil_kernel_build(MIL_K_SDPA_BWD2, &s->dp.cfg, s->dp.S, &k) != 0 || dk_compile(&s->bwd2, &s->dp.dev, &k, NULL, NULL))
+    if (mil_kernel_build_dialect(MIL_K_SDPA_BWD2, &s->dp.cfg, s->dp.S, s->dp.dialect, &k) != 0 || dk_compile(&s->bwd2, &s->dp.dev, &k, NULL, NULL))
         return -1;
     DevHead *h = &s->dh;
     const int last = h->V - (h->n - 1) * h->rows;
     for (int i = 0; s->extras && i < (last == h->rows ? 1 : 2); i++) {
         const MilBaked w = {.rows = i == 0 ? h->rows : last};
-        if (mil_kernel_build_baked(MIL_K_VOCAB_SOFTMAX, &s->dp.cfg, s->dp.S, &w, &k) != 0 ||
+        if (mil_kernel_build_baked_dialect(MIL_K_VOCAB_SOFTMAX, &s->dp.cfg, s->dp.S, s->dp.dialect, &w, &k) != 0 ||
             dk_compile(&h->smax[i], &s->dp.dev, &k, NULL, NULL))
             return -1;
     }
     pl->times.compile += time_ms() - t0;
     pl->times.kernels_compiled += s->dp.dev.compiles;
+    pl->times.dialect_fallbacks = s->dp.dev.dialect_fallbacks;
     return 0;
 }
 
@@ -571,6 +573,7 @@ int pipeline_static_init(Pipeline *pl, const Config *cfg, int seq, const Pipelin
     pl->free = st_free;
     s->dp.cfg = *cfg;
     s->dp.S = seq;
+    s->dp.dialect = o->mil_dialect ? MIL_DIALECT_IOS16 : MIL_DIALECT_IOS18;
     s->extras = !strcmp(pl->name, "static-ane") && !o->no_ane_extras;
     s->n_layer_kernels = s->extras ? SK_PER_LAYER : SK_NORM1_BWD;
     s->dh.V = o->n_vocab_rows > 0 ? o->n_vocab_rows : cfg->vocab;

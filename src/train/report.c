@@ -40,6 +40,7 @@ static void log_report(Metrics *mt, const TrainState *st, const ReportInfo *ri, 
     jsonw_num(&j, "t_sample", mt->sample_ms);
     jsonw_int(&j, "device_evals", ri->train.device_evals);
     jsonw_int(&j, "kernels_compiled", ri->train.kernels_compiled);
+    if (ri->train.dialect_fallbacks) jsonw_int(&j, "dialect_fallbacks", ri->train.dialect_fallbacks);
     if (st->restarts) {  // the run's processes together (exec() restarts)
         jsonw_int(&j, "restarts", st->restarts);
         jsonw_int(&j, "run_steps", st->step);
@@ -89,6 +90,9 @@ void metrics_report(Metrics *mt, const TrainState *st, const ReportInfo *ri) {
         printf("Device:          %lld kernels compiled, %.0f evaluations per step (%.1f per window)\n",
                pt->kernels_compiled, ri->steps ? (double)pt->device_evals / ri->steps : 0.0,
                windows > 0 ? pt->device_evals / windows : 0.0);
+    if (pt->dialect_fallbacks)
+        printf("MIL dialect:     %lld kernels were rejected in the requested dialect and compiled in the other "
+               "(--mil-dialect)\n", pt->dialect_fallbacks);
     printf("Tokens/s:        %.0f\n", tok_s);
     printf("Achieved:        %.2f GFLOPS (%.2f TFLOPS)", gflops, gflops / 1e3);
     if (ri->peak_gflops > 0) printf(", %.0f%% of the stated peak %.0f GFLOPS", 100 * gflops / ri->peak_gflops, ri->peak_gflops);

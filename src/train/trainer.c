@@ -513,6 +513,7 @@ int trainer_run(const TrainOptions *o) {
             ri.train_ms = t.st.train_ms - t.train_ms_before;
             ri.train.compile = t.pl.times.compile;  // at setup, and any during the updates
             ri.train.kernels_compiled = t.pl.times.kernels_compiled;
+            ri.train.dialect_fallbacks = t.pl.times.dialect_fallbacks;
             metrics_report(&t.mt, &t.st, &ri);
             rc = report_world(&t);
         }
