@@ -1,5 +1,6 @@
 // Generation: KV-cache forward vs the training forward, the sampler, and
 // `anetrain sample` against llama2.c's published stories260K samples.
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +11,10 @@
 #include "core/rng.h"
 #include "cpu/model.h"
 #include "infer/generate.h"
+#include "infer/generate_device.h"
 #include "infer/sampler.h"
 #include "model/config.h"
+#include "model/model_file.h"
 #include "model/params.h"
 #include "test.h"
 
@@ -315,4 +318,63 @@ TEST(sample_cli_bad_input) {
     CHECK(test_run(cmd, NULL) == 2);
     snprintf(cmd, sizeof cmd, "%s sample -m %s", test_bin(), model);
     CHECK(test_run(cmd, NULL) == 2);
+}
+
+// --- generation through device kernels (infer/generate_device.h) ---------------------------------
+
+// `sample --device sim` prints the published llama2.c greedy sample of
+// stories260K too: the device's fp16 never flips an argmax over the story.
+TEST(sample_cli_stories260k_greedy_on_sim) {
+    char *out = NULL;
+    int rc = run_sample("--temperature 0 --device sim", &out);
+    if (rc == -1) return;
+    CHECKF(rc == 0, "exit %d", rc);
+    check_text(out, GREEDY_260K, "greedy on sim");
+    free(out);
+}
+
+// The logits of every position, fed the same tokens, against the CPU's.
+// Bound: each device product rounds its input, its weights and its output to
+// fp16 (u = 2^-11 each; the RMSNorms inside add one more rounding), so a
+// product is off by at most ~5u of the largest value it involves. A position
+// passes 3 products per layer and 2 at the head, and the residual stream (fp32,
+// on the CPU) adds their errors up: (3L + 2)·5u of the largest logit.
+TEST(gen_device_logits_match_cpu_within_fp16) {
+    const char *path = test_data("stories260K/stories260K.bin");
+    if (!path) return;
+    Params p;
+    REQUIRE(model_load(&p, path) == 0);
+    Generator cpu, dev;
+    GenDevice *gd = NULL;
+    REQUIRE(gen_init(&cpu, &p, 256) == 0 && gen_init(&dev, &p, 256) == 0);
+    REQUIRE(gen_device_init(&gd, &p, "sim", 0) == 0);
+    dev.dev = gd;
+    const double u = 1.0 / 2048, bound = (3.0 * p.cfg.n_layers + 2) * 5 * u;
+    double worst = 0;
+    int token = 1, flips = 0;
+    for (int pos = 0; pos < 256; pos++) {
+        const float *a = gen_step(&cpu, token, pos), *b = gen_step(&dev, token, pos);
+        if (!CHECKF(a && b, "position %d: %s", pos, err_msg())) break;
+        double mx = 0, d = 0;
+        int am = 0, bm = 0;
+        for (int i = 0; i < p.cfg.vocab; i++) {
+            mx = fmax(mx, fabs(a[i]));
+            d = fmax(d, fabs(a[i] - b[i]));
+            if (a[i] > a[am]) am = i;
+            if (b[i] > b[bm]) bm = i;
+        }
+        worst = fmax(worst, d / mx);
+        flips += am != bm;
+        token = am;  // both follow the CPU's greedy path
+    }
+    fprintf(stderr, "  stories260K on sim: worst logit error %.2e of the largest (bound %.2e), %d argmax flips\n",
+            worst, bound, flips);
+    CHECKF(worst <= bound, "logits off by %.3g of the largest, bound %.3g", worst, bound);
+    int kernels;
+    long long evals;
+    gen_device_counts(gd, &kernels, &evals);
+    CHECKF(kernels == 3 * p.cfg.n_layers + 2, "%d kernels compiled, want %d (one set)", kernels, 3 * p.cfg.n_layers + 2);
+    gen_free(&cpu), gen_free(&dev);
+    gen_device_free(gd);
+    params_free(&p);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "infer/generate_device.h"
 
 // y[OC] = W[OC,IC] x[IC]. Eight independent partial sums let the compiler
 // vectorize the reduction without -ffast-math.
@@ -84,12 +85,87 @@ void gen_free(Generator *g) {
     memset(g, 0, sizeof *g);
 }
 
+// QK-norm and RoPE of this position's q and k, then causal GQA attention of q
+// over layer l's cached keys/values 0..pos into g->att.
+static void attend(Generator *g, int l, int pos, float *k) {
+    const Config *c = &g->cfg;
+    const ParamViews *w = &g->p->v;
+    const int KVD = config_kv_dim(c), NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, R = NH / NKV;
+    const float eps = c->norm_eps, scale = 1.0f / sqrtf((float)HD);
+    const float *kc = g->key_cache + (size_t)l * g->max_seq * KVD, *vc = g->value_cache + (size_t)l * g->max_seq * KVD;
+    const float *cs = g->rope.cos + (size_t)pos * (HD / 2), *sn = g->rope.sin + (size_t)pos * (HD / 2);
+    if (c->qk_norm) {  // per-head RMSNorm over HD, after projection, before RoPE
+        for (int h = 0; h < NH; h++)
+            rmsnorm(g->q + (size_t)h * HD, g->q + (size_t)h * HD, w->q_norm + (size_t)l * HD, HD, eps);
+        for (int h = 0; h < NKV; h++) rmsnorm(k + (size_t)h * HD, k + (size_t)h * HD, w->k_norm + (size_t)l * HD, HD, eps);
+    }
+    rope(g->q, cs, sn, NH, HD, c->rope_layout);
+    rope(k, cs, sn, NKV, HD, c->rope_layout);
+    for (int h = 0; h < NH; h++) {
+        const int kvh = h / R;  // GQA: query head h reads kv head h/(NH/NKV)
+        const float *qh = g->q + (size_t)h * HD;
+        float mx = -INFINITY;
+        for (int t = 0; t <= pos; t++) {
+            const float *kt = kc + (size_t)t * KVD + (size_t)kvh * HD;
+            float sc = 0.0f;
+            for (int i = 0; i < HD; i++) sc += qh[i] * kt[i];
+            sc *= scale;
+            g->scores[t] = sc;
+            if (sc > mx) mx = sc;
+        }
+        float sum = 0.0f;
+        for (int t = 0; t <= pos; t++) sum += g->scores[t] = expf(g->scores[t] - mx);
+        const float inv = 1.0f / sum;
+        float *out = g->att + (size_t)h * HD;
+        memset(out, 0, sizeof(float) * HD);
+        for (int t = 0; t <= pos; t++) {
+            const float a = g->scores[t] * inv;
+            const float *vt = vc + (size_t)t * KVD + (size_t)kvh * HD;
+            for (int i = 0; i < HD; i++) out[i] += a * vt[i];
+        }
+    }
+}
+
+// q, k, v of layer l from the residual stream (before QK-norm and RoPE).
+static int project_qkv(Generator *g, int l, float *k, float *v) {
+    const Config *c = &g->cfg;
+    const ParamViews *w = &g->p->v;
+    const int D = c->dim, QD = config_q_dim(c), KVD = config_kv_dim(c);
+    if (g->dev) return gen_device_qkv(g->dev, l, g->x, g->q, k, v);
+    rmsnorm(g->xn, g->x, w->rms_att + (size_t)l * D, D, c->norm_eps);
+    matvec(g->q, w->wq + (size_t)l * QD * D, g->xn, QD, D);
+    matvec(k, w->wk + (size_t)l * KVD * D, g->xn, KVD, D);
+    matvec(v, w->wv + (size_t)l * KVD * D, g->xn, KVD, D);
+    return 0;
+}
+
+// g->xn = Wo·att of layer l
+static int project_out(Generator *g, int l) {
+    const int D = g->cfg.dim, QD = config_q_dim(&g->cfg);
+    if (g->dev) return gen_device_wo(g->dev, l, g->att, g->xn);
+    matvec(g->xn, g->p->v.wo + (size_t)l * D * QD, g->att, D, QD);
+    return 0;
+}
+
+// g->xn = W2 (silu(W1 xn) * W3 xn), xn = RMSNorm(x; rms_ffn) of layer l
+static int ffn(Generator *g, int l) {
+    const Config *c = &g->cfg;
+    const ParamViews *w = &g->p->v;
+    const int D = c->dim, H = c->hidden;
+    if (g->dev) return gen_device_ffn(g->dev, l, g->x, g->xn);
+    rmsnorm(g->xn, g->x, w->rms_ffn + (size_t)l * D, D, c->norm_eps);
+    matvec(g->h1, w->w1 + (size_t)l * H * D, g->xn, H, D);
+    matvec(g->h3, w->w3 + (size_t)l * H * D, g->xn, H, D);
+    for (int i = 0; i < H; i++) g->h1[i] = g->h1[i] / (1.0f + expf(-g->h1[i])) * g->h3[i];
+    matvec(g->xn, w->w2 + (size_t)l * D * H, g->h1, D, H);
+    return 0;
+}
+
 const float *gen_step(Generator *g, int token, int pos) {
     const Config *c = &g->cfg;
     const ParamViews *w = &g->p->v;
-    const int D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c), V = c->vocab;
-    const int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, R = NH / NKV;
-    const float eps = c->norm_eps, alpha = c->res_scale, scale = 1.0f / sqrtf((float)HD);
+    const int D = c->dim, KVD = config_kv_dim(c), V = c->vocab;
+    const float alpha = c->res_scale;
     if (token < 0 || token >= V) {
         err_set("generator: token %d outside the vocab [0, %d)", token, V);
         return NULL;
@@ -98,63 +174,19 @@ const float *gen_step(Generator *g, int token, int pos) {
         err_set("generator: position %d outside [0, %d)", pos, g->max_seq);
         return NULL;
     }
-    const float *cs = g->rope.cos + (size_t)pos * (HD / 2), *sn = g->rope.sin + (size_t)pos * (HD / 2);
-
     memcpy(g->x, w->embed + (size_t)token * D, sizeof(float) * D);
     for (int l = 0; l < c->n_layers; l++) {
-        float *kc = g->key_cache + (size_t)l * g->max_seq * KVD;    // (max_seq, KVD) of this layer
-        float *vc = g->value_cache + (size_t)l * g->max_seq * KVD;
-        float *k = kc + (size_t)pos * KVD, *v = vc + (size_t)pos * KVD;
-
-        // attention branch
-        rmsnorm(g->xn, g->x, w->rms_att + (size_t)l * D, D, eps);
-        matvec(g->q, w->wq + (size_t)l * QD * D, g->xn, QD, D);
-        matvec(k, w->wk + (size_t)l * KVD * D, g->xn, KVD, D);
-        matvec(v, w->wv + (size_t)l * KVD * D, g->xn, KVD, D);
-        if (c->qk_norm) {  // per-head RMSNorm over HD, after projection, before RoPE
-            for (int h = 0; h < NH; h++)
-                rmsnorm(g->q + (size_t)h * HD, g->q + (size_t)h * HD, w->q_norm + (size_t)l * HD, HD, eps);
-            for (int h = 0; h < NKV; h++)
-                rmsnorm(k + (size_t)h * HD, k + (size_t)h * HD, w->k_norm + (size_t)l * HD, HD, eps);
-        }
-        rope(g->q, cs, sn, NH, HD, c->rope_layout);
-        rope(k, cs, sn, NKV, HD, c->rope_layout);
-        for (int h = 0; h < NH; h++) {
-            const int kvh = h / R;  // GQA: query head h reads kv head h/(NH/NKV)
-            const float *qh = g->q + (size_t)h * HD;
-            float mx = -INFINITY;
-            for (int t = 0; t <= pos; t++) {
-                const float *kt = kc + (size_t)t * KVD + (size_t)kvh * HD;
-                float s = 0.0f;
-                for (int i = 0; i < HD; i++) s += qh[i] * kt[i];
-                s *= scale;
-                g->scores[t] = s;
-                if (s > mx) mx = s;
-            }
-            float sum = 0.0f;
-            for (int t = 0; t <= pos; t++) sum += g->scores[t] = expf(g->scores[t] - mx);
-            const float inv = 1.0f / sum;
-            float *out = g->att + (size_t)h * HD;
-            memset(out, 0, sizeof(float) * HD);
-            for (int t = 0; t <= pos; t++) {
-                const float a = g->scores[t] * inv;
-                const float *vt = vc + (size_t)t * KVD + (size_t)kvh * HD;
-                for (int i = 0; i < HD; i++) out[i] += a * vt[i];
-            }
-        }
-        // x += res_scale * Wo att   (xn is free again: reuse it for the projection)
-        matvec(g->xn, w->wo + (size_t)l * D * QD, g->att, D, QD);
+        float *k = g->key_cache + ((size_t)l * g->max_seq + pos) * KVD;
+        float *v = g->value_cache + ((size_t)l * g->max_seq + pos) * KVD;
+        if (project_qkv(g, l, k, v) != 0) return NULL;
+        attend(g, l, pos, k);
+        if (project_out(g, l) != 0) return NULL;  // x += res_scale * Wo att
         for (int i = 0; i < D; i++) g->x[i] += alpha * g->xn[i];
-
-        // FFN branch: x += res_scale * W2 (silu(W1 xn) * W3 xn)
-        rmsnorm(g->xn, g->x, w->rms_ffn + (size_t)l * D, D, eps);
-        matvec(g->h1, w->w1 + (size_t)l * H * D, g->xn, H, D);
-        matvec(g->h3, w->w3 + (size_t)l * H * D, g->xn, H, D);
-        for (int i = 0; i < H; i++) g->h1[i] = g->h1[i] / (1.0f + expf(-g->h1[i])) * g->h3[i];
-        matvec(g->xn, w->w2 + (size_t)l * D * H, g->h1, D, H);
+        if (ffn(g, l) != 0) return NULL;          // x += res_scale * FFN(x)
         for (int i = 0; i < D; i++) g->x[i] += alpha * g->xn[i];
     }
-    rmsnorm(g->xn, g->x, w->rms_final, D, eps);
+    if (g->dev) return gen_device_logits(g->dev, g->x, g->logits) == 0 ? g->logits : NULL;
+    rmsnorm(g->xn, g->x, w->rms_final, D, c->norm_eps);
     matvec(g->logits, w->wcls, g->xn, V, D);
     return g->logits;
 }

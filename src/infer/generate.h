@@ -26,6 +26,9 @@ typedef struct {
     float *key_cache;   // (L, max_seq, KVD) keys after QK-norm and RoPE
     float *value_cache; // (L, max_seq, KVD)
     float *block;       // one allocation behind all of the above
+    // NULL: every matrix product on the CPU; else the projections, FFN, final
+    // norm and classifier on a device (generate_device.h; not owned)
+    struct GenDevice *dev;
 } Generator;
 
 // max_seq <= 0 means cfg.seq_len. -1 + err_msg on bad sizes or out of memory.

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/timer.h"
 #include "infer/generate.h"
+#include "infer/generate_device.h"
 #include "infer/sampler.h"
 
 // The prompt's tokens (after the separator); at least one.
@@ -62,7 +64,16 @@ int infer_generate(const Params *p, TextTok *tok, const TextGenOptions *o, TextG
     Generator g;
     Sampler s;
     int rc = -1;
+    GenDevice *dev = NULL;
+    const int on_device = o->device && strcmp(o->device, "cpu") != 0;
+    const double t0 = time_ms();
+    if (on_device && gen_device_init(&dev, p, o->device, 0) != 0) {
+        free(ptoks);
+        return -1;
+    }
+    if (o->compile_ms) *o->compile_ms = on_device ? time_ms() - t0 : 0.0;
     if (gen_init(&g, p, steps) == 0) {
+        g.dev = dev;
         // a padded vocab (Qwen3: 151936 rows, 151669 tokens) samples only real ids
         int n_ids = tok->vocab_size < p->cfg.vocab ? tok->vocab_size : p->cfg.vocab;
         unsigned char *allowed = o->ids ? calloc((size_t)n_ids, 1) : NULL;
@@ -80,6 +91,7 @@ int infer_generate(const Params *p, TextTok *tok, const TextGenOptions *o, TextG
         free(scratch);
         gen_free(&g);
     }
+    gen_device_free(dev);
     free(ptoks);
     return rc;
 }

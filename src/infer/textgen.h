@@ -24,6 +24,10 @@ typedef struct {
     // take most of the probability mass.
     const int *ids;
     int n_ids;
+    // NULL or "cpu": the CPU; "sim" or "ane": the matrix products on that
+    // device's kernels (generate_device.h), the sampler and tokenizer the same
+    const char *device;
+    double *compile_ms;  // if not NULL: set to the time the device's kernels took to compile
 } TextGenOptions;
 
 typedef void (*TextGenEmit)(void *ctx, const char *piece);

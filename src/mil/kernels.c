@@ -16,6 +16,7 @@
 static const char *KERNEL_NAMES[MIL_K_COUNT] = {
     "sdpaFwd", "woFwd", "ffnFused", "ffnBwdW2t", "ffnBwdW13t", "wotBwd", "sdpaBwd1", "sdpaBwd2", "qBwd", "kvBwd",
     "fwdAttn", "fwdFFN", "ffnBwd", "woSdpaBwd1", "qkvBwd", "rmsnormBwd", "finalNorm", "classifier", "vocabSoftmax",
+    "decQKV", "decWo",
 };
 
 const char *mil_kernel_name(MilKernelKind kind) {

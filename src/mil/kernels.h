@@ -89,6 +89,8 @@
 //  classifier    xf [D]                         logits [rows] of a vocabulary chunk (static-ane)
 //  vocabSoftmax  logits [rows]                  probs [rows], max [1], sum [1] = Σ exp(l − max)
 //                                               (weight-free, per chunk size)  (static-ane)
+//  decQKV        x [D]                          q [QD], k [KVD], v [KVD] of RMSNorm(x; rms_att) (generation)
+//  decWo         attn [QD]                      o [D] = Wo·attn                                 (generation)
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -120,6 +122,9 @@ typedef enum {
     MIL_K_FINAL_NORM,
     MIL_K_CLASSIFIER,
     MIL_K_VOCAB_SOFTMAX,
+    // generation (src/infer/generate_device.c): the projections around the CPU's attention
+    MIL_K_DEC_QKV,
+    MIL_K_DEC_WO,
     MIL_K_COUNT
 } MilKernelKind;
 

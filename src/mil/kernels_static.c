@@ -231,6 +231,33 @@ static MilVal gen_final_norm(Gen *g) {
     return kg_rmsnorm(g, kg_take(g, "x", "x_in"), w, "nf", "out");
 }
 
+// decQKV: the projections of one layer's attention for generation; QK-norm,
+// RoPE and attention over the KV cache run on the CPU (positions differ per
+// call, and the cache grows by one position a token).
+static MilVal gen_dec_qkv(Gen *g) {
+    const MilBaked *w = g->w;
+    kg_in_channels(g, "x", g->D);
+    norm_input(g, "rms_att");
+    kg_out_region(g, "q", g->QD);
+    kg_out_region(g, "k", g->KVD);
+    kg_out_region(g, "v", g->KVD);
+    kg_declare_input(g);
+    MilVal xn = kg_rmsnorm(g, kg_take(g, "x", "x_in"), norm_weight(g, "rms_att", w ? w->rms_att : NULL), "n1", "xn");
+    MilVal q = mil_emit_conv(&g->e, xn, kg_weight(g, "wq", w ? w->wq : NULL, g->QD, g->D, 0), "q");
+    MilVal k = mil_emit_conv(&g->e, xn, kg_weight(g, "wk", w ? w->wk : NULL, g->KVD, g->D, 0), "k");
+    MilVal v = mil_emit_conv(&g->e, xn, kg_weight(g, "wv", w ? w->wv : NULL, g->KVD, g->D, 0), "v");
+    return mil_emit_concat(&g->e, 3, (const MilVal[]){q, k, v}, 1, "out");
+}
+
+// decWo: the attention output's projection (the residual add stays on the CPU, in fp32).
+static MilVal gen_dec_wo(Gen *g) {
+    kg_in_channels(g, "attn", g->QD);
+    kg_out_region(g, "o", g->D);
+    kg_declare_input(g);
+    return mil_emit_conv(&g->e, kg_take(g, "attn", "a"), kg_weight(g, "wo", g->w ? g->w->wo : NULL, g->D, g->QD, 0),
+                         "out");
+}
+
 static int chunk_rows(const Gen *g) {
     if (g->w && g->w->rows > 0) return g->w->rows;
     int n, rows;
@@ -278,6 +305,8 @@ MilVal mil_kernel_gen_static(Gen *g, MilKernelKind kind) {
     case MIL_K_FINAL_NORM: return gen_final_norm(g);
     case MIL_K_CLASSIFIER: return gen_classifier(g);
     case MIL_K_VOCAB_SOFTMAX: return gen_vocab_softmax(g);
+    case MIL_K_DEC_QKV: return gen_dec_qkv(g);
+    case MIL_K_DEC_WO: return gen_dec_wo(g);
     default: err_set("mil kernel %d is not a static kernel", (int)kind); g->e.failed = 1; return MIL_NONE;
     }
 }
