@@ -1,6 +1,8 @@
 // The ANE's rules (src/mil/mil_rules.h): every kernel the generators emit, for
 // every preset and a few odd windows, meets them; a program breaking each
 // enforced rule is rejected with that rule named.
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,8 +129,8 @@ static void compare_padded(const char *preset, int S) {
             const MilBaked *wp = mil_kernel_is_baked((MilKernelKind)kind) ? &w : NULL;
             MilKernel a, b;
             REQUIRE(mil_kernel_build_unpadded((MilKernelKind)kind, &c, S, wp, &a) == 0);
-            if (!CHECKF((wp ? mil_kernel_build_baked((MilKernelKind)kind, &c, S, wp, &b)
-                            : mil_kernel_build((MilKernelKind)kind, &c, S, &b)) == 0, "%s", err_msg())) {
+            // both with GQA as the NH-input concat: mil_gqa_permuted_equals_concat compares the forms
+            if (!CHECKF(mil_kernel_build_gqa_concat((MilKernelKind)kind, &c, S, wp, &b) == 0, "%s", err_msg())) {
                 mil_kernel_free(&a);
                 continue;
             }
@@ -274,4 +276,86 @@ TEST(mil_dialect_retry_compiles_the_other_dialect) {
     CHECK(test_runf(&out, "%s train --model tiny-mha --scratch --data %s --mil-dialect ios17 --steps 1", test_bin(),
                     test_pattern_tokens(256)) != 0 && out && strstr(out, "--mil-dialect must be ios18 or ios16"));
     free(out);
+}
+
+// --- GQA as the original's 2-input concat, with permuted query heads ------------------------------
+
+// Runs k (fp16, as the device) on inputs staged by name from src[region] and
+// returns every output region fetched by name (model head order), concatenated.
+static float *run_staged(const MilKernel *k, float *const *src, size_t *n_out) {
+    MilWeightFile wf[64];
+    for (int i = 0; i < k->n_blobs; i++) wf[i] = (MilWeightFile){k->blobs[i].path, k->blobs[i].data, k->blobs[i].size};
+    MilProgram *prog;
+    if (!CHECKF(mil_program_compile(k->mil, wf, k->n_blobs, &prog) == 0, "%s: %s", k->name, err_msg())) return NULL;
+    uint16_t *in = calloc((size_t)k->in_c * k->in_w, 2), *out = calloc((size_t)k->out_c * k->out_w, 2);
+    for (int r = 0; r < k->n_in; r++) CHECK(mil_kernel_stage(k, in, k->in[r].name, src[r]) == 0);
+    size_t n = 0;
+    for (int r = 0; r < k->n_out; r++) n += (size_t)k->out[r].nc * k->out[r].nw;
+    float *y = calloc(n, sizeof(float));
+    CHECKF(mil_program_run(prog, in, out) == 0, "%s: %s", k->name, err_msg());
+    size_t at = 0;
+    for (int r = 0; r < k->n_out; r++) {
+        CHECK(mil_kernel_fetch(k, out, k->out[r].name, y + at) == 0);
+        at += (size_t)k->out[r].nc * k->out[r].nw;
+    }
+    mil_program_free(prog);
+    free(in), free(out);
+    *n_out = n;
+    return y;
+}
+
+// sdpaFwd and fwdAttn in both forms, the same staged inputs: every output the
+// same bit for bit in fp16, except fwdAttn's o = Wo·attn, whose sum over the
+// query channels runs in the permuted order: its fp32 sums differ by far less
+// than an fp16 step, so after rounding by at most one fp16 step of the
+// region's largest value (2^-10 of it).
+TEST(mil_gqa_permuted_equals_concat) {
+    const char *presets[] = {"tiny-gqa", "tiny-qwen3", "stories260k", "qwen3-tiny"};
+    const GemmBackend was = gemm_get_backend();
+    gemm_set_backend(GEMM_BLOCKED);  // products whose columns moved still sum each output in one order
+    for (size_t pi = 0; pi < sizeof presets / sizeof *presets; pi++) {
+        Config c;
+        REQUIRE(config_preset(&c, presets[pi]) == 0);
+        const int S = 64;
+        const size_t big = largest_weight(&c);
+        float *wts = malloc(big * sizeof(float));
+        for (size_t i = 0; i < big; i++) wts[i] = (float)((i * 2654435761u) % 1001) / 4000.0f - 0.125f;
+        const MilBaked w = zero_weights(&c, wts, 0);
+        const MilKernelKind kinds[2] = {MIL_K_SDPA_FWD, MIL_K_ATTN_FWD};
+        for (int ki = 0; ki < 2; ki++) {
+            const MilBaked *wp = ki ? &w : NULL;
+            MilKernel a, b;
+            REQUIRE((ki ? mil_kernel_build_baked(kinds[ki], &c, S, wp, &a) : mil_kernel_build(kinds[ki], &c, S, &a)) == 0);
+            REQUIRE(mil_kernel_build_gqa_concat(kinds[ki], &c, S, wp, &b) == 0);
+            CHECKF(a.gqa_r == c.n_heads / c.n_kv_heads && b.gqa_r == 0, "%s %s: forms %d, %d", presets[pi], a.name,
+                   a.gqa_r, b.gqa_r);
+            CHECKF(strstr(a.mil, "concat(axis") && !strstr(a.mil, "kt_h1"), "%s %s: the permuted form slices heads",
+                   presets[pi], a.name);
+            float *src[MIL_KERNEL_MAX_REGIONS];
+            for (int r = 0; r < a.n_in; r++) {
+                const size_t n = (size_t)a.in[r].nc * a.in[r].nw;
+                src[r] = malloc(n * sizeof(float));
+                for (size_t i = 0; i < n; i++) src[r][i] = (float)(((i + 977 * r) * 40503u) % 2001) / 1000.0f - 1.0f;
+            }
+            size_t na, nb;
+            float *ya = run_staged(&a, src, &na), *yb = run_staged(&b, src, &nb);
+            if (ya && yb && CHECKF(na == nb, "%s: outputs differ in size", a.name)) {
+                size_t at = 0;
+                for (int r = 0; r < a.n_out; r++) {
+                    const size_t n = (size_t)a.out[r].nc * a.out[r].nw;
+                    double mx = 0, d = 0;
+                    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(yb[at + i])), d = fmax(d, fabs(ya[at + i] - yb[at + i]));
+                    const double bound = strcmp(a.out[r].name, "o") == 0 ? mx / 1024 : 0;
+                    CHECKF(d <= bound, "%s %s %s: permuted and concat forms differ by %g (bound %g)", presets[pi],
+                           a.name, a.out[r].name, d, bound);
+                    at += n;
+                }
+            }
+            free(ya), free(yb);
+            for (int r = 0; r < a.n_in; r++) free(src[r]);
+            mil_kernel_free(&a), mil_kernel_free(&b);
+        }
+        free(wts);
+    }
+    gemm_set_backend(was);
 }

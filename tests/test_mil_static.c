@@ -325,8 +325,9 @@ static void check_lora_kind(Model *m, MilKernelKind kind, const Params *a, const
     const ParamViews *v = &merged->v;
     wm.wq = v->wq, wm.wk = v->wk, wm.wv = v->wv, wm.wo = v->wo, wm.w1 = v->w1, wm.w2 = v->w2, wm.w3 = v->w3;
     MilKernel kl, km;
-    if (!CHECKF(mil_kernel_build_baked(kind, &m->c, m->S, &wl, &kl) == 0 &&
-                    mil_kernel_build_baked(kind, &m->c, m->S, &wm, &km) == 0, "%s", err_msg())) {
+    // both in the NH-input GQA form: the adapters of Wq and Wo keep the model's head order
+    if (!CHECKF(mil_kernel_build_gqa_concat(kind, &m->c, m->S, &wl, &kl) == 0 &&
+                    mil_kernel_build_gqa_concat(kind, &m->c, m->S, &wm, &km) == 0, "%s", err_msg())) {
         free(twos);
         return;
     }

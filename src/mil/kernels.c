@@ -12,6 +12,7 @@
 #include "mil/kernels_gen.h"
 #include "mil/mil_blob.h"
 #include "mil/mil_rules.h"
+#include "model/lora.h"
 
 static const char *KERNEL_NAMES[MIL_K_COUNT] = {
     "sdpaFwd", "woFwd", "ffnFused", "ffnBwdW2t", "ffnBwdW13t", "wotBwd", "sdpaBwd1", "sdpaBwd2", "qBwd", "kvBwd",
@@ -29,6 +30,7 @@ static MilVal gen_sdpa_fwd(Gen *g) {
     const int qkn = g->cfg->qk_norm;
     kg_in_spatial(g, "xn", MIL_REG_ACT, g->D, g->S);
     kg_in_spatial(g, "Wq^T", MIL_REG_WT, g->D, g->QD);
+    kg_mark_perm_input(g);
     kg_in_spatial(g, "Wk^T", MIL_REG_WT, g->D, g->KVD);
     kg_in_spatial(g, "Wv^T", MIL_REG_WT, g->D, g->KVD);
     if (qkn) {
@@ -190,8 +192,23 @@ static MilVal pad_output(Gen *g, MilVal res) {
     return mil_emit_concat(&g->e, 2, (const MilVal[]){res, zv}, 1, "out_padded");
 }
 
+// The forms of a kernel (build's `form` bits): padded to the ANE's rules, and
+// GQA by the NH-input concat of single kv heads instead of R whole copies.
+enum { FORM_PAD = 1, FORM_GQA_CONCAT = 2, FORM_ANE = FORM_PAD };
+
+// 1 if kind's GQA runs on permuted query heads: the attention kernels of a
+// model with R > 1, unless LoRA adapts Wq or Wo (their adapters are staged in
+// the model's order).
+static int gqa_permuted(MilKernelKind kind, const Config *cfg, const MilBaked *w, int form) {
+    if (form & FORM_GQA_CONCAT || cfg->n_heads == cfg->n_kv_heads) return 0;
+    if (kind == MIL_K_SDPA_FWD) return 1;
+    const int lora_qo = w && w->lora_rank > 0 && (w->lora_targets & (1u << LORA_Q | 1u << LORA_O));
+    return kind == MIL_K_ATTN_FWD && !lora_qo;
+}
+
 static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w, int with_blobs,
-                 int pad, MilKernel *out) {
+                 int form, MilKernel *out) {
+    const int pad = form & FORM_PAD;
     memset(out, 0, sizeof *out);
     if (kind < 0 || kind >= MIL_K_COUNT) return err_set("mil kernel: unknown kind %d", (int)kind);
     if (config_validate(cfg, cfg->name[0] ? cfg->name : "config") != 0) return -1;
@@ -218,6 +235,8 @@ static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialec
     g.R = g.NH / g.NKV;
     g.w = w;
     g.pad = pad;
+    g.gqa_perm = gqa_permuted(kind, cfg, w, form);
+    if (g.gqa_perm) out->gqa_r = g.R, out->gqa_nkv = g.NKV, out->gqa_hd = g.HD;
     g.S_real = S;
     g.S = pad ? (S + MIL_RULE_ROW_BYTES / 2 - 1) / (MIL_RULE_ROW_BYTES / 2) * (MIL_RULE_ROW_BYTES / 2) : S;
     out->kind = kind;
@@ -260,7 +279,7 @@ static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialec
     out->dialect = dialect;
     if (rc == 0 && with_blobs) {  // the other dialect's text (no weight bytes are made twice)
         MilKernel alt;
-        rc = build(kind, cfg, S, dialect == MIL_DIALECT_IOS18 ? MIL_DIALECT_IOS16 : MIL_DIALECT_IOS18, w, 0, pad, &alt);
+        rc = build(kind, cfg, S, dialect == MIL_DIALECT_IOS18 ? MIL_DIALECT_IOS16 : MIL_DIALECT_IOS18, w, 0, form, &alt);
         if (rc == 0) out->mil_alt = alt.mil, alt.mil = NULL;
         mil_kernel_free(&alt);
     }
@@ -273,29 +292,39 @@ static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialec
 }
 
 int mil_kernel_build_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out) {
-    return build(kind, cfg, S, dialect, NULL, 1, 1, out);
+    return build(kind, cfg, S, dialect, NULL, 1, FORM_ANE, out);
 }
 
 int mil_kernel_build_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, MilKernel *out) {
-    return build(kind, cfg, S, dialect, NULL, 0, 1, out);
+    return build(kind, cfg, S, dialect, NULL, 0, FORM_ANE, out);
 }
 
 int mil_kernel_build_baked(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out) {
-    return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, 1, out);
+    return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, FORM_ANE, out);
 }
 
 int mil_kernel_build_baked_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect,
                                    const MilBaked *w, MilKernel *out) {
-    return build(kind, cfg, S, dialect, w, 1, 1, out);
+    return build(kind, cfg, S, dialect, w, 1, FORM_ANE, out);
 }
 
 int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,
                                 MilKernel *out) {
-    return build(kind, cfg, S, dialect, w, 0, 1, out);
+    return build(kind, cfg, S, dialect, w, 0, FORM_ANE, out);
 }
 
 int mil_kernel_build_unpadded(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out) {
-    return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, 0, out);
+    return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, FORM_GQA_CONCAT, out);
+}
+
+int mil_kernel_build_gqa_concat(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out) {
+    return build(kind, cfg, S, MIL_DIALECT_IOS18, w, 1, FORM_PAD | FORM_GQA_CONCAT, out);
+}
+
+int mil_kernel_model_row(const MilKernel *k, int c) {
+    if (!k->gqa_r) return c;
+    const int p = c / k->gqa_hd, h = (p % k->gqa_nkv) * k->gqa_r + p / k->gqa_nkv;
+    return h * k->gqa_hd + c % k->gqa_hd;
 }
 
 int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *out) {
@@ -325,6 +354,7 @@ const MilRegion *mil_kernel_output(const MilKernel *k, const char *name) { retur
 // Rows of a region converted on the pool (each row exactly as on one thread):
 // fp32 rows (nw apart) into surface rows (W apart), or back.
 typedef struct {
+    const MilKernel *k;
     const MilRegion *r;
     size_t W;
     const float *from32;     // staging: these rows ...
@@ -339,8 +369,9 @@ static void rows_run(void *ctx, int tid, int nt) {
     size_t b, e;
     threads_range((size_t)j->r->nc, tid, nt, 1, &b, &e);
     for (size_t i = b; i < e; i++) {
-        if (j->to16) fp16_from_f32_array(j->to16 + i * j->W, j->from32 + i * nw, nw);
-        else fp16_to_f32_array(j->to32 + i * nw, j->from16 + i * j->W, nw);
+        const size_t m = j->r->perm ? (size_t)mil_kernel_model_row(j->k, (int)i) : i;  // the fp32 side's row
+        if (j->to16) fp16_from_f32_array(j->to16 + i * j->W, j->from32 + m * nw, nw);
+        else fp16_to_f32_array(j->to32 + m * nw, j->from16 + i * j->W, nw);
     }
 }
 
@@ -354,10 +385,19 @@ int mil_kernel_stage(const MilKernel *k, uint16_t *in, const char *name, const f
     if (!r) return err_set("mil kernel %s: no input region '%s'", k->name, name);
     const size_t W = (size_t)k->in_w;
     if (r->kind == MIL_REG_WT) {  // row i = column i of M [nw][nc]
-        fp16_from_f32_transposed(in + (size_t)r->c0 * W + r->w0, W, src, (size_t)r->nw, (size_t)r->nc);
+        float *perm = NULL;
+        if (r->perm) {  // M's rows (the block's columns) in the kernel's head order
+            perm = malloc(sizeof(float) * (size_t)r->nw * r->nc);
+            if (!perm) return err_set("mil kernel %s: out of memory staging %s", k->name, name);
+            for (int c = 0; c < r->nw; c++)
+                memcpy(perm + (size_t)c * r->nc, src + (size_t)mil_kernel_model_row(k, c) * r->nc,
+                       sizeof(float) * (size_t)r->nc);
+        }
+        fp16_from_f32_transposed(in + (size_t)r->c0 * W + r->w0, W, perm ? perm : src, (size_t)r->nw, (size_t)r->nc);
+        free(perm);
         return 0;
     }
-    const RowJob j = {r, W, src, in + (size_t)r->c0 * W + r->w0, NULL, NULL};
+    const RowJob j = {k, r, W, src, in + (size_t)r->c0 * W + r->w0, NULL, NULL};
     convert_rows(&j);
     return 0;
 }
@@ -366,9 +406,16 @@ int mil_kernel_fetch(const MilKernel *k, const uint16_t *out, const char *name, 
     const MilRegion *r = mil_kernel_output(k, name);
     if (!r) return err_set("mil kernel %s: no output region '%s'", k->name, name);
     const size_t W = (size_t)k->out_w;
-    const RowJob j = {r, W, NULL, NULL, out + (size_t)r->c0 * W + r->w0, dst};
+    const RowJob j = {k, r, W, NULL, NULL, out + (size_t)r->c0 * W + r->w0, dst};
     convert_rows(&j);
     return 0;
+}
+
+// The row of source region s holding model row i (its permuted head order undone).
+static int source_row(const MilKernel *k, const MilRegion *s, int i) {
+    if (!s->perm) return i;
+    const int hd = k->gqa_hd, h = i / hd, p = (h % k->gqa_r) * k->gqa_nkv + h / k->gqa_r;
+    return p * hd + i % hd;
 }
 
 int mil_kernel_copy(const MilKernel *dst_k, uint16_t *dst, const char *dst_name, const MilKernel *src_k,
@@ -379,9 +426,10 @@ int mil_kernel_copy(const MilKernel *dst_k, uint16_t *dst, const char *dst_name,
     if (d->nc != s->nc || d->nw != s->nw || d->kind != MIL_REG_ACT)
         return err_set("mil kernel copy %s.%s <- %s.%s: regions differ ([%d,%d] vs [%d,%d])", dst_k->name, dst_name,
                        src_k->name, src_name, d->nc, d->nw, s->nc, s->nw);
+    if (d->perm) return err_set("mil kernel copy %s.%s: a destination in permuted head order", dst_k->name, dst_name);
     for (int i = 0; i < d->nc; i++)
-        memcpy(dst + (size_t)(d->c0 + i) * dst_k->in_w + d->w0, src + (size_t)(s->c0 + i) * src_k->out_w + s->w0,
-               sizeof(uint16_t) * (size_t)d->nw);
+        memcpy(dst + (size_t)(d->c0 + i) * dst_k->in_w + d->w0,
+               src + (size_t)(s->c0 + source_row(src_k, s, i)) * src_k->out_w + s->w0, sizeof(uint16_t) * (size_t)d->nw);
     return 0;
 }
 
@@ -395,7 +443,7 @@ int mil_kernel_copy_heads(const MilKernel *dst_k, uint16_t *dst, const char *dst
         return err_set("mil kernel copy %s.%s <- %s.%s: [%d,%d] is not %d repeats of [%d,%d] in heads of %d",
                        dst_k->name, dst_name, src_k->name, src_name, d->nc, d->nw, repeat, s->nc, s->nw, head_rows);
     for (int i = 0; i < d->nc; i++) {
-        const int h = i / head_rows, row = (h / repeat) * head_rows + i % head_rows;
+        const int h = i / head_rows, row = source_row(src_k, s, (h / repeat) * head_rows + i % head_rows);
         memcpy(dst + (size_t)(d->c0 + i) * dst_k->in_w + d->w0, src + (size_t)(s->c0 + row) * src_k->out_w + s->w0,
                sizeof(uint16_t) * (size_t)d->nw);
     }

@@ -146,6 +146,8 @@ typedef struct {
     int c0, nc;
     int w0, nw;
     int pc, pw;        // the kernel's extent (>= nc, nw)
+    int perm;          // heads in the kernel's GQA order (MilKernel.gqa_r): rows of an output,
+                       // columns of a WT block; staging and fetching map them to the model's
 } MilRegion;
 
 // A weight file the program references as @model_path/weights/<name>.bin.
@@ -170,6 +172,14 @@ typedef struct {
     int n_blobs;
     int in_c, in_w;          // input  [1, in_c, 1, in_w]
     int out_c, out_w;        // output [1, out_c, 1, out_w], out_w = S_pad
+    // GQA as the original's concat of R whole copies of K and V (2 inputs
+    // for Qwen3), which gives query position p kv head p mod NKV; the query
+    // heads are therefore held in the order p = r·NKV + g for model head
+    // h = g·R + r (kv head h/R = g), in the regions marked perm: Wq's staged
+    // columns (baked rows, and Wo's baked columns, in fwdAttn) and the
+    // attn, q_rope, q_pre outputs. 0: no permutation (R = 1, or the form of
+    // mil_kernel_build_gqa_concat).
+    int gqa_r, gqa_nkv, gqa_hd;
     int S, S_pad;            // the window, and the positions the kernel computes (a multiple of
                              // 64, so every row is a multiple of 128 bytes; the rest are masked
                              // out by causality and never read back)
@@ -233,10 +243,16 @@ int mil_kernel_build_baked_dialect(MilKernelKind kind, const Config *cfg, int S,
 // Text only (no weight bytes; w may be NULL, and w->rows 0 takes the first vocabulary chunk).
 int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,
                                 MilKernel *out);
-// Without the padding the ANE's rules need (mil_rules.h): the same
-// computation on the bare shapes (w NULL for the dynamic kinds). For tests
-// that compare the two; the devices refuse such a program.
+// Without the padding the ANE's rules need (mil_rules.h) and with GQA as the
+// NH-input concat (no permuted heads): the same computation on the bare
+// shapes the layout table describes (w NULL for the dynamic kinds). For tests
+// that compare; the devices refuse such a program.
 int mil_kernel_build_unpadded(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out);
+// The NH-input concat of single kv heads (h/R) and no permutation: the form
+// the permuted one is tested against.
+int mil_kernel_build_gqa_concat(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out);
+// The model's channel of kernel channel c of a perm region (c itself without the permutation).
+int mil_kernel_model_row(const MilKernel *k, int c);
 void mil_kernel_free(MilKernel *k);
 
 // Region by name (NULL if the kernel has no such region).

@@ -19,7 +19,7 @@ void kg_in_spatial_pw(Gen *g, const char *name, MilRegionKind kind, int nc, int 
     CHECK_OR_ABORT(k->n_in < MIL_KERNEL_MAX_REGIONS);
     const int w0 = g->pad ? round_up(g->w_cursor, MIL_RULE_SLICE_ELEMS) : g->w_cursor;
     const int pc = kind == MIL_REG_W || kind == MIL_REG_WT ? kg_inner(g, nc) : nc;
-    k->in[k->n_in++] = (MilRegion){name, kind, 0, nc, w0, nw, pc, pw};
+    k->in[k->n_in++] = (MilRegion){name, kind, 0, nc, w0, nw, pc, pw, 0};
     g->w_cursor = w0 + (kind == MIL_REG_VEC && g->pad ? MIL_RULE_SLICE_ELEMS : pw);
     if (pc > k->in_c) k->in_c = pc;
     k->in_w = g->w_cursor;
@@ -34,7 +34,7 @@ void kg_in_spatial(Gen *g, const char *name, MilRegionKind kind, int nc, int nw)
 void kg_in_channels(Gen *g, const char *name, int nc) {
     MilKernel *k = g->k;
     CHECK_OR_ABORT(k->n_in < MIL_KERNEL_MAX_REGIONS);
-    k->in[k->n_in++] = (MilRegion){name, MIL_REG_ACT, g->c_cursor, nc, 0, g->S_real, nc, g->S};
+    k->in[k->n_in++] = (MilRegion){name, MIL_REG_ACT, g->c_cursor, nc, 0, g->S_real, nc, g->S, 0};
     g->c_cursor += nc;
     k->in_c = g->c_cursor;
     if (k->in_w < g->S) k->in_w = g->S;
@@ -44,7 +44,7 @@ void kg_in_channels(Gen *g, const char *name, int nc) {
 void kg_out_region(Gen *g, const char *name, int nc) {
     MilKernel *k = g->k;
     CHECK_OR_ABORT(k->n_out < MIL_KERNEL_MAX_REGIONS);
-    k->out[k->n_out++] = (MilRegion){name, MIL_REG_ACT, g->out_cursor, nc, 0, g->S_real, nc, g->S};
+    k->out[k->n_out++] = (MilRegion){name, MIL_REG_ACT, g->out_cursor, nc, 0, g->S_real, nc, g->S, 0};
     g->out_cursor += nc;
 }
 
@@ -150,6 +150,13 @@ MilVal kg_from_heads(Gen *g, MilVal a, const char *p, const char *name) {
 // which would give h mod NKV, the original's forward/backward mismatch).
 MilVal kg_gqa_tile(Gen *g, MilVal kv, const char *p) {
     if (g->R == 1) return kv;
+    if (g->gqa_perm) {  // the original's form: R whole copies (query position p reads kv head p mod NKV)
+        MilVal copies[64];
+        CHECK_OR_ABORT(g->R <= 64);
+        for (int r = 0; r < g->R; r++) copies[r] = kv;
+        char n1[MIL_NAME_MAX];
+        return mil_emit_concat(&g->e, g->R, copies, 1, kg_nm(n1, p, "tile"));
+    }
     MilVal parts[1024];
     CHECK_OR_ABORT(g->NH <= 1024);
     for (int j = 0; j < g->NKV; j++) {
@@ -296,14 +303,49 @@ KgAttn kg_attention(Gen *g, MilVal q_mt, MilVal k_mt, MilVal v_mt, MilVal qnw, M
     return r;
 }
 
+// Marks the last region declared (input or output) as holding permuted heads.
+static void mark_perm(Gen *g, int output) {
+    if (!g->gqa_perm) return;
+    MilRegion *r = output ? &g->k->out[g->k->n_out - 1] : &g->k->in[g->k->n_in - 1];
+    r->perm = 1;
+}
+
+void kg_mark_perm_input(Gen *g) { mark_perm(g, 0); }
+
+int kg_model_row(const Gen *g, int c) {
+    if (!g->gqa_perm) return c;
+    const int p = c / g->HD, h = (p % g->NKV) * g->R + p / g->NKV;
+    return h * g->HD + c % g->HD;
+}
+
+MilVal kg_weight_perm(Gen *g, const char *name, const float *m, int rows, int cols, int perm_rows, int perm_cols) {
+    if (!g->gqa_perm || !m || g->e.no_payload) return kg_weight(g, name, m, rows, cols, 0);
+    float *t = malloc(sizeof(float) * (size_t)rows * cols);
+    if (!t) {
+        err_set("out of memory for the permuted weight %s", name);
+        g->e.failed = 1;
+        return MIL_NONE;
+    }
+    for (int i = 0; i < rows; i++) {
+        const int si = perm_rows ? kg_model_row(g, i) : i;
+        for (int j = 0; j < cols; j++) t[(size_t)i * cols + j] = m[(size_t)si * cols + (perm_cols ? kg_model_row(g, j) : j)];
+    }
+    MilVal v = kg_weight(g, name, t, rows, cols, 0);
+    free(t);
+    return v;
+}
+
 void kg_attention_out_regions(Gen *g) {
     kg_out_region(g, "attn", g->QD);
+    mark_perm(g, 1);
     kg_out_region(g, "q_rope", g->QD);
+    mark_perm(g, 1);
     kg_out_region(g, "k_rope", g->KVD);
     kg_out_region(g, "v", g->KVD);
     kg_out_region(g, "xn", g->D);
     if (g->cfg->qk_norm) {
         kg_out_region(g, "q_pre", g->QD);
+        mark_perm(g, 1);
         kg_out_region(g, "k_pre", g->KVD);
     }
 }

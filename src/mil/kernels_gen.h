@@ -13,6 +13,7 @@ typedef struct {
     int S;                   // positions the kernel computes: the window padded (S_real without padding)
     int S_real;              // the window
     int pad;                 // meet the ANE's rules (mil_rules.h); 0 only for tests that compare
+    int gqa_perm;            // GQA by R whole copies of K/V, query heads permuted (MilKernel.gqa_r)
     int D, H, NH, NKV, HD, QD, KVD, R;
     int w_cursor, c_cursor;  // layout of input regions (spatial / channel stacking)
     int out_cursor;          // channels of output regions
@@ -108,6 +109,14 @@ typedef struct {
 // Projected q, k, v ([1,1,C,S] or [1,C,1,S]) -> heads, QK-norm with qnw/knw
 // (any shape of HD elements; MIL_NONE without QK-norm), RoPE, causal softmax, P·V.
 KgAttn kg_attention(Gen *g, MilVal q_mt, MilVal k_mt, MilVal v_mt, MilVal qnw, MilVal knw);
+
+// With gqa_perm: the last input region declared holds permuted heads (sdpaFwd's Wq^T).
+void kg_mark_perm_input(Gen *g);
+// The model's channel of kernel channel c of a permuted region.
+int kg_model_row(const Gen *g, int c);
+// kg_weight (not transposed) of m [rows, cols] with its rows and/or columns in
+// the kernel's head order (fwdAttn's Wq rows, Wo columns).
+MilVal kg_weight_perm(Gen *g, const char *name, const float *m, int rows, int cols, int perm_rows, int perm_cols);
 
 // The attention kernels' (sdpaFwd, fwdAttn) shared output regions, after any
 // of their own: attn, q_rope, k_rope, v, xn, and with QK-norm q_pre, k_pre ...

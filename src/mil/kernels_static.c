@@ -107,14 +107,14 @@ static MilVal gen_attn_fwd(Gen *g) {
     kg_declare_input(g);
     MilVal x = kg_take(g, "x", "x_in");
     MilVal xn = kg_rmsnorm(g, x, norm_weight(g, "rms_att", w ? w->rms_att : NULL), "n1", "xn");
-    MilVal q = project(g, xn, kg_weight(g, "wq", w ? w->wq : NULL, g->QD, g->D, 0), LORA_Q, 0, "q_pre");
+    MilVal q = project(g, xn, kg_weight_perm(g, "wq", w ? w->wq : NULL, g->QD, g->D, 1, 0), LORA_Q, 0, "q_pre");
     MilVal k = project(g, xn, kg_weight(g, "wk", w ? w->wk : NULL, g->KVD, g->D, 0), LORA_K, 0, "k_pre");
     MilVal v = project(g, xn, kg_weight(g, "wv", w ? w->wv : NULL, g->KVD, g->D, 0), LORA_V, 0, "v_out");
     MilVal qnw = qkn ? kg_vector(g, "q_norm", w ? w->q_norm : NULL, g->HD) : MIL_NONE;
     MilVal knw = qkn ? kg_vector(g, "k_norm", w ? w->k_norm : NULL, g->HD) : MIL_NONE;
     KgAttn at = kg_attention(g, q, k, v, qnw, knw);
     MilVal a = kg_from_heads(g, at.a, "at", "attn");
-    MilVal o = project(g, a, kg_weight(g, "wo", w ? w->wo : NULL, g->D, g->QD, 0), LORA_O, 0, "o");
+    MilVal o = project(g, a, kg_weight_perm(g, "wo", w ? w->wo : NULL, g->D, g->QD, 0, 1), LORA_O, 0, "o");
     MilVal outs[8] = {o};
     const int n = kg_attention_outs(g, &at, a, v, xn, q, k, outs, 1);
     return mil_emit_concat(&g->e, n, outs, 1, "out");
