@@ -13,6 +13,7 @@
 #include "infer/generate.h"
 #include "infer/generate_device.h"
 #include "infer/sampler.h"
+#include "mil/kernels.h"
 #include "model/config.h"
 #include "model/model_file.h"
 #include "model/params.h"
@@ -339,25 +340,21 @@ TEST(sample_cli_stories260k_greedy_on_sim) {
 // product is off by at most ~5u of the largest value it involves. A position
 // passes 3 products per layer and 2 at the head, and the residual stream (fp32,
 // on the CPU) adds their errors up: (3L + 2)·5u of the largest logit.
-TEST(gen_device_logits_match_cpu_within_fp16) {
-    const char *path = test_data("stories260K/stories260K.bin");
-    if (!path) return;
-    Params p;
-    REQUIRE(model_load(&p, path) == 0);
+static void compare_device_logits(const Params *p, int positions, const char *label) {
     Generator cpu, dev;
     GenDevice *gd = NULL;
-    REQUIRE(gen_init(&cpu, &p, 256) == 0 && gen_init(&dev, &p, 256) == 0);
-    REQUIRE(gen_device_init(&gd, &p, "sim", 0) == 0);
+    REQUIRE(gen_init(&cpu, p, positions) == 0 && gen_init(&dev, p, positions) == 0);
+    REQUIRE(gen_device_init(&gd, p, "sim", 0) == 0);
     dev.dev = gd;
-    const double u = 1.0 / 2048, bound = (3.0 * p.cfg.n_layers + 2) * 5 * u;
+    const double u = 1.0 / 2048, bound = (3.0 * p->cfg.n_layers + 2) * 5 * u;
     double worst = 0;
     int token = 1, flips = 0;
-    for (int pos = 0; pos < 256; pos++) {
+    for (int pos = 0; pos < positions; pos++) {
         const float *a = gen_step(&cpu, token, pos), *b = gen_step(&dev, token, pos);
-        if (!CHECKF(a && b, "position %d: %s", pos, err_msg())) break;
+        if (!CHECKF(a && b, "%s position %d: %s", label, pos, err_msg())) break;
         double mx = 0, d = 0;
         int am = 0, bm = 0;
-        for (int i = 0; i < p.cfg.vocab; i++) {
+        for (int i = 0; i < p->cfg.vocab; i++) {
             mx = fmax(mx, fabs(a[i]));
             d = fmax(d, fabs(a[i] - b[i]));
             if (a[i] > a[am]) am = i;
@@ -367,14 +364,33 @@ TEST(gen_device_logits_match_cpu_within_fp16) {
         flips += am != bm;
         token = am;  // both follow the CPU's greedy path
     }
-    fprintf(stderr, "  stories260K on sim: worst logit error %.2e of the largest (bound %.2e), %d argmax flips\n",
-            worst, bound, flips);
-    CHECKF(worst <= bound, "logits off by %.3g of the largest, bound %.3g", worst, bound);
-    int kernels;
+    fprintf(stderr, "  %s on sim: worst logit error %.2e of the largest (bound %.2e), %d argmax flips in %d\n", label,
+            worst, bound, flips, positions);
+    CHECKF(worst <= bound, "%s: logits off by %.3g of the largest, bound %.3g", label, worst, bound);
+    int kernels, n_chunks, rows;
     long long evals;
     gen_device_counts(gd, &kernels, &evals);
-    CHECKF(kernels == 3 * p.cfg.n_layers + 2, "%d kernels compiled, want %d (one set)", kernels, 3 * p.cfg.n_layers + 2);
+    mil_vocab_chunks(p->cfg.vocab, &n_chunks, &rows);
+    CHECKF(kernels == 3 * p->cfg.n_layers + 1 + n_chunks, "%s: %d kernels compiled, want %d (one set)", label, kernels,
+           3 * p->cfg.n_layers + 1 + n_chunks);
     gen_free(&cpu), gen_free(&dev);
     gen_device_free(gd);
-    params_free(&p);
+}
+
+TEST(gen_device_logits_match_cpu_within_fp16) {
+    const char *path = test_data("stories260K/stories260K.bin");
+    if (path) {
+        Params p;
+        REQUIRE(model_load(&p, path) == 0);
+        compare_device_logits(&p, 256, "stories260K");
+        params_free(&p);
+    }
+    // GQA (R = 2), QK-norm, rotate-half RoPE and a vocabulary of 5 classifier chunks
+    Config c;
+    REQUIRE(config_preset(&c, "qwen3-tiny") == 0);
+    Params q;
+    REQUIRE(params_init(&q, &c) == 0);
+    params_init_random(&q, 7);
+    compare_device_logits(&q, 24, "qwen3-tiny (random weights)");
+    params_free(&q);
 }

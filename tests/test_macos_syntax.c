@@ -93,11 +93,12 @@ TEST(macos_ane_logic_on_fake_runtime) {
     snprintf(dir, sizeof dir, "%s/ane_fake", test_tmpdir());
     snprintf(cmd, sizeof cmd,
              "rm -rf %s && mkdir -p %s/tmp && cc -std=c11 -Wall -Wextra -pedantic -D_GNU_SOURCE -Itests/macos -Isrc "
-             "-o %s/fake src/ane/ane_macos.c src/mil/mil_parse.c src/core/err.c src/core/io.c "
-             "tests/macos/fake_apple.c -lm -lpthread && "
+             "-o %s/fake src/ane/ane_macos.c src/ane/device.c src/ane/device_sim.c src/mil/mil_*.c src/core/err.c "
+             "src/core/io.c src/core/fp16.c src/core/gemm.c src/core/threads.c tests/macos/fake_apple.c -lm -lpthread && "
              "%s mil fwdFFN --model tiny-qwen3 --seq 16 --blobs %s/blobs > %s/fwdFFN.mil 2>/dev/null && "
-             "%s/fake %s/tmp %s/fwdFFN.mil %s/blobs",
-             dir, dir, dir, test_bin(), dir, dir, dir, dir, dir, dir);
+             "%s mil fwdFFN --model tiny-qwen3 --seq 16 --dialect ios16 > %s/fwdFFN16.mil 2>/dev/null && "
+             "%s/fake %s/tmp %s/fwdFFN.mil %s/blobs %s/fwdFFN16.mil",
+             dir, dir, dir, test_bin(), dir, dir, test_bin(), dir, dir, dir, dir, dir, dir);
     char *out = NULL;
     int rc = test_run(cmd, &out);
     CHECKF(rc == 0 && out && strstr(out, "OK: 0 failed checks, 0 faults"), "`%s` exited %d:\n%s", cmd, rc,

@@ -1,6 +1,7 @@
 // device: the generic layer (budget, timing, validation) over the per-device ops.
 #include "ane/device.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -57,6 +58,16 @@ int device_compile(Device *d, const char *mil, const DeviceWeight *w, int n_w, D
     d->compile_ms += time_ms() - t0;
     if (rc == 0) d->compiles++, process_compiles++;
     return rc;
+}
+
+int device_compile_either(Device *d, const char *mil, const char *mil_alt, const DeviceWeight *w, int n_w,
+                          DeviceKernel **out) {
+    if (device_compile(d, mil, w, n_w, out) == 0) return 0;
+    char first[512];
+    snprintf(first, sizeof first, "%s", err_msg());
+    if (!mil_alt || device_compile(d, mil_alt, w, n_w, out) != 0) return err_set("%s", first);
+    d->dialect_fallbacks++;
+    return 0;
 }
 
 void device_kernel_free(Device *d, DeviceKernel *k) {

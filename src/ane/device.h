@@ -83,6 +83,12 @@ const char *device_names(void);
 // Compiles MIL text with its weight blobs; -1 with err_msg() ("mil:LINE:COL: ...",
 // or the budget message) on failure.
 int device_compile(Device *d, const char *mil, const DeviceWeight *w, int n_w, DeviceKernel **out);
+// The same, and when the device refuses mil, once more with mil_alt (the
+// program in the other MIL dialect: M1/M2 compile only ios16, later chips
+// ios18; NULL = no retry). d->dialect_fallbacks counts the kernels that
+// needed it; when both fail, the error is the first one.
+int device_compile_either(Device *d, const char *mil, const char *mil_alt, const DeviceWeight *w, int n_w,
+                          DeviceKernel **out);
 void device_kernel_free(Device *d, DeviceKernel *k);
 void device_kernel_io(const DeviceKernel *k, const Device *d, size_t in_cw[2], size_t out_cw[2]);
 

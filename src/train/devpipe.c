@@ -125,14 +125,8 @@ static int compile_program(DevKernel *x, Device *dev) {
     DeviceWeight w[32];
     if (k->n_blobs > 32) return err_set("kernel %s has %d weight files (at most 32)", k->name, k->n_blobs);
     for (int i = 0; i < k->n_blobs; i++) w[i] = (DeviceWeight){k->blobs[i].path, k->blobs[i].data, k->blobs[i].size};
-    if (device_compile(dev, k->mil, w, k->n_blobs, &x->dk) != 0) {
-        // M1/M2 compile only the verbose ios16 dialect, newer chips ios18: one more try in the other
-        char first[512];
-        snprintf(first, sizeof first, "%s", err_msg());
-        if (!k->mil_alt || device_compile(dev, k->mil_alt, w, k->n_blobs, &x->dk) != 0)
-            return err_set("compiling %s: %s", k->name, first);
-        dev->dialect_fallbacks++;
-    }
+    if (device_compile_either(dev, k->mil, k->mil_alt, w, k->n_blobs, &x->dk) != 0)
+        return err_wrap("compiling %s", k->name);
     for (int i = 0; i < k->n_blobs; i++) {  // the device has its own copy now
         free(k->blobs[i].data);
         k->blobs[i].data = NULL;

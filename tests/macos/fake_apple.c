@@ -5,8 +5,11 @@
 // the @{} weights dictionary, the load retry, every error path. Built and run
 // by tests/test_macos_syntax.c:
 //
-//   cc -std=c11 -D_GNU_SOURCE -Itests/macos -Isrc -o fake src/ane/ane_macos.c src/mil/mil_parse.c
-//      src/core/err.c src/core/io.c tests/macos/fake_apple.c -lm -lpthread && ./fake EMPTY_DIR
+//   cc -std=c11 -D_GNU_SOURCE -Itests/macos -Isrc -o fake src/ane/ane_macos.c src/ane/device.c
+//      src/ane/device_sim.c src/mil/mil_*.c src/core/{err,io,fp16,gemm,threads}.c tests/macos/fake_apple.c
+//      -lm -lpthread && ./fake EMPTY_DIR [BAKED.mil BLOB_DIR [BAKED_IOS16.mil]]
+// (device.c brings the ANE's rules, checked before the framework sees a
+// program, and the dialect retry; they need the MIL interpreter.)
 //
 // It proves the file does what it means to, against the API as ane-spec §4
 // describes it; it cannot prove the real framework behaves as described.
@@ -359,6 +362,7 @@ void *class_getInstanceMethod(void *cls, void *sel) { return method_of(cls, sel,
 
 // knobs the scenarios turn
 static int g_fail_desc, g_fail_compile, g_load_failures, g_fail_eval;
+static const char *g_reject_text;  // a chip that refuses programs containing this (a dialect's header)
 static int g_loads, g_loads_ok, g_compiles, g_evals, g_unloads, g_desc_calls;
 static long g_last_weights_n = -1;
 static char g_last_hex[20];  // hex id of the newest model
@@ -479,6 +483,7 @@ intptr_t objc_msgSend(intptr_t self, intptr_t sel_, intptr_t a0, intptr_t a1, in
                 fault("weights entry %s is not {offset: 0, data: NSData}", w->keys[i]->str);
         }
         if (g_fail_desc || !is(mil, K_DATA) || !is(w, K_DICT)) return 0;
+        if (g_reject_text && memmem(mil->bytes, mil->len, g_reject_text, strlen(g_reject_text))) return 0;
         Obj *d = obj_new(K_DESC);
         d->a = obj_retain(mil);
         d->b = obj_retain(w);
@@ -735,7 +740,36 @@ static char *read_file(const char *path, size_t *n) {
 // and is written under the kernel's tmp directory byte for byte; the next
 // update's weights (one byte changed) give another id and directory, and each
 // directory goes with its kernel.
-static void scenario_baked(const char *mil_path, const char *blob_dir) {
+// Through device.c, as the pipelines compile: the ANE's rules are checked
+// before the framework sees a program, and a chip that refuses one dialect
+// gets the other (device_compile_either).
+static void scenario_rules_and_dialect(Device *d, const char *mil, const char *alt_path, const DeviceWeight *w,
+                                       int nw) {
+    size_t n;
+    char *alt = read_file(alt_path, &n);
+    EXPECT(alt != NULL && strstr(alt, "program(1.0)"), "cannot read the ios16 program %s", alt_path);
+    if (!alt) return;
+    d->compile_budget = 100;
+    DeviceKernel *k = NULL;
+    const int calls = g_desc_calls;
+    EXPECT(device_compile(d, program("", "tensor<fp16, [1, 4, 1, 8]>"), NULL, 0, &k) == -1 &&
+               strstr(err_msg(), "ANE rule io-rows") && g_desc_calls == calls,
+           "a 4x8 surface reached the framework or was not refused by rule: %s", err_msg());
+    g_reject_text = "program(1.3)";  // an M1: ios18 refused
+    EXPECT(device_compile_either(d, mil, alt, w, nw, &k) == 0 && d->dialect_fallbacks == 1 &&
+               g_desc_calls == calls + 2,
+           "the ios16 retry: %s (fallbacks %d, %d descriptor calls)", err_msg(), d->dialect_fallbacks,
+           g_desc_calls - calls);
+    kfree(d, k);
+    g_reject_text = "program(1.";  // both refused: the first error is the one reported
+    EXPECT(device_compile_either(d, mil, alt, w, nw, &k) == -1 && strstr(err_msg(), "returned nil") &&
+               d->dialect_fallbacks == 1,
+           "both dialects refused: %s", err_msg());
+    g_reject_text = NULL;
+    free(alt);
+}
+
+static void scenario_baked(const char *mil_path, const char *blob_dir, const char *alt_path) {
     Device d;
     memset(&d, 0, sizeof d);
     EXPECT(device_ane_init(&d) == 0, "%s", err_msg());
@@ -783,14 +817,15 @@ static void scenario_baked(const char *mil_path, const char *blob_dir) {
     EXPECT(!dir_exists(hex1) && dir_exists(hex2), "freeing the old kernel must remove its directory only");
     kfree(&d, k2);
     EXPECT(!dir_exists(hex2), "the new kernel's directory outlived it");
+    if (alt_path) scenario_rules_and_dialect(&d, mil, alt_path, w, nw);
     for (int i = 0; i < nw; i++) free((void *)w[i].data), free(paths[i]);
     free(mil);
     d.ops->destroy(&d);
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2 && argc != 4) {
-        fprintf(stderr, "usage: %s EMPTY_TMP_DIR [BAKED.mil BLOB_DIR]\n", argv[0]);
+    if (argc != 2 && argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s EMPTY_TMP_DIR [BAKED.mil BLOB_DIR [BAKED_IOS16.mil]]\n", argv[0]);
         return 2;
     }
     setvbuf(stdout, NULL, _IONBF, 0);  // FAULT lines must survive a crash
@@ -804,7 +839,7 @@ int main(int argc, char **argv) {
 
     scenario_init_errors();
     scenario_main();
-    if (argc == 4) scenario_baked(argv[2], argv[3]);
+    if (argc >= 4) scenario_baked(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 
     EXPECT(g_live == 0, "%ld CF/ObjC objects leaked (or over-released if negative)", g_live);
     EXPECT(g_pool_depth == 0 && g_pool_n == 0, "autorelease pools unbalanced: depth %ld, %zu pending", g_pool_depth,
