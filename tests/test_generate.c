@@ -332,6 +332,11 @@ TEST(sample_cli_stories260k_greedy_on_sim) {
     CHECKF(rc == 0, "exit %d", rc);
     check_text(out, GREEDY_260K, "greedy on sim");
     free(out);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "%s sample --model m --tokenizer t --device tpu 2>&1", test_bin());
+    out = NULL;
+    CHECK(test_run(cmd, &out) == 2 && out && strstr(out, "--device 'tpu': expected cpu or a device"));
+    free(out);
 }
 
 // The logits of every position, fed the same tokens, against the CPU's.

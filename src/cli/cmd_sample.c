@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ane/device.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/err.h"
@@ -85,6 +86,11 @@ int cmd_sample(int argc, char **argv) {
     }
     if (seed < 0) {
         fprintf(stderr, "anetrain sample: --seed %lld must be >= 0\n", seed);
+        return 2;
+    }
+    if (strcmp(device, "cpu") && strcmp(device, "sim") && strcmp(device, "ane")) {
+        fprintf(stderr, "anetrain sample: --device '%s': expected cpu or a device of this build (%s)\n", device,
+                device_names());
         return 2;
     }
 
