@@ -4,7 +4,10 @@
 //   sim  the MIL interpreter (src/mil/mil_interp.h) with the ANE's rules:
 //        fp16 surfaces, one input and one output per request whose sizes must
 //        match the kernel exactly, SDPA masks ignored, a per-process compile
-//        budget after which compile fails as the ANE does.
+//        budget after which compile fails as the ANE does, and the program
+//        rules of src/mil/mil_rules.h (row and slice alignment, matmul inner
+//        dims, smallest surface, ...), which device_compile also checks for
+//        the ane device before Apple's compiler sees a program.
 //   ane  Apple's Neural Engine through its private runtime (macOS only,
 //        src/ane/ane_macos.c): the same calls, on IOSurfaces.
 //        What a macOS user must know:

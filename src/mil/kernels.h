@@ -2,7 +2,9 @@
 // Config for a window of S positions: the dynamic pipeline's 10 (ane-spec §2.3)
 // and the static pipelines' baked-weight ones (§2.1-2.2, listed at the end).
 //
-// Every kernel has ONE input [1, in_c, 1, in_w] and ONE output [1, out_c, 1, S],
+// Every kernel has ONE input [1, in_c, 1, in_w] and ONE output [1, out_c, 1, S_pad]
+// (the window S computed at a multiple of 64 positions, with the other padding
+// the ANE's rules need: MilRegion, mil_rules.h),
 // fp16, channel-first (element (c, w) at c*W + w). Weights are inputs, staged
 // next to the activations along the spatial axis, so the kernels are compiled
 // once and never recompiled after an update. Inside the kernel a weight block
