@@ -432,11 +432,12 @@ MilVal mil_emit_transpose(MilEmit *e, MilVal x, const int *perm, const char *nam
             return fail(e, "transpose of %s: perm is not a permutation of [0, %d)", xv->name, xv->rank);
         out[i] = xv->shape[perm[i]];
     }
-    MilVal r = new_value(e, name, xv->dt, xv->rank, out);
+    const int rank = xv->rank;  // new_value may move e->vals, and xv with it
+    MilVal r = new_value(e, name, xv->dt, rank, out);
     if (r == MIL_NONE) return r;
     char np[NBUF];
     sub_name(e, np, e->vals[r].name, "perm");
-    MilVal p = mil_emit_const_i32v(e, np, xv->rank, perm);
+    MilVal p = mil_emit_const_i32v(e, np, rank, perm);
     put_op(e, r, "transpose", 2, (Arg[]){{"perm", p}, {"x", x}});
     return r;
 }
