@@ -312,11 +312,7 @@ static void mark_perm(Gen *g, int output) {
 
 void kg_mark_perm_input(Gen *g) { mark_perm(g, 0); }
 
-int kg_model_row(const Gen *g, int c) {
-    if (!g->gqa_perm) return c;
-    const int p = c / g->HD, h = (p % g->NKV) * g->R + p / g->NKV;
-    return h * g->HD + c % g->HD;
-}
+int kg_model_row(const Gen *g, int c) { return mil_kernel_model_row(g->k, c); }  // build() set k's GQA order
 
 MilVal kg_weight_perm(Gen *g, const char *name, const float *m, int rows, int cols, int perm_rows, int perm_cols) {
     if (!g->gqa_perm || !m || g->e.no_payload) return kg_weight(g, name, m, rows, cols, 0);
