@@ -12,11 +12,15 @@
 #   dW           the weight-gradient products (2·S·N): inline in the backward on
 #                sim, on the dW worker beside the device on the ANE
 # Medians over the updates after the first of one run.
-#   bench/device_phases.sh [MODEL] [UPDATES]
+#   bench/device_phases.sh [MODEL] [UPDATES] [TRAIN FLAGS...]
+# e.g. --device-head (the classifier on the device: its floor is then part of
+# the device's, and the CPU's classifier line is the cross-entropy alone) or
+# --compact-vocab --data TOKENS (the rows in use: the floors count those).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-stories110m}
 updates=${2:-5}
+shift $(( $# < 2 ? $# : 2 ))
 bin=${ANETRAIN_BIN:-./anetrain}
 build=${BENCH_BUILD:-build}
 tmp=$(mktemp -d)
@@ -25,10 +29,10 @@ trap 'rm -rf "$tmp"' EXIT
 "$build/gemm_peak" "$model" 256 2 3 2> /dev/null > "$tmp/peak.json"
 "$build/mem_bw" 2 1024 5 > "$tmp/bw.json"
 "$bin" train --model "$model" --scratch --pipeline dynamic --device sim --steps "$updates" --accum 1 --seq 256 \
-  --eval-every 0 --save-every 0 --out-dir "$tmp/data" --ckpt "$tmp/ck.bin" --log "$tmp/run.jsonl" -q
-python3 - "$tmp" <<'PY'
+  --eval-every 0 --save-every 0 --out-dir "$tmp/data" --ckpt "$tmp/ck.bin" --log "$tmp/run.jsonl" -q "$@"
+python3 - "$tmp" "$@" <<'PY'
 import json, re, statistics, sys
-tmp = sys.argv[1]
+tmp, flags = sys.argv[1], sys.argv[2:]
 info = open(f"{tmp}/info.txt").read()
 m = re.search(r"dim (\d+), hidden (\d+), layers (\d+), heads (\d+)/(\d+) \(q/kv\), head_dim (\d+), vocab (\d+)", info)
 D, H, L, NH, NKV, HD, V = map(int, m.groups())
@@ -37,24 +41,31 @@ QD, KVD = NH * HD, NKV * HD
 N = L * (D * QD + 2 * D * KVD + QD * D + 3 * D * H)  # layer matrix elements
 peak = json.load(open(f"{tmp}/peak.json"))["peak_gflops"]
 bw = json.load(open(f"{tmp}/bw.json"))["fp16_convert_gbs"]
-steps = [d for d in map(json.loads, open(f"{tmp}/run.jsonl")) if d["type"] == "step" and d["step"] > 1]
+records = [json.loads(line) for line in open(f"{tmp}/run.jsonl")]
+V = next(d for d in records if d["type"] == "start")["vocab_rows"]  # compacted: the rows in use
+head = "--device-head" in flags
+steps = [d for d in records if d["type"] == "step" and d["step"] > 1]
 med = lambda k: statistics.median(d[k] for d in steps)
+cls = 2 * S * V * D  # one classifier product
 floors = {
-    "staging": 12 * N / (bw * 1e6),
-    "classifier": 6 * S * V * D / (peak * 1e6),
-    "device": (4 * S * N + 12 * S * S * NH * HD * L) / (peak * 1e6),
-    "dW": 2 * S * N / (peak * 1e6),
+    "staging": (12 * N + (12 * V * D if head else 0)) / (bw * 1e6),
+    "classifier": None if head else 3 * cls / (peak * 1e6),
+    "io": med("io_mb") / bw,  # MB / (GB/s) = ms
+    "device": (4 * S * N + 12 * S * S * NH * HD * L + (2 * cls if head else 0)) / (peak * 1e6),
+    "dW": (2 * S * N + (cls if head else 0)) / (peak * 1e6),
 }
-print(f"device phases: dynamic pipeline on sim, one window of {S} tokens, "
-      f"median of {len(steps)} updates; sgemm peak {peak:.0f} GFLOPS, fp16 conversion {bw:.1f} GB/s")
+print(f"device phases: dynamic pipeline on sim{' with --device-head' if head else ''}, one window of {S} tokens, "
+      f"{V} classifier rows, median of {len(steps)} updates; sgemm peak {peak:.0f} GFLOPS, "
+      f"fp16 conversion {bw:.1f} GB/s")
 rest = statistics.median(d["t_fwd"] + d["t_bwd"] - d["t_device"] - d["t_cpu_ops"] for d in steps)
 rows = [
     ("update", med("ms"), None),
     ("device (sim)", med("t_device"), floors["device"]),
     ("staging (the stager thread, beside the forward)", med("t_staging"), floors["staging"]),
     ("cpu ops", med("t_cpu_ops"), None),
-    ("  classifier", med("t_cpu_cls"), floors["classifier"]),
-    ("  surface I/O", med("t_cpu_io"), None),
+    ("  cross-entropy (the classifier on the device)" if head else "  classifier", med("t_cpu_cls"),
+     floors["classifier"]),
+    (f"  surface I/O ({med('io_mb'):.0f} MB)", med("t_cpu_io"), floors["io"]),
     ("  the rest", med("t_cpu_ops") - med("t_cpu_cls") - med("t_cpu_io"), None),
     ("the rest of forward + backward: dW products, stager waits", rest, floors["dW"]),
     ("optimizer", med("t_optim"), None),

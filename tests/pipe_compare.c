@@ -25,11 +25,12 @@ void pipe_compare_weights(Params *p, uint64_t seed) {
     }
 }
 
-static int run(const char *pipeline, const Config *c, const Params *p, int S, const int *rows, int n_rows,
+static int run(const PipelineOptions *o, const Config *c, const Params *p, int S, const int *rows, int n_rows,
                float *ga, float *gb, PhaseTimes *times) {
     Pipeline a, b;
-    PipelineOptions oa = {.name = "cpu", .vocab_rows = rows, .n_vocab_rows = n_rows};
-    PipelineOptions ob = {.name = pipeline, .device = "sim", .vocab_rows = rows, .n_vocab_rows = n_rows};
+    const char *pipeline = o->name;
+    PipelineOptions oa = {.name = "cpu", .vocab_rows = rows, .n_vocab_rows = n_rows}, ob = *o;
+    ob.device = "sim", ob.vocab_rows = rows, ob.n_vocab_rows = n_rows;
     if (!CHECKF(pipeline_init(&a, &oa, c, S) == 0, "%s", err_msg())) return 0;
     if (!CHECKF(pipeline_init(&b, &ob, c, S) == 0, "%s %s: %s", pipeline, c->name, err_msg())) {
         pipeline_free(&a);
@@ -61,6 +62,12 @@ int pipe_compare_step(const char *pipeline, const char *preset, int S, float res
 }
 
 int pipe_compare_step_cfg(const char *pipeline, const Config *cfg, int S, int compact, PhaseTimes *times) {
+    const PipelineOptions o = {.name = pipeline};
+    return pipe_compare_step_opts(&o, cfg, S, compact, times);
+}
+
+int pipe_compare_step_opts(const PipelineOptions *o, const Config *cfg, int S, int compact, PhaseTimes *times) {
+    const char *pipeline = o->name;
     const Config c = *cfg;
     const char *preset = c.name;
     Params p;
@@ -69,7 +76,7 @@ int pipe_compare_step_cfg(const char *pipeline, const Config *cfg, int S, int co
     int *rows = malloc(sizeof(int) * c.vocab), n_rows = 0;
     for (int i = 0; compact && i < c.vocab; i += 2) rows[n_rows++] = i;
     float *ga = calloc(p.n, 4), *gb = calloc(p.n, 4);
-    int ok = run(pipeline, &c, &p, S, rows, n_rows, ga, gb, times);
+    int ok = run(o, &c, &p, S, rows, n_rows, ga, gb, times);
     for (int i = 0; ok && i < p.n_tensors; i++) {
         const TensorDesc *d = &p.t[i];
         double e = test_rel_err(gb + d->offset, ga + d->offset, d->numel);

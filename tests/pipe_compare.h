@@ -16,3 +16,5 @@ int pipe_compare_step(const char *pipeline, const char *preset, int S, float res
                       PhaseTimes *times);
 // The same for any Config (c->name labels the failures).
 int pipe_compare_step_cfg(const char *pipeline, const Config *c, int S, int compact, PhaseTimes *times);
+// The same with the device pipeline's options (name and flags; device and vocabulary set here).
+int pipe_compare_step_opts(const PipelineOptions *o, const Config *c, int S, int compact, PhaseTimes *times);

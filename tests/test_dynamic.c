@@ -35,6 +35,47 @@ TEST(dynamic_grads_match_cpu_stories260k) { compare_step("stories260k", 64, 1.0f
 // --compact-vocab on the dynamic pipeline: the same compacted loss and gradients as the cpu pipeline's
 TEST(dynamic_grads_match_cpu_compact_vocab) { compare_step("tiny-gqa", 32, 1.0f, 1); }
 
+// --device-head: clsFwd, vocabSoftmax and clsBwd per chunk of the vocabulary
+// (compiled once per chunk size), 3 evaluations per chunk beside the layers'.
+static void head_step(Config c, int S, int compact, int chunks, int sizes) {
+    const PipelineOptions o = {.name = "dynamic", .device_head = 1};
+    PhaseTimes t;
+    if (!pipe_compare_step_opts(&o, &c, S, compact, &t)) return;
+    CHECKF(t.kernels_compiled == MIL_K_DYN_COUNT + 3LL * sizes, "%s: %lld kernels", c.name, t.kernels_compiled);
+    CHECKF(t.device_evals == 10LL * c.n_layers + 3LL * chunks, "%s: %lld evaluations", c.name, t.device_evals);
+}
+
+// --device-head belongs to the dynamic pipeline: elsewhere one line says so.
+TEST(device_head_is_refused_off_the_dynamic_pipeline) {
+    const char *others[] = {"cpu", "static", "static-ane"};
+    for (int i = 0; i < 3; i++) {
+        char *out = NULL;
+        CHECKF(test_runf(&out, "%s train --model tiny-mha --scratch --data %s --pipeline %s --device-head --steps 1",
+                         test_bin(), test_pattern_tokens(256), others[i]) != 0 &&
+                   out && strstr(out, "--device-head is for the dynamic pipeline"),
+               "%s: %s", others[i], out ? out : "");
+        free(out);
+    }
+}
+
+static Config preset(const char *name) {
+    Config c;
+    config_preset(&c, name);
+    return c;
+}
+
+TEST(dynamic_device_head_matches_cpu) {
+    head_step(preset("tiny-mha"), 32, 0, 1, 1);
+    head_step(preset("tiny-qwen3"), 32, 0, 1, 1);
+    head_step(preset("stories260k"), 64, 0, 1, 1);
+    head_step(preset("tiny-gqa"), 32, 1, 1, 1);  // compacted: the rows in use, their gradients scattered back
+    // above clsBwd's input channel limit: chunks of 13334, 13334 and 13333 rows
+    Config c = preset("tiny-mha");
+    snprintf(c.name, sizeof c.name, "tiny-mha-40k");
+    c.vocab = 40001;
+    head_step(c, 16, 0, 3, 2);
+}
+
 static int read_losses(const char *log, float *out, int max) {
     char *txt = NULL;
     if (io_read_all(log, &txt, NULL) != 0) return 0;
@@ -72,19 +113,21 @@ static void opts(TrainOptions *o, const char *pipeline, const char *ckpt, const 
 // gives the serial staging's losses, gradients and weights bit for bit over
 // updates that change the weights, with an evaluation between them; so do
 // weight gradients on the dW worker thread (the ANE's arrangement; on sim
-// they run inline).
+// they run inline). The same with the device head, whose classifier rows the
+// stager stages after the layers.
 TEST(dynamic_overlapped_staging_is_bit_identical) {
     Config c;
     REQUIRE(config_preset(&c, "stories260k") == 0);
     enum { S = 32, UPDATES = 3 };
-    enum { MODES = 3 };  // serial staging; overlapped; overlapped with the dW thread
+    enum { MODES = 6 };  // serial staging; overlapped; overlapped with the dW thread; each with the device head
     Params p[MODES];
     float *g[MODES], loss[MODES][UPDATES], ev[MODES][UPDATES];
     int tok[S], tgt[S];
     for (int mode = 0; mode < MODES; mode++) {
         REQUIRE(params_init(&p[mode], &c) == 0);
         params_init_random(&p[mode], 5);
-        const PipelineOptions po = {.name = "dynamic", .serial_staging = mode == 0, .dw_thread = mode == 2};
+        const PipelineOptions po = {
+            .name = "dynamic", .serial_staging = mode % 3 == 0, .dw_thread = mode % 3 == 2, .device_head = mode >= 3};
         Pipeline pl;
         REQUIRE(pipeline_init(&pl, &po, &c, S) == 0);
         g[mode] = calloc(p[mode].n, sizeof(float));
@@ -108,10 +151,13 @@ TEST(dynamic_overlapped_staging_is_bit_identical) {
         free(m), free(v);
     }
     for (int mode = 1; mode < MODES; mode++) {
-        CHECKF(!memcmp(loss[0], loss[mode], sizeof loss[0]) && !memcmp(ev[0], ev[mode], sizeof ev[0]), "mode %d", mode);
-        CHECKF(!memcmp(g[0], g[mode], p[0].n * sizeof(float)), "mode %d: gradients", mode);
-        CHECKF(!memcmp(p[0].data, p[mode].data, p[0].n * sizeof(float)), "mode %d: weights", mode);
+        const int b = mode / 3 * 3;  // the serial run of the same head
+        if (mode == b) continue;
+        CHECKF(!memcmp(loss[b], loss[mode], sizeof loss[0]) && !memcmp(ev[b], ev[mode], sizeof ev[0]), "mode %d", mode);
+        CHECKF(!memcmp(g[b], g[mode], p[0].n * sizeof(float)), "mode %d: gradients", mode);
+        CHECKF(!memcmp(p[b].data, p[mode].data, p[0].n * sizeof(float)), "mode %d: weights", mode);
     }
+    CHECK(memcmp(loss[0], loss[3], sizeof loss[0]) != 0);  // the device head ran: fp16 logits
     for (int mode = 0; mode < MODES; mode++) free(g[mode]), params_free(&p[mode]);
 }
 

@@ -83,6 +83,8 @@ static const char *bad_value(const TrainOptions *o) {
         return "--mil-dialect must be ios18 or ios16";
     if (o->zero != 0 && o->zero != 1) return "--zero must be 0 or 1";
     if (o->recompute && o->pipeline && strcmp(o->pipeline, "cpu")) return "--recompute is for the cpu pipeline";
+    if (o->device_head && (!o->pipeline || strcmp(o->pipeline, "dynamic")))
+        return "--device-head is for the dynamic pipeline (static-ane runs its head on the device already)";
     if (strcmp(o->comm_overlap, "auto") && strcmp(o->comm_overlap, "on") && strcmp(o->comm_overlap, "off"))
         return "--comm-overlap must be auto, on or off";
     if (o->sample_every < 0) return "--sample-every must be >= 0";
@@ -137,6 +139,9 @@ int cmd_train(int argc, char **argv) {
         {"--zero", NULL, FLAG_INT, &o.zero,
          "under mpirun: 1 = ZeRO-1, each rank keeps and updates the Adam moments of its shard of the weights "
          "(optimizer memory / ranks; the gradients are reduce-scattered and the weights all-gathered)"},
+        {"--device-head", NULL, FLAG_BOOL, &o.device_head,
+         "dynamic: the classifier, its softmax and its input gradient as device kernels, the classifier's rows "
+         "staged once per update (default: on the CPU, as the seed)"},
         {"--no-ane-extras", NULL, FLAG_BOOL, &o.no_ane_extras,
          "static-ane: its extra kernels' work (RMSNorm backward, final norm, classifier, softmax) on the CPU"},
         {"--loss-scale", NULL, FLAG_FLOAT, &o.loss_scale,

@@ -17,14 +17,14 @@
 static const char *KERNEL_NAMES[MIL_K_COUNT] = {
     "sdpaFwd", "woFwd", "ffnFused", "ffnBwdW2t", "ffnBwdW13t", "wotBwd", "sdpaBwd1", "sdpaBwd2", "qBwd", "kvBwd",
     "fwdAttn", "fwdFFN", "ffnBwd", "woSdpaBwd1", "qkvBwd", "rmsnormBwd", "finalNorm", "classifier", "vocabSoftmax",
-    "decQKV", "decWo",
+    "decQKV", "decWo", "clsFwd", "clsBwd",
 };
 
 const char *mil_kernel_name(MilKernelKind kind) {
     return (kind >= 0 && kind < MIL_K_COUNT) ? KERNEL_NAMES[kind] : "?";
 }
 
-int mil_kernel_is_baked(MilKernelKind kind) { return kind >= MIL_K_DYN_COUNT && kind < MIL_K_COUNT; }
+int mil_kernel_is_baked(MilKernelKind kind) { return kind >= MIL_K_DYN_COUNT && kind < MIL_K_CLS_FWD; }
 
 static MilVal gen_sdpa_fwd(Gen *g) {
     const int qkn = g->cfg->qk_norm;
@@ -122,6 +122,32 @@ static MilVal gen_bwd_2(Gen *g, const char *a, const char *b, int C, const char 
     MilVal yb = kg_dyn_mm_rows(g, kg_act_rows(g, kg_take(g, b, "db"), "db"), kg_take(g, wb, "wb"), "yb");
     MilVal s = mil_emit_add(&g->e, ya, yb, "y_sum");
     return kg_flat(g, kg_rows_to_cols(g, s, "y"), OC, "out");
+}
+
+// ---------------------------------------------------------------------------------------------
+// the device head: a chunk of the classifier's rows, staged
+
+static int head_rows(const Gen *g) {
+    if (g->w && g->w->rows > 0) return g->w->rows;
+    int n, rows;
+    mil_head_chunks(g->cfg->vocab, &n, &rows);
+    return rows;
+}
+
+static MilVal gen_cls_fwd(Gen *g) {
+    const int rows = head_rows(g);
+    kg_in_spatial(g, "xf", MIL_REG_ACT, g->D, g->S);
+    kg_in_spatial(g, "E^T", MIL_REG_WT, g->D, rows);
+    kg_out_region(g, "logits", rows);
+    kg_declare_input(g);
+    MilVal xt = kg_act_rows(g, kg_take(g, "xf", "xf"), "xf");
+    return kg_dyn_mm(g, xt, kg_take(g, "E^T", "e"), "l", "out");
+}
+
+void mil_head_chunks(int vocab, int *n, int *rows) {
+    *n = (vocab + MIL_MAX_IN_CHANNELS - 1) / MIL_MAX_IN_CHANNELS;
+    if (*n < 1) *n = 1;
+    *rows = (vocab + *n - 1) / *n;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +282,8 @@ static int build(MilKernelKind kind, const Config *cfg, int S, MilDialect dialec
     case MIL_K_SDPA_BWD2: res = gen_sdpa_bwd2(&g); break;
     case MIL_K_Q_BWD: res = gen_bwd_1(&g, "dq", g.QD, "Wq", g.D, "dx"); break;
     case MIL_K_KV_BWD: res = gen_bwd_2(&g, "dk", "dv", g.KVD, "Wk", "Wv", g.D); break;
+    case MIL_K_CLS_FWD: res = gen_cls_fwd(&g); break;
+    case MIL_K_CLS_BWD: res = gen_bwd_1(&g, "dl", head_rows(&g), "E", g.D, "dx"); break;
     default: res = mil_kernel_gen_static(&g, kind); break;
     }
     if (pad) res = pad_output(&g, res);
@@ -306,6 +334,12 @@ int mil_kernel_build_baked(MilKernelKind kind, const Config *cfg, int S, const M
 int mil_kernel_build_baked_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect,
                                    const MilBaked *w, MilKernel *out) {
     return build(kind, cfg, S, dialect, w, 1, FORM_ANE, out);
+}
+
+int mil_kernel_build_chunk(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, int rows,
+                           MilKernel *out) {
+    const MilBaked w = {.rows = rows};
+    return build(kind, cfg, S, dialect, &w, 1, FORM_ANE, out);
 }
 
 int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,

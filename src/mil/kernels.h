@@ -93,6 +93,17 @@
 //                                               (weight-free, per chunk size)  (static-ane)
 //  decQKV        x [D]                          q [QD], k [KVD], v [KVD] of RMSNorm(x; rms_att) (generation)
 //  decWo         attn [QD]                      o [D] = Wo·attn                                 (generation)
+//
+// The dynamic pipeline's device head (--device-head): weights staged, one
+// binding per chunk of at most MIL_MAX_IN_CHANNELS rows of the (compacted)
+// classifier table E (mil_head_chunks; vocabSoftmax, built for the same rows,
+// follows clsFwd):
+//  clsFwd      D       xf      ACT   S      RMSNorm(x; rms_final)
+//                      E^T     WT    rows   the chunk's rows of E [rows,D] staged transposed
+//              out: logits [rows] = E_chunk·xf
+//  clsBwd      rows    dl      ACT   S      the chunk's rows of dL/d logits
+//                      E       W     D      the chunk's rows of E as they are
+//              out: dx [D] = E_chunkᵀ·dl (the CPU sums the chunks)
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -127,6 +138,9 @@ typedef enum {
     // generation (src/infer/generate_device.c): the projections around the CPU's attention
     MIL_K_DEC_QKV,
     MIL_K_DEC_WO,
+    // the dynamic pipeline's device head: weights staged, like the first ten
+    MIL_K_CLS_FWD,
+    MIL_K_CLS_BWD,
     MIL_K_COUNT
 } MilKernelKind;
 
@@ -205,7 +219,7 @@ typedef struct {
     const float *q_norm, *k_norm;      // [HD] (qk_norm only)
     const float *rms;                  // rmsnormBwd, finalNorm: the norm's weight [D]
     const float *cls;                  // classifier: rows [row0, row0 + rows) of the [V, D] table
-    int row0, rows;                    // classifier, vocabSoftmax: the chunk of the vocabulary
+    int row0, rows;                    // classifier, vocabSoftmax, clsFwd, clsBwd: the chunk of the vocabulary
     // LoRA: the base stays baked and the adapters are inputs, so training them
     // never recompiles. Every adapted target (bit t of lora_targets, t a
     // model/lora.h LoraTarget) among a kernel's matrices gets two input regions
@@ -227,6 +241,9 @@ const char *mil_lora_region(int t, int b);
 // within the channel limit (MIL_MAX_OUT_CHANNELS, mil_interp.h): *n chunks of
 // *rows rows (the last may be shorter).
 void mil_vocab_chunks(int vocab, int *n, int *rows);
+// The dynamic head's chunks (clsFwd, clsBwd): at most MIL_MAX_IN_CHANNELS
+// rows, since clsBwd reads a chunk's rows as its input channels.
+void mil_head_chunks(int vocab, int *n, int *rows);
 // Generates kernel `kind` for cfg and window S in the ios18 dialect. Returns 0,
 // or -1 with err_msg() (invalid config, or a shape error in the generator).
 int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *out);
@@ -242,6 +259,10 @@ int mil_kernel_build_text(MilKernelKind kind, const Config *cfg, int S, MilDiale
 int mil_kernel_build_baked(MilKernelKind kind, const Config *cfg, int S, const MilBaked *w, MilKernel *out);
 int mil_kernel_build_baked_dialect(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect,
                                    const MilBaked *w, MilKernel *out);
+// A kernel over a chunk of `rows` classifier rows whose weights are staged
+// (clsFwd, clsBwd) or which has none (vocabSoftmax).
+int mil_kernel_build_chunk(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, int rows,
+                           MilKernel *out);
 // Text only (no weight bytes; w may be NULL, and w->rows 0 takes the first vocabulary chunk).
 int mil_kernel_build_baked_text(MilKernelKind kind, const Config *cfg, int S, MilDialect dialect, const MilBaked *w,
                                 MilKernel *out);

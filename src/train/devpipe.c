@@ -47,6 +47,7 @@ static int backward(Pipeline *pl, DevPipe *dp, const Params *p, float *grads, fl
     const double tw = time_ms();
     dwq_wait(&dp->dwq);  // the embedding and the optimizer must see complete gradients
     pl->times.dw_wait += time_ms() - tw;
+    if (st->after_dw) st->after_dw(pl, &g);
     if (g.embed) embed_backward(g.embed, dp->dx, dp->tok, dp->cfg.dim, dp->S);
     pl->times.backward += time_ms() - t0;
     return 0;
@@ -190,11 +191,13 @@ int dk_recompile(DevKernel *x, Device *dev, MilKernel *k) {
 // --- timed surface I/O --------------------------------------------------------------------
 
 // Surface reads and writes of activations are CPU ops (their conversions);
-// weights written into input surfaces are staging.
-static void io_time(Pipeline *pl, double t0) {
+// weights written into input surfaces are staging. r: the region moved, at
+// `bytes` per value (NULL when there is none: the call failed).
+static void io_time(Pipeline *pl, double t0, const MilRegion *r, int bytes) {
     const double ms = time_ms() - t0;
     pl->times.cpu_ops += ms;
     pl->times.cpu_io += ms;
+    if (r) pl->times.io_bytes += (double)bytes * r->nc * r->nw;
 }
 
 void dp_cls_time(Pipeline *pl, double t0) {
@@ -214,7 +217,7 @@ static int stage(Device *dev, DevKernel *x, const char *region, const float *src
 int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src) {
     const double t0 = time_ms();
     const int rc = stage(dev, x, region, src);
-    io_time(pl, t0);
+    io_time(pl, t0, rc ? NULL : mil_kernel_input(x->k, region), 6);
     return rc;
 }
 
@@ -231,7 +234,7 @@ int dp_fetch(Pipeline *pl, Device *dev, DevKernel *x, const char *region, float 
     if (!p) return err_set("%s: cannot lock the output surface", x->k->name);
     int rc = mil_kernel_fetch(x->k, p, region, dst);
     device_surface_unlock(dev, x->out, 0);
-    io_time(pl, t0);
+    io_time(pl, t0, rc ? NULL : mil_kernel_output(x->k, region), 6);
     return rc;
 }
 
@@ -257,7 +260,7 @@ int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, D
     else rc = mil_kernel_copy(dst->k, d, dst_region, src->k, s, src_region);
     if (d) device_surface_unlock(dev, dst->in, 1);
     if (s) device_surface_unlock(dev, src->out, 0);
-    io_time(pl, t0);
+    io_time(pl, t0, rc ? NULL : mil_kernel_input(dst->k, dst_region), 4);
     return rc;
 }
 

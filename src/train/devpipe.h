@@ -32,6 +32,8 @@ typedef struct {
     int (*head_backward)(Pipeline *pl, const Params *p, const ParamViews *g, float scale);
     int (*ffn_backward)(Pipeline *pl, const Params *p, const ParamViews *g, int l);
     int (*attn_backward)(Pipeline *pl, const Params *p, const ParamViews *g, int l);
+    // once the queued dW GEMMs have finished (NULL: nothing to do)
+    void (*after_dw)(Pipeline *pl, const ParamViews *g);
 } DevStages;
 
 // The state the sequence needs; the first member of a device pipeline's impl.

@@ -151,6 +151,7 @@ static void log_step(Metrics *mt, const StepRecord *r, double tok_s) {
         jsonw_num(&j, "t_cpu_ops", r->cpu_ops_ms);
         jsonw_num(&j, "t_cpu_cls", r->cpu_cls_ms);
         jsonw_num(&j, "t_cpu_io", r->cpu_io_ms);
+        jsonw_num(&j, "io_mb", r->io_mb);
         jsonw_num(&j, "t_dw_wait", r->dw_wait_ms);
     }
     jsonw_num(&j, "rss_mb", rss_mb());

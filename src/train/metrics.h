@@ -22,6 +22,7 @@ typedef struct {
     double ms, grad_norm, data_ms, optim_ms, forward_ms, backward_ms;
     double device_ms, staging_ms, cpu_ops_ms, dw_wait_ms;  // inside forward/backward (device pipelines)
     double cpu_cls_ms, cpu_io_ms;  // of cpu_ops_ms: the CPU classifier, surface reads/writes
+    double io_mb;                  // the bytes those reads and writes moved (PhaseTimes.io_bytes), MB
     int tokens;
 } StepRecord;
 

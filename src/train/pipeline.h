@@ -13,6 +13,7 @@ typedef struct {
     // of cpu_ops: the classifier, softmax and cross-entropy on the CPU; the
     // activations' surface reads and writes (staging: the weights')
     double cpu_cls, cpu_io;
+    double io_bytes;  // what those reads and writes move: 6 per value converted, 4 per value copied
     long long device_evals, kernels_compiled;
     long long dialect_fallbacks;  // kernels that compiled only in the other MIL dialect
 } PhaseTimes;
@@ -61,6 +62,7 @@ typedef struct {
     int no_ane_extras;      // static-ane: run its extra kernels' work on the CPU
     int mil_dialect;        // device pipelines: MilDialect of the kernels (0 = ios18; 1 = ios16, M1/M2)
     int serial_staging;     // dynamic: stage every layer's weights before the forward, not beside it
+    int device_head;        // dynamic: the classifier, its softmax and its input gradient on the device
     int dw_thread;          // device pipelines: weight gradients on their worker thread even on sim (tests)
     // LoRA (model/lora.h): the Params given to step are frozen, these adapters
     // (updated in place by the caller) are trained, and step's grads block is

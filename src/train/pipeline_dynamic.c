@@ -6,8 +6,10 @@
 // optimizer update (params_changed). Kernels share one output surface each.
 // Between kernel evaluations the CPU does what the ANE does poorly: RMSNorm,
 // SiLU backward, RoPE and QK-norm backward, GQA tile/reduce, the classifier and
-// cross-entropy. The step's sequence is devpipe_step's (devpipe.h); this file
-// supplies its stages. Weight gradients are GEMMs on the dW worker, overlapped
+// cross-entropy (with device_head: the classifier, its softmax and its input
+// gradient as device kernels over chunks of rows, devhead.h, the classifier
+// staged once per update like a layer). The step's sequence is devpipe_step's
+// (devpipe.h); this file supplies its stages. Weight gradients are GEMMs on the dW worker, overlapped
 // with the next device evaluation (on sim, whose evaluations use the same
 // cores, they run inline: dw_queue.h). After an update the weights are staged
 // layer by layer on a stager thread while the forward runs.
@@ -20,6 +22,7 @@
 #include "core/worker.h"
 #include "cpu/ops.h"
 #include "cpu/ops_fast.h"
+#include "train/devhead.h"
 #include "train/devpipe.h"
 #include "train/pipeline.h"
 
@@ -48,7 +51,8 @@ typedef struct {
     DevPipe dp;            // first: the shared step's state (devpipe.h)
     DevKernel *kern;       // (L * K): layer l's binding of kernel k; shared kernels use layer 0's
     DynLayer *layers;
-    CpuHead head;
+    CpuHead head;          // the CPU head; with the device head its final norm and compaction
+    DevHead dh;            // device_head: the classifier's chunks (dh.n 0 without)
     float *block;          // behind every fp32 buffer
     float *x_out;                          // (D,S) the last layer's output
     float *dx, *dx2, *dxn, *dtmp, *datt;   // (D,S)x4, (QD,S)
@@ -67,6 +71,9 @@ typedef struct {
 
 static DevKernel *kern(Dyn *d, int l, int k) { return &d->kern[(PER_LAYER[k] ? l : 0) * K + k]; }
 
+// What the stager stages in order: the layers, then the device head's classifier.
+static int stage_items(const Dyn *d) { return d->dp.cfg.n_layers + (d->dh.n > 0); }
+
 // --- staging the weights -------------------------------------------------------------------
 
 // One region of layer l's input surface of kernel k, untimed (stage_weights times it).
@@ -79,8 +86,31 @@ static int stage_raw(Dyn *d, int l, int k, const char *region, const float *src)
     return rc;
 }
 
-// Every weight of layer l into its surfaces (fp16; regions say whether a block is M or Mᵀ).
+// The classifier's rows (compacted: the ones in use) into every chunk's
+// clsFwd (as Eᵀ) and clsBwd (as E) input surfaces.
+static int stage_head(Dyn *d, const Params *p) {
+    DevHead *h = &d->dh;
+    VocabCompact *vc = &d->head.vc;
+    if (vc->n) vocab_compact_gather(vc, p->v.wcls, NULL, NULL, 0);
+    const float *E = vc->n ? vc->W : p->v.wcls;
+    for (int c = 0; c < h->n; c++) {
+        const float *rows = E + (size_t)c * h->rows * d->dp.cfg.dim;
+        for (int b = 0; b < 2; b++) {
+            DevKernel *x = b ? &h->bwd[c] : &h->cls[c];
+            uint16_t *in = device_surface_lock(&d->dp.dev, x->in, 1);
+            if (!in) return err_set("%s: cannot lock the input surface of chunk %d", x->k->name, c);
+            const int rc = mil_kernel_stage(x->k, in, b ? "E" : "E^T", rows);
+            device_surface_unlock(&d->dp.dev, x->in, 1);
+            if (rc != 0) return -1;
+        }
+    }
+    return 0;
+}
+
+// Every weight of layer l into its surfaces (fp16; regions say whether a block is M or Mᵀ);
+// l = n_layers: the device head's.
 static int stage_layer(Dyn *d, const Params *p, int l) {
+    if (l == d->dp.cfg.n_layers) return stage_head(d, p);
     const Config *c = &d->dp.cfg;
     const size_t D = c->dim, H = c->hidden, QD = config_q_dim(c), KVD = config_kv_dim(c), HD = c->head_dim;
     const ParamViews *v = &p->v;
@@ -108,7 +138,7 @@ typedef struct {
 // Layers are independent surfaces: the pool's threads take every nt-th one.
 static void stage_layers(void *ctx, int tid, int nt) {
     StageJob *j = ctx;
-    for (int l = tid; l < j->d->dp.cfg.n_layers; l += nt)
+    for (int l = tid; l < stage_items(j->d); l += nt)
         if (stage_layer(j->d, j->p, l) != 0) j->failed[tid] = 1;
 }
 
@@ -119,7 +149,7 @@ static int stage_serial(Pipeline *pl, Dyn *d, const Params *p) {
     int failed = 0;
     for (int i = 0; i < nt; i++) failed |= j.failed[i];
     // a worker's message is its own thread's; find it again on this one
-    for (int l = 0; failed && l < d->dp.cfg.n_layers; l++)
+    for (int l = 0; failed && l < stage_items(d); l++)
         if (stage_layer(d, p, l) != 0) return err_wrap("staging the weights of layer %d", l);
     if (failed) return err_set("staging the weights failed on a worker thread");
     pl->times.staging += time_ms() - t0;
@@ -153,7 +183,7 @@ static int stage_wait(Pipeline *pl, Dyn *d, int l) {
         if (stage_layer(d, d->stage_p, l) != 0) return err_wrap("staging the weights of layer %d", l);
         return err_set("staging the weights of layer %d failed on the stager thread", l);
     }
-    if (l + 1 >= d->dp.cfg.n_layers) {
+    if (l + 1 >= stage_items(d)) {
         const double ms = worker_ms(&d->stager);
         pl->times.staging += ms - d->stager_ms;
         d->stager_ms = ms;
@@ -169,7 +199,7 @@ static int stage_weights(Pipeline *pl, Dyn *d, const Params *p) {
     }
     d->staged = 1;  // a failure is reported by every stage_wait of the series
     d->stage_p = p;
-    worker_start(&d->stager, stage_item, d, d->dp.cfg.n_layers);
+    worker_start(&d->stager, stage_item, d, stage_items(d));
     return 0;
 }
 
@@ -222,8 +252,29 @@ static int ffn_forward(Pipeline *pl, const Params *p, int l) {
                : 0;
 }
 
+// The final RMSNorm on the CPU, then per chunk clsFwd and vocabSoftmax; the
+// CPU combines the chunks into the loss.
+static int head_forward_device(Pipeline *pl, Dyn *d, const Params *p, float *loss) {
+    DevHead *h = &d->dh;
+    CpuHead *ch = &d->head;
+    if (stage_wait(pl, d, d->dp.cfg.n_layers) != 0) return -1;
+    double tc = time_ms();
+    rmsnorm_forward(ch->xf, ch->rstd, d->x_out, p->v.rms_final, ch->D, d->dp.S, ch->eps);
+    devhead_targets(h, &ch->vc, d->dp.tgt);
+    pl->times.cpu_ops += time_ms() - tc;
+    for (int c = 0; c < h->n; c++)
+        if (dp_stage(pl, &d->dp.dev, &h->cls[c], "xf", ch->xf) || dp_eval(pl, &d->dp.dev, &h->cls[c], -1) ||
+            devhead_chunk_softmax(pl, &d->dp.dev, h, c))
+            return err_wrap("classifier chunk %d", c);
+    tc = time_ms();
+    devhead_combine(h, loss);
+    dp_cls_time(pl, tc);
+    return 0;
+}
+
 static int head_forward(Pipeline *pl, const Params *p, float *loss) {
     Dyn *d = pl->impl;
+    if (d->dh.n) return head_forward_device(pl, d, p, loss);
     const double tc = time_ms();
     cpu_head_forward(&d->head, p, d->x_out, d->dp.tgt, loss);
     dp_cls_time(pl, tc);
@@ -232,8 +283,41 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
 
 // --- backward stages ----------------------------------------------------------------------------
 
+// dl on the CPU; per chunk clsBwd gives its share of dxf, and its rows'
+// weight gradient dE += dl·xfᵀ goes to the dW worker (compacted: into the
+// compact block, scattered once the worker is done: head_after_dw).
+static int head_backward_device(Pipeline *pl, Dyn *d, const Params *p, const ParamViews *g, float scale) {
+    DevHead *h = &d->dh;
+    CpuHead *ch = &d->head;
+    const int S = d->dp.S, D = ch->D;
+    double tc = time_ms();
+    devhead_dlogits(h, scale);
+    dp_cls_time(pl, tc);
+    float *dE = g->wcls ? (ch->vc.n ? ch->vc.dW : g->wcls) : NULL;
+    for (int c = 0; c < h->n; c++) {
+        const size_t row0 = (size_t)c * h->rows;
+        if (dp_stage(pl, &d->dp.dev, &h->bwd[c], "dl", h->dl + row0 * S) ||
+            dp_eval(pl, &d->dp.dev, &h->bwd[c], -1) || dp_fetch(pl, &d->dp.dev, &h->bwd[c], "dx", c ? d->dtmp : ch->dxf))
+            return err_wrap("classifier chunk %d", c);
+        tc = time_ms();
+        if (c) vec_add(ch->dxf, d->dtmp, (size_t)D * S);
+        pl->times.cpu_ops += time_ms() - tc;
+        if (dE) devpipe_push_dw(&d->dp, dE + row0 * D, h->dl + row0 * S, ch->xf, devhead_rows(h, c), D);
+    }
+    tc = time_ms();
+    rmsnorm_backward(d->dx, g->rms_final, ch->dxf, d->x_out, p->v.rms_final, ch->rstd, D, S);
+    pl->times.cpu_ops += time_ms() - tc;
+    return 0;
+}
+
+static void head_after_dw(Pipeline *pl, const ParamViews *g) {
+    Dyn *d = pl->impl;
+    if (d->dh.n && d->head.vc.n && g->wcls) vocab_compact_scatter(&d->head.vc, g->wcls);
+}
+
 static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, float scale) {
     Dyn *d = pl->impl;
+    if (d->dh.n) return head_backward_device(pl, d, p, g, scale);
     const double tc = time_ms();
     cpu_head_backward(&d->head, p, g, d->x_out, scale, d->dx);
     dp_cls_time(pl, tc);
@@ -323,8 +407,8 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
     return 0;
 }
 
-static const DevStages STAGES = {prepare, attn_forward, ffn_forward, head_forward, head_backward, ffn_backward,
-                                 attn_backward};
+static const DevStages STAGES = {prepare,      attn_forward,  ffn_forward,  head_forward,
+                                 head_backward, ffn_backward, attn_backward, head_after_dw};
 
 // --- Pipeline methods -------------------------------------------------------------------
 
@@ -342,8 +426,8 @@ static int dyn_eval(Pipeline *pl, const Params *p, const int *tok, const int *tg
 static int dyn_params_changed(Pipeline *pl, const Params *p) {
     Dyn *d = pl->impl;
     // the previous series may still read the weights (or LoRA's merged copy) devpipe_weights rewrites
-    if (!d->serial_staging && worker_wait(&d->stager, d->dp.cfg.n_layers) != 0)
-        for (int l = 0; l < d->dp.cfg.n_layers; l++)
+    if (!d->serial_staging && worker_wait(&d->stager, stage_items(d)) != 0)
+        for (int l = 0; l < stage_items(d); l++)
             if (stage_wait(pl, d, l) != 0) return -1;
     return stage_weights(pl, d, devpipe_weights(&d->dp, p));
 }
@@ -353,6 +437,7 @@ static void dyn_free(Pipeline *pl) {
     if (!d) return;
     worker_free(&d->stager);  // finishes the layer in progress first
     dwq_free(&d->dp.dwq);
+    devhead_free(&d->dh, &d->dp.dev);
     // bindings first: they share layer 0's compiled kernels
     for (int i = d->dp.cfg.n_layers * K - 1; d->kern && i >= 0; i--) dk_free(&d->kern[i], &d->dp.dev);
     if (d->dp.dev.ops) device_free(&d->dp.dev);
@@ -411,6 +496,34 @@ static int compile_kernels(Pipeline *pl, Dyn *d) {
     return 0;
 }
 
+// The device head's kernels: clsFwd and clsBwd compiled once per chunk size and
+// bound to every chunk (each its own input surface of rows; the outputs are
+// read before the next chunk runs), and the softmaxes.
+static int compile_head(Pipeline *pl, Dyn *d) {
+    const double t0 = time_ms();
+    DevHead *h = &d->dh;
+    Device *dev = &d->dp.dev;
+    const int before = dev->compiles;
+    for (int c = 0; c < h->n; c++)
+        for (int b = 0; b < 2; b++) {
+            DevKernel *x = b ? h->bwd : h->cls;
+            if (c > 0 && devhead_rows(h, c) == h->rows) {
+                if (dk_bind(&x[c], dev, &x[0], NULL, x[0].out) != 0) return -1;
+                continue;
+            }
+            MilKernel mk;
+            if (mil_kernel_build_chunk(b ? MIL_K_CLS_BWD : MIL_K_CLS_FWD, &d->dp.cfg, d->dp.S, d->dp.dialect,
+                                       devhead_rows(h, c), &mk) != 0 ||
+                dk_compile(&x[c], dev, &mk, NULL, NULL) != 0)
+                return -1;
+        }
+    if (devhead_compile_softmax(h, dev, &d->dp.cfg, d->dp.dialect) != 0) return -1;
+    pl->times.kernels_compiled += dev->compiles - before;
+    pl->times.dialect_fallbacks = dev->dialect_fallbacks;
+    pl->times.compile += time_ms() - t0;
+    return 0;
+}
+
 static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const PipelineOptions *o) {
     const int L = cfg->n_layers;
     if (device_init(&d->dp.dev, o->device ? o->device : "sim", o->compile_budget) != 0) return -1;
@@ -428,6 +541,9 @@ static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const Pip
     if (rope_table_init(&d->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
         cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 ||
         (o->lora && devpipe_lora_init(&d->dp, o->lora, o->lora_cfg, 1) != 0) || compile_kernels(pl, d) != 0)
+        return -1;
+    if (o->device_head && (devhead_init(&d->dh, o->n_vocab_rows > 0 ? o->n_vocab_rows : cfg->vocab, seq, 1) != 0 ||
+                           compile_head(pl, d) != 0))
         return -1;
     return dwq_init(&d->dp.dwq, d->dp.dev.on_host && !o->dw_thread);
 }

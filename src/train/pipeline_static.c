@@ -33,6 +33,7 @@
 #include "core/gemm.h"
 #include "core/timer.h"
 #include "cpu/ops_fast.h"
+#include "train/devhead.h"
 #include "train/devpipe.h"
 #include "train/pipeline.h"
 
@@ -52,19 +53,6 @@ typedef struct {
     float *dffn, *dh1, *dh3, *dy2s, *dq, *dk, *dv;
 } StLayer;
 
-// static-ane's head on the device
-typedef struct {
-    DevKernel norm;       // finalNorm
-    DevKernel *cls;       // (n) classifier chunks
-    DevKernel smax[2];    // vocabSoftmax for full chunks, and for a shorter last chunk
-    int V;                // rows of the classifier: the vocabulary, or its compacted ids
-    int n, rows;          // chunks of rows (the last has V - (n-1)·rows)
-    int *tgt;             // (S) the targets as rows of it (-1: no loss)
-    float *dl;            // (V,S) softmax, then the logits' gradient
-    float *mx, *sum;      // (n,S) per chunk
-    float *lse, *tlogit;  // (S)
-} DevHead;
-
 typedef struct {
     DevPipe dp;           // first: the shared step's state (devpipe.h)
     int extras;
@@ -73,7 +61,8 @@ typedef struct {
     StLayer *layers;
     DevKernel bwd2;       // sdpaBwd2 (weight-free)
     CpuHead head;
-    DevHead dh;
+    DevKernel norm;       // static-ane: finalNorm
+    DevHead dh;           // static-ane: the classifier chunks and their softmax
     float *x_out, *dx, *dx2, *dxn, *tmp, *ynorm;  // (D,S) each
     float *dv_full, *dk_full, *qk_tmp, *qk_rstd;  // (QD,S) x3, (NH+NKV)·S
     float *block;
@@ -122,18 +111,15 @@ static int bake(St *s, DevKernel *x, MilKernelKind kind, const MilBaked *w) {
     return rc;
 }
 
-// Rows of classifier chunk c (the last one may be shorter).
-static int chunk_rows(const DevHead *h, int c) { return c + 1 < h->n ? h->rows : h->V - c * h->rows; }
-
 static int bake_head(St *s, const Params *p) {
     DevHead *h = &s->dh;
     MilBaked wn = {.rms = p->v.rms_final};
     lora_inputs(s, &wn);
-    if (bake(s, &h->norm, MIL_K_FINAL_NORM, &wn) != 0) return -1;
+    if (bake(s, &s->norm, MIL_K_FINAL_NORM, &wn) != 0) return -1;
     VocabCompact *vc = &s->head.vc;
     if (vc->n) vocab_compact_gather(vc, p->v.wcls, NULL, NULL, 0);  // the rows in use, baked as one table
     for (int c = 0; c < h->n; c++) {
-        const int row0 = c * h->rows, rows = chunk_rows(h, c);
+        const int row0 = c * h->rows, rows = devhead_rows(h, c);
         const MilBaked wc = {.cls = vc->n ? vc->W : p->v.wcls, .row0 = row0, .rows = rows};
         if (bake(s, &h->cls[c], MIL_K_CLASSIFIER, &wc) != 0) return err_wrap("classifier chunk %d", c);
     }
@@ -197,53 +183,12 @@ static int ffn_forward(Pipeline *pl, const Params *p, int l) {
     return 0;
 }
 
-// Reads the target's logit of every position whose target lies in chunk c.
-static int target_logits(St *s, int c, int row0, int rows) {
-    DevKernel *k = &s->dh.cls[c];
-    const uint16_t *o = device_surface_lock(&s->dp.dev, k->out, 0);
-    if (!o) return err_set("%s: cannot lock the output surface", k->k->name);
-    for (int t = 0; t < s->dp.S; t++) {
-        const int r = s->dh.tgt[t] - row0;
-        if (r >= 0 && r < rows) s->dh.tlogit[t] = fp16_to_f32(o[(size_t)r * k->k->out_w + t]);
-    }
-    device_surface_unlock(&s->dp.dev, k->out, 0);
-    return 0;
-}
-
 static int chunk_forward(Pipeline *pl, St *s, int c) {
-    DevHead *h = &s->dh;
-    const int S = s->dp.S, row0 = c * h->rows, rows = chunk_rows(h, c);
-    DevKernel *cls = &h->cls[c], *sm = &h->smax[rows == h->rows ? 0 : 1];
-    if (dp_copy(pl, &s->dp.dev, cls, "xf", &h->norm, "xf", 0, 1) || dp_eval(pl, &s->dp.dev, cls, -1) ||
-        dp_copy(pl, &s->dp.dev, sm, "logits", cls, "logits", 0, 1) || dp_eval(pl, &s->dp.dev, sm, -1) ||
-        dp_fetch(pl, &s->dp.dev, sm, "probs", h->dl + (size_t)row0 * S) ||
-        dp_fetch(pl, &s->dp.dev, sm, "max", h->mx + (size_t)c * S) || dp_fetch(pl, &s->dp.dev, sm, "sum", h->sum + (size_t)c * S))
-        return -1;
-    return target_logits(s, c, row0, rows);
-}
-
-// The chunks' softmaxes into the whole vocabulary's: lse = log Σ_c sum_c·e^{max_c};
-// p = p_c·sum_c·e^{max_c − lse}. *loss = mean of lse − logit[target].
-static void combine_chunks(St *s, float *loss) {
-    DevHead *h = &s->dh;
-    const int S = s->dp.S;
-    double total = 0;
-    int n_valid = 0;
-    for (int t = 0; t < S; t++) {
-        double m = -INFINITY, z = 0;
-        for (int c = 0; c < h->n; c++) m = fmax(m, h->mx[(size_t)c * S + t]);
-        for (int c = 0; c < h->n; c++) z += h->sum[(size_t)c * S + t] * exp(h->mx[(size_t)c * S + t] - m);
-        h->lse[t] = (float)(m + log(z));
-        if (h->tgt[t] >= 0) total += h->lse[t] - h->tlogit[t], n_valid++;
-    }
-    for (int c = 0; c < h->n; c++) {
-        const int row0 = c * h->rows, rows = chunk_rows(h, c);
-        for (int t = 0; t < S; t++) {
-            const float f = h->sum[(size_t)c * S + t] * expf(h->mx[(size_t)c * S + t] - h->lse[t]);
-            for (int r = 0; r < rows; r++) h->dl[(size_t)(row0 + r) * S + t] *= f;
-        }
-    }
-    *loss = n_valid ? (float)(total / n_valid) : 0.0f;
+    DevKernel *cls = &s->dh.cls[c];
+    return dp_copy(pl, &s->dp.dev, cls, "xf", &s->norm, "xf", 0, 1) || dp_eval(pl, &s->dp.dev, cls, -1) ||
+                   devhead_chunk_softmax(pl, &s->dp.dev, &s->dh, c)
+               ? -1
+               : 0;
 }
 
 static int head_forward(Pipeline *pl, const Params *p, float *loss) {
@@ -258,16 +203,15 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
     double tc = time_ms();
     rmsnorm_forward(s->ynorm, s->head.rstd, s->x_out, p->v.rms_final, D, S, s->dp.cfg.norm_eps);  // rstd for the backward
     pl->times.cpu_ops += time_ms() - tc;
-    if (dp_stage(pl, &s->dp.dev, &s->dh.norm, "x", s->x_out) || dp_eval(pl, &s->dp.dev, &s->dh.norm, -1) ||
-        dp_fetch(pl, &s->dp.dev, &s->dh.norm, "xf", s->head.xf))
+    if (dp_stage(pl, &s->dp.dev, &s->norm, "x", s->x_out) || dp_eval(pl, &s->dp.dev, &s->norm, -1) ||
+        dp_fetch(pl, &s->dp.dev, &s->norm, "xf", s->head.xf))
         return -1;
     // targets as classifier rows: compact ids when compacted (an unused id: no loss)
-    if (s->head.vc.n) vocab_compact_targets(&s->head.vc, s->dp.tgt, s->dh.tgt, S);
-    else memcpy(s->dh.tgt, s->dp.tgt, sizeof(int) * S);
+    devhead_targets(&s->dh, &s->head.vc, s->dp.tgt);
     for (int c = 0; c < s->dh.n; c++)
         if (chunk_forward(pl, s, c) != 0) return err_wrap("classifier chunk %d", c);
     tc = time_ms();
-    combine_chunks(s, loss);
+    devhead_combine(&s->dh, loss);
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
 }
@@ -295,7 +239,7 @@ static int stage_inputs(Pipeline *pl, St *s, const Params *p) {
             const float *w = (i == SK_ATTN || i == SK_NORM1_BWD ? p->v.rms_att : p->v.rms_ffn) + (size_t)l * D;
             if (stage_layer_inputs(pl, s, &s->layers[l].k[i], l, NORM[i], w) != 0) return err_wrap("layer %d", l);
         }
-    if (s->extras && stage_layer_inputs(pl, s, &s->dh.norm, 0, "rms", p->v.rms_final) != 0) return -1;
+    if (s->extras && stage_layer_inputs(pl, s, &s->norm, 0, "rms", p->v.rms_final) != 0) return -1;
     s->inputs_staged = 1;
     return 0;
 }
@@ -314,14 +258,7 @@ static int prepare(Pipeline *pl, const Params *p) {
 static void head_backward_extras(St *s, const Params *p, const ParamViews *g, float scale) {
     DevHead *h = &s->dh;
     const int S = s->dp.S, D = s->dp.cfg.dim, V = h->V;
-    const int *tgt = h->tgt;
-    int n_valid = 0;
-    for (int t = 0; t < S; t++) n_valid += tgt[t] >= 0;
-    const float k = n_valid ? scale / (float)n_valid : 0.0f;
-    for (int v = 0; v < V; v++) {
-        float *row = h->dl + (size_t)v * S;
-        for (int t = 0; t < S; t++) row[t] = tgt[t] >= 0 ? k * (row[t] - (tgt[t] == v)) : 0.0f;
-    }
+    devhead_dlogits(h, scale);
     VocabCompact *vc = &s->head.vc;  // compacted: the rows in use, their gradient scattered back
     const float *W = vc->n ? vc->W : p->v.wcls;
     float *dW = vc->n ? vc->dW : g->wcls;
@@ -433,8 +370,8 @@ static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, flo
     return 0;
 }
 
-static const DevStages STAGES = {prepare, attn_forward, ffn_forward, head_forward, head_backward, ffn_backward,
-                                 attn_backward};
+static const DevStages STAGES = {prepare,      attn_forward,  ffn_forward, head_forward,
+                                 head_backward, ffn_backward, attn_backward, NULL};
 
 // --- Pipeline methods ------------------------------------------------------------------------
 
@@ -469,16 +406,12 @@ static void st_free(Pipeline *pl) {
     for (int l = 0; s->layers && l < s->dp.cfg.n_layers; l++)
         for (int i = 0; i < SK_PER_LAYER; i++) dk_free(&s->layers[l].k[i], &s->dp.dev);
     dk_free(&s->bwd2, &s->dp.dev);
-    dk_free(&s->dh.norm, &s->dp.dev);
-    for (int c = 0; s->dh.cls && c < s->dh.n; c++) dk_free(&s->dh.cls[c], &s->dp.dev);
-    dk_free(&s->dh.smax[0], &s->dp.dev);
-    dk_free(&s->dh.smax[1], &s->dp.dev);
+    dk_free(&s->norm, &s->dp.dev);
+    devhead_free(&s->dh, &s->dp.dev);
     if (s->dp.dev.ops) device_free(&s->dp.dev);
     cpu_head_free(&s->head);
     devpipe_lora_free(&s->dp);
     rope_table_free(&s->rope);
-    free(s->dh.cls);
-    free(s->dh.tgt);
     free(s->layers);
     free(s->block);
     free(s->dp.tok);
@@ -505,11 +438,6 @@ static size_t carve(St *s, float *base) {
     TAKE(s->x_out, D * S); TAKE(s->dx, D * S); TAKE(s->dx2, D * S); TAKE(s->dxn, D * S);
     TAKE(s->tmp, D * S); TAKE(s->ynorm, D * S);
     TAKE(s->dv_full, QD * S); TAKE(s->dk_full, QD * S); TAKE(s->qk_tmp, QD * S); TAKE(s->qk_rstd, NHK * S);
-    if (s->extras) {
-        DevHead *h = &s->dh;
-        TAKE(h->dl, (size_t)h->V * S); TAKE(h->mx, h->n * S); TAKE(h->sum, h->n * S);
-        TAKE(h->lse, S); TAKE(h->tlogit, S);
-    }
 #undef TAKE
     return used;
 }
@@ -520,14 +448,7 @@ static int compile_fixed(Pipeline *pl, St *s) {
     MilKernel k;
     if (mil_kernel_build_dialect(MIL_K_SDPA_BWD2, &s->dp.cfg, s->dp.S, s->dp.dialect, &k) != 0 || dk_compile(&s->bwd2, &s->dp.dev, &k, NULL, NULL))
         return -1;
-    DevHead *h = &s->dh;
-    const int last = h->V - (h->n - 1) * h->rows;
-    for (int i = 0; s->extras && i < (last == h->rows ? 1 : 2); i++) {
-        const MilBaked w = {.rows = i == 0 ? h->rows : last};
-        if (mil_kernel_build_baked_dialect(MIL_K_VOCAB_SOFTMAX, &s->dp.cfg, s->dp.S, s->dp.dialect, &w, &k) != 0 ||
-            dk_compile(&h->smax[i], &s->dp.dev, &k, NULL, NULL))
-            return -1;
-    }
+    if (s->extras && devhead_compile_softmax(&s->dh, &s->dp.dev, &s->dp.cfg, s->dp.dialect) != 0) return -1;
     pl->times.compile += time_ms() - t0;
     pl->times.kernels_compiled += s->dp.dev.compiles;
     pl->times.dialect_fallbacks = s->dp.dev.dialect_fallbacks;
@@ -540,9 +461,8 @@ static int st_setup(Pipeline *pl, St *s, const Config *cfg, int seq, const Pipel
     s->layers = calloc(L, sizeof(StLayer));
     s->dp.tok = calloc(seq, sizeof(int));
     s->dp.tgt = calloc(seq, sizeof(int));
-    if (s->extras) s->dh.cls = calloc((size_t)s->dh.n, sizeof(DevKernel)), s->dh.tgt = calloc(seq, sizeof(int));
-    if (!s->layers || !s->dp.tok || !s->dp.tgt || (s->extras && (!s->dh.cls || !s->dh.tgt)))
-        return err_set("out of memory");
+    if (!s->layers || !s->dp.tok || !s->dp.tgt) return err_set("out of memory");
+    if (s->extras && devhead_init(&s->dh, o->n_vocab_rows > 0 ? o->n_vocab_rows : cfg->vocab, seq, 0) != 0) return -1;
     s->block = calloc(carve(s, NULL), sizeof(float));
     if (!s->block) return err_set("out of memory for the %s pipeline (%s, window %d)", pl->name, cfg->name, seq);
     carve(s, s->block);
@@ -576,9 +496,9 @@ int pipeline_static_init(Pipeline *pl, const Config *cfg, int seq, const Pipelin
     s->dp.dialect = o->mil_dialect ? MIL_DIALECT_IOS16 : MIL_DIALECT_IOS18;
     s->extras = !strcmp(pl->name, "static-ane") && !o->no_ane_extras;
     s->n_layer_kernels = s->extras ? SK_PER_LAYER : SK_NORM1_BWD;
-    s->dh.V = o->n_vocab_rows > 0 ? o->n_vocab_rows : cfg->vocab;
-    if (s->extras) mil_vocab_chunks(s->dh.V, &s->dh.n, &s->dh.rows);
-    s->per_update = cfg->n_layers * s->n_layer_kernels + (s->extras ? 1 + s->dh.n : 0);
+    int chunks = 0, rows;
+    if (s->extras) mil_vocab_chunks(o->n_vocab_rows > 0 ? o->n_vocab_rows : cfg->vocab, &chunks, &rows);
+    s->per_update = cfg->n_layers * s->n_layer_kernels + (s->extras ? 1 + chunks : 0);
     if (st_setup(pl, s, cfg, seq, o) != 0) {
         err_wrap("%s pipeline on %s", pl->name, o->device ? o->device : "sim");
         st_free(pl);

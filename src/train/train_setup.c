@@ -300,7 +300,7 @@ static int pipeline_setup(Trainer *t) {
     const TrainOptions *o = &t->o;
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
                           .precision = o->precision, .recompute = o->recompute,
-                          .no_ane_extras = o->no_ane_extras,
+                          .no_ane_extras = o->no_ane_extras, .device_head = o->device_head,
                           .mil_dialect = o->mil_dialect && !strcmp(o->mil_dialect, "ios16")};
     if (t->tp == &t->lora) po.lora = &t->lora, po.lora_cfg = &t->st.lora, po.lora_seed = t->st.seed;
     if (o->compact_vocab) {

@@ -85,6 +85,7 @@ static void times_add_delta(PhaseTimes *acc, const PhaseTimes *after, const Phas
     acc->cpu_ops += after->cpu_ops - before->cpu_ops;
     acc->cpu_cls += after->cpu_cls - before->cpu_cls;
     acc->cpu_io += after->cpu_io - before->cpu_io;
+    acc->io_bytes += after->io_bytes - before->io_bytes;
     acc->dw_wait += after->dw_wait - before->dw_wait;
     acc->compile += after->compile - before->compile;
     acc->device_evals += after->device_evals - before->device_evals;
@@ -362,6 +363,7 @@ static void step_record(Trainer *t, const UpdateResult *r, long long stop_at) {
         .forward_ms = r->forward_ms, .backward_ms = r->backward_ms, .loss_scale = st->loss_scale,
         .device_ms = r->pipeline.device, .staging_ms = r->pipeline.staging, .cpu_ops_ms = r->pipeline.cpu_ops,
         .cpu_cls_ms = r->pipeline.cpu_cls, .cpu_io_ms = r->pipeline.cpu_io, .dw_wait_ms = r->pipeline.dw_wait,
+        .io_mb = r->pipeline.io_bytes / 1e6,
     };
     int print = st->step == t->start_step + 1 || st->step % t->o.print_every == 0 || st->step == stop_at;
     metrics_step(&t->mt, &rec, print);
