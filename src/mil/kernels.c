@@ -127,12 +127,7 @@ static MilVal gen_bwd_2(Gen *g, const char *a, const char *b, int C, const char 
 // ---------------------------------------------------------------------------------------------
 // the device head: a chunk of the classifier's rows, staged
 
-static int head_rows(const Gen *g) {
-    if (g->w && g->w->rows > 0) return g->w->rows;
-    int n, rows;
-    mil_head_chunks(g->cfg->vocab, &n, &rows);
-    return rows;
-}
+static int head_rows(const Gen *g) { return kg_chunk_rows(g, mil_head_chunks); }
 
 static MilVal gen_cls_fwd(Gen *g) {
     const int rows = head_rows(g);

@@ -12,6 +12,13 @@
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
+int kg_chunk_rows(const Gen *g, void (*chunks)(int vocab, int *n, int *rows)) {
+    if (g->w && g->w->rows > 0) return g->w->rows;
+    int n, rows;
+    chunks(g->cfg->vocab, &n, &rows);
+    return rows;
+}
+
 int kg_inner(const Gen *g, int n) { return g->pad ? round_up(n, MIL_RULE_INNER_MULT) : n; }
 
 void kg_in_spatial_pw(Gen *g, const char *name, MilRegionKind kind, int nc, int nw, int pw) {

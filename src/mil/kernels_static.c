@@ -258,12 +258,7 @@ static MilVal gen_dec_wo(Gen *g) {
                          "out");
 }
 
-static int chunk_rows(const Gen *g) {
-    if (g->w && g->w->rows > 0) return g->w->rows;
-    int n, rows;
-    mil_vocab_chunks(g->cfg->vocab, &n, &rows);
-    return rows;
-}
+static int chunk_rows(const Gen *g) { return kg_chunk_rows(g, mil_vocab_chunks); }
 
 // classifier: logits of one chunk of rows = E[row0 : row0 + rows]·xf.
 static MilVal gen_classifier(Gen *g) {

@@ -288,8 +288,8 @@ void dp_attn_backward_cpu(const Config *c, const RopeTable *rope, const float *q
                           float *gq_norm, float *gk_norm, float *dq, float *dk, float *dv, const float *dk_full,
                           const float *dv_full, const float *q_pre, const float *k_pre, float *tmp, float *rstd, int S) {
     const int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
-    dp_gqa_reduce(dk, dk_full, NH, NKV, HD, S);
-    dp_gqa_reduce(dv, dv_full, NH, NKV, HD, S);
+    if (dk != dk_full) dp_gqa_reduce(dk, dk_full, NH, NKV, HD, S);  // the same buffer: nothing to sum
+    if (dv != dv_full) dp_gqa_reduce(dv, dv_full, NH, NKV, HD, S);
     rope_backward(dq, rope, NH, c->rope_layout);
     rope_backward(dk, rope, NKV, c->rope_layout);
     if (!c->qk_norm) return;

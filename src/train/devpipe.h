@@ -133,7 +133,8 @@ void dp_gqa_tile(float *dst, const float *src, int NH, int NKV, int HD, int S); 
 void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S);  // sums each group back
 
 // The attention backward between sdpaBwd2 and the projection backward, on the
-// CPU: dk, dv [KVD,S] = GQA-reduced dk_full, dv_full [QD,S]; RoPE backward of
+// CPU: dk, dv [KVD,S] = GQA-reduced dk_full, dv_full [QD,S] (already there
+// when dk == dk_full, dv == dv_full: without GQA); RoPE backward of
 // dq [QD,S] (in place) and dk; QK-norm backward (q_pre, k_pre: the projections
 // before it) adding its weight gradients into gq_norm, gk_norm. tmp: (QD,S)
 // floats, rstd: (NH+NKV)*S floats.

@@ -352,6 +352,12 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
     return 0;
 }
 
+// A buffer per query head: under GQA the pipeline's (k, v tiled to the query
+// heads; dk, dv summed back per kv group), without it the layer's own.
+static float *per_query_head(const Dyn *d, float *gqa, float *own) {
+    return d->dp.cfg.n_heads != d->dp.cfg.n_kv_heads ? gqa : own;
+}
+
 // wotBwd, then sdpaBwd1 and sdpaBwd2 on tiled k, v; probs and dP go surface to surface.
 static int sdpa_backward(Pipeline *pl, const ParamViews *g, int l) {
     Dyn *d = pl->impl;
@@ -364,16 +370,18 @@ static int sdpa_backward(Pipeline *pl, const ParamViews *g, int l) {
     if (dp_stage(pl, dev, wot, "dy", A->dy2s) || dp_eval(pl, dev, wot, l) || dp_fetch(pl, dev, wot, "da", d->datt))
         return -1;
     devpipe_weight_grad(&d->dp, g, LORA_O, l, A->dy2s, A->att);
+    const float *kt = per_query_head(d, d->kt, A->k), *vt = per_query_head(d, d->vt, A->v);
+    float *dk = per_query_head(d, d->dk_full, A->dk), *dv = per_query_head(d, d->dv_full, A->dv);
     double tc = time_ms();
-    dp_gqa_tile(d->kt, A->k, c->n_heads, c->n_kv_heads, c->head_dim, S);
-    dp_gqa_tile(d->vt, A->v, c->n_heads, c->n_kv_heads, c->head_dim, S);
+    if (kt != A->k) dp_gqa_tile(d->kt, A->k, c->n_heads, c->n_kv_heads, c->head_dim, S);
+    if (vt != A->v) dp_gqa_tile(d->vt, A->v, c->n_heads, c->n_kv_heads, c->head_dim, S);
     pl->times.cpu_ops += time_ms() - tc;
-    if (dp_stage(pl, dev, b1, "q", A->q) || dp_stage(pl, dev, b1, "k", d->kt) || dp_stage(pl, dev, b1, "v", d->vt) ||
-        dp_stage(pl, dev, b1, "da", d->datt) || dp_eval(pl, dev, b1, l) || dp_fetch(pl, dev, b1, "dv", d->dv_full))
+    if (dp_stage(pl, dev, b1, "q", A->q) || dp_stage(pl, dev, b1, "k", kt) || dp_stage(pl, dev, b1, "v", vt) ||
+        dp_stage(pl, dev, b1, "da", d->datt) || dp_eval(pl, dev, b1, l) || dp_fetch(pl, dev, b1, "dv", dv))
         return -1;
     return dp_copy(pl, dev, b2, "probs", b1, "probs", 0, 1) || dp_copy(pl, dev, b2, "dp", b1, "dp", 0, 1) ||
-                   dp_stage(pl, dev, b2, "q", A->q) || dp_stage(pl, dev, b2, "k", d->kt) || dp_eval(pl, dev, b2, l) ||
-                   dp_fetch(pl, dev, b2, "dq", A->dq) || dp_fetch(pl, dev, b2, "dk", d->dk_full)
+                   dp_stage(pl, dev, b2, "q", A->q) || dp_stage(pl, dev, b2, "k", kt) || dp_eval(pl, dev, b2, l) ||
+                   dp_fetch(pl, dev, b2, "dq", A->dq) || dp_fetch(pl, dev, b2, "dk", dk)
                ? -1
                : 0;
 }
@@ -390,7 +398,8 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
     double tc = time_ms();
     dp_attn_backward_cpu(c, &d->rope, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
                          dp_at(g->q_norm, lh), dp_at(g->k_norm, lh), A->dq, A->dk, A->dv,
-                         d->dk_full, d->dv_full, A->q_pre, A->k_pre, d->scratch, d->qk_rstd, S);
+                         per_query_head(d, d->dk_full, A->dk), per_query_head(d, d->dv_full, A->dv), A->q_pre,
+                         A->k_pre, d->scratch, d->qk_rstd, S);
     pl->times.cpu_ops += time_ms() - tc;
     devpipe_weight_grad(&d->dp, g, LORA_Q, l, A->dq, A->xn);
     devpipe_weight_grad(&d->dp, g, LORA_K, l, A->dk, A->xn);
