@@ -19,8 +19,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-stories110m}
-updates=${2:-5}
-shift $(( $# < 2 ? $# : 2 ))
+[ $# -gt 0 ] && shift
+updates=5
+if [[ ${1:-} =~ ^[0-9]+$ ]]; then updates=$1; shift; fi
 bin=${ANETRAIN_BIN:-./anetrain}
 build=${BENCH_BUILD:-build}
 tmp=$(mktemp -d)

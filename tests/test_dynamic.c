@@ -45,8 +45,18 @@ static void head_step(Config c, int S, int compact, int chunks, int sizes) {
     CHECKF(t.device_evals == 10LL * c.n_layers + 3LL * chunks, "%s: %lld evaluations", c.name, t.device_evals);
 }
 
-// --device-head belongs to the dynamic pipeline: elsewhere one line says so.
+// --device-head belongs to the dynamic pipeline: elsewhere one line says so;
+// a resumed dynamic run (the pipeline from its checkpoint) takes it.
 TEST(device_head_is_refused_off_the_dynamic_pipeline) {
+    char ck[512], *out = NULL;
+    snprintf(ck, sizeof ck, "%s/head-resume.bin", test_tmpdir());
+    const char *run = "%s train --model tiny-mha --scratch --data %s --pipeline dynamic --seq 32 --accum 1 --steps 2 "
+                      "--eval-every 0 --ckpt %s -q";
+    REQUIRE(test_runf(&out, run, test_bin(), test_pattern_tokens(256), ck) == 0);
+    free(out), out = NULL;
+    CHECKF(test_runf(&out, "%s train --resume --ckpt %s --device-head --steps 3 -q", test_bin(), ck) == 0, "%s",
+           out ? out : "");
+    free(out);
     const char *others[] = {"cpu", "static", "static-ane"};
     for (int i = 0; i < 3; i++) {
         char *out = NULL;

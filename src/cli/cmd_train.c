@@ -83,8 +83,6 @@ static const char *bad_value(const TrainOptions *o) {
         return "--mil-dialect must be ios18 or ios16";
     if (o->zero != 0 && o->zero != 1) return "--zero must be 0 or 1";
     if (o->recompute && o->pipeline && strcmp(o->pipeline, "cpu")) return "--recompute is for the cpu pipeline";
-    if (o->device_head && (!o->pipeline || strcmp(o->pipeline, "dynamic")))
-        return "--device-head is for the dynamic pipeline (static-ane runs its head on the device already)";
     if (strcmp(o->comm_overlap, "auto") && strcmp(o->comm_overlap, "on") && strcmp(o->comm_overlap, "off"))
         return "--comm-overlap must be auto, on or off";
     if (o->sample_every < 0) return "--sample-every must be >= 0";

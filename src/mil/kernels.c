@@ -127,7 +127,7 @@ static MilVal gen_bwd_2(Gen *g, const char *a, const char *b, int C, const char 
 // ---------------------------------------------------------------------------------------------
 // the device head: a chunk of the classifier's rows, staged
 
-static int head_rows(const Gen *g) { return kg_chunk_rows(g, mil_head_chunks); }
+static int head_rows(const Gen *g) { return kg_chunk_rows(g, 1); }
 
 static MilVal gen_cls_fwd(Gen *g) {
     const int rows = head_rows(g);
@@ -139,8 +139,11 @@ static MilVal gen_cls_fwd(Gen *g) {
     return kg_dyn_mm(g, xt, kg_take(g, "E^T", "e"), "l", "out");
 }
 
-void mil_head_chunks(int vocab, int *n, int *rows) {
-    *n = (vocab + MIL_MAX_IN_CHANNELS - 1) / MIL_MAX_IN_CHANNELS;
+void mil_head_chunks(int vocab, int S, int *n, int *rows) {
+    const int row = MIL_RULE_ROW_BYTES / 2, width = (S + row - 1) / row * row;  // clsFwd's padded window
+    int most = (MIL_RULE_DIM_MAX - 1) / row * row - width;  // the input's width, rounded up, stays below the limit
+    if (most < row || most > MIL_MAX_IN_CHANNELS) most = MIL_MAX_IN_CHANNELS;  // a window that long breaks it anyway
+    *n = (vocab + most - 1) / most;
     if (*n < 1) *n = 1;
     *rows = (vocab + *n - 1) / *n;
 }

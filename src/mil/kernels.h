@@ -95,9 +95,8 @@
 //  decWo         attn [QD]                      o [D] = Wo·attn                                 (generation)
 //
 // The dynamic pipeline's device head (--device-head): weights staged, one
-// binding per chunk of at most MIL_MAX_IN_CHANNELS rows of the (compacted)
-// classifier table E (mil_head_chunks; vocabSoftmax, built for the same rows,
-// follows clsFwd):
+// binding per chunk of rows of the (compacted) classifier table E
+// (mil_head_chunks; vocabSoftmax, built for the same rows, follows clsFwd):
 //  clsFwd      D       xf      ACT   S      RMSNorm(x; rms_final)
 //                      E^T     WT    rows   the chunk's rows of E [rows,D] staged transposed
 //              out: logits [rows] = E_chunk·xf
@@ -241,9 +240,11 @@ const char *mil_lora_region(int t, int b);
 // within the channel limit (MIL_MAX_OUT_CHANNELS, mil_interp.h): *n chunks of
 // *rows rows (the last may be shorter).
 void mil_vocab_chunks(int vocab, int *n, int *rows);
-// The dynamic head's chunks (clsFwd, clsBwd): at most MIL_MAX_IN_CHANNELS
-// rows, since clsBwd reads a chunk's rows as its input channels.
-void mil_head_chunks(int vocab, int *n, int *rows);
+// The dynamic head's chunks (clsFwd, clsBwd) for a window of S: clsBwd reads
+// a chunk's rows as its input channels (at most MIL_MAX_IN_CHANNELS), and
+// clsFwd's input is S + rows wide, kept under the disputed 16,384-per-dimension
+// limit (mil_rules.h) when the window leaves room for it.
+void mil_head_chunks(int vocab, int S, int *n, int *rows);
 // Generates kernel `kind` for cfg and window S in the ios18 dialect. Returns 0,
 // or -1 with err_msg() (invalid config, or a shape error in the generator).
 int mil_kernel_build(MilKernelKind kind, const Config *cfg, int S, MilKernel *out);

@@ -12,10 +12,11 @@
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-int kg_chunk_rows(const Gen *g, void (*chunks)(int vocab, int *n, int *rows)) {
+int kg_chunk_rows(const Gen *g, int head) {
     if (g->w && g->w->rows > 0) return g->w->rows;
     int n, rows;
-    chunks(g->cfg->vocab, &n, &rows);
+    if (head) mil_head_chunks(g->cfg->vocab, g->S_real, &n, &rows);
+    else mil_vocab_chunks(g->cfg->vocab, &n, &rows);
     return rows;
 }
 

@@ -36,8 +36,8 @@ void kg_in_channels(Gen *g, const char *name, int nc);
 void kg_out_region(Gen *g, const char *name, int nc);
 
 // The rows of the vocabulary chunk a kernel covers: g->w->rows, or when not
-// given the first chunk's of the given chunking (mil_vocab_chunks, mil_head_chunks).
-int kg_chunk_rows(const Gen *g, void (*chunks)(int vocab, int *n, int *rows));
+// given the first chunk's of mil_vocab_chunks (head: of mil_head_chunks).
+int kg_chunk_rows(const Gen *g, int head);
 
 // Declares the function input once the layout is complete.
 void kg_declare_input(Gen *g);

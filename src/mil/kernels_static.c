@@ -258,7 +258,7 @@ static MilVal gen_dec_wo(Gen *g) {
                          "out");
 }
 
-static int chunk_rows(const Gen *g) { return kg_chunk_rows(g, mil_vocab_chunks); }
+static int chunk_rows(const Gen *g) { return kg_chunk_rows(g, 0); }
 
 // classifier: logits of one chunk of rows = E[row0 : row0 + rows]·xf.
 static MilVal gen_classifier(Gen *g) {

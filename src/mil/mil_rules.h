@@ -39,6 +39,7 @@ enum {
     MIL_RULE_INNER_MULT = 32,       // matmul K
     MIL_RULE_MIN_BYTES = 48 * 1024, // smallest I/O surface
     MIL_RULE_MAX_RANK = 4,
+    MIL_RULE_DIM_MAX = 16384,       // elements per dimension, exclusive (dim-16k: documented, not enforced)
 };
 
 const MilRule *mil_rule(MilRuleId id);

@@ -13,7 +13,8 @@
 int devhead_init(DevHead *h, int V, int S, int dynamic) {
     memset(h, 0, sizeof *h);
     h->V = V, h->S = S;
-    (dynamic ? mil_head_chunks : mil_vocab_chunks)(V, &h->n, &h->rows);
+    if (dynamic) mil_head_chunks(V, S, &h->n, &h->rows);
+    else mil_vocab_chunks(V, &h->n, &h->rows);
     const size_t n_s = (size_t)S, n[6] = {(size_t)V * n_s, h->n * n_s, h->n * n_s, n_s, n_s, n_s};
     size_t total = 0;
     for (int i = 0; i < 6; i++) total += (n[i] + 15) & ~(size_t)15;

@@ -28,7 +28,7 @@ typedef struct {
 } DevHead;
 
 // Chunks of V rows: static-ane's classifier conv (mil_vocab_chunks) or the
-// dynamic kernels (mil_head_chunks, with_bwd: the clsBwd bindings too).
+// dynamic kernels (mil_head_chunks; the clsBwd bindings too).
 // -1 with err_msg() when out of memory.
 int devhead_init(DevHead *h, int V, int S, int dynamic);
 // Frees the kernels (on dev) and the buffers.

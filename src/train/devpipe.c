@@ -305,11 +305,12 @@ void dp_attn_backward_cpu(const Config *c, const RopeTable *rope, const float *q
 
 // --- the CPU head ------------------------------------------------------------------------------
 
-int cpu_head_init(CpuHead *h, const Config *c, int S, const int *vocab_rows, int n_vocab_rows) {
+int cpu_head_init(CpuHead *h, const Config *c, int S, const int *vocab_rows, int n_vocab_rows, int classifier) {
     memset(h, 0, sizeof *h);
     h->D = c->dim, h->V = c->vocab, h->S = S, h->eps = c->norm_eps, h->nthreads = threads_count();
-    const size_t D = h->D, V = h->V, T = h->nthreads, n_s = S;
-    const size_t n[8] = {D * n_s, n_s, n_s * V, n_s, 3 * T * n_s, T * n_s * CLS_CHUNK, T * D * n_s, D * n_s};
+    const size_t D = h->D, V = h->V, T = h->nthreads, n_s = S, k = classifier ? 1 : 0;
+    const size_t n[8] = {D * n_s, n_s, k * n_s * V, n_s, k * 3 * T * n_s, k * T * n_s * CLS_CHUNK, k * T * D * n_s,
+                         D * n_s};
     size_t total = 0;
     for (int i = 0; i < 8; i++) total += (n[i] + 15) & ~(size_t)15;
     h->block = calloc(total, sizeof(float));

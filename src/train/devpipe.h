@@ -153,7 +153,9 @@ typedef struct {
     float *block;
 } CpuHead;
 
-int cpu_head_init(CpuHead *h, const Config *c, int S, const int *vocab_rows, int n_vocab_rows);
+// classifier 0: the device runs it (devhead.h), so no logits or classifier
+// scratch are allocated (the final norm's buffers and the compaction are).
+int cpu_head_init(CpuHead *h, const Config *c, int S, const int *vocab_rows, int n_vocab_rows, int classifier);
 void cpu_head_free(CpuHead *h);
 // *loss of x_out [D,S] against tgt (NULL: no targets, loss 0).
 void cpu_head_forward(CpuHead *h, const Params *p, const float *x_out, const int *tgt, float *loss);

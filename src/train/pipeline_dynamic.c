@@ -548,7 +548,7 @@ static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const Pip
     carve(d, d->block);
     d->dp.x0 = d->layers[0].x, d->dp.dx = d->dx, d->dp.stages = &STAGES;
     if (rope_table_init(&d->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
-        cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 ||
+        cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows, !o->device_head) != 0 ||
         (o->lora && devpipe_lora_init(&d->dp, o->lora, o->lora_cfg, 1) != 0) || compile_kernels(pl, d) != 0)
         return -1;
     if (o->device_head && (devhead_init(&d->dh, o->n_vocab_rows > 0 ? o->n_vocab_rows : cfg->vocab, seq, 1) != 0 ||

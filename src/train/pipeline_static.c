@@ -468,7 +468,7 @@ static int st_setup(Pipeline *pl, St *s, const Config *cfg, int seq, const Pipel
     carve(s, s->block);
     s->dp.x0 = s->layers[0].x, s->dp.dx = s->dx, s->dp.stages = &STAGES;
     if (rope_table_init(&s->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
-        cpu_head_init(&s->head, cfg, seq, o->vocab_rows, o->n_vocab_rows) != 0 ||
+        cpu_head_init(&s->head, cfg, seq, o->vocab_rows, o->n_vocab_rows, !s->extras) != 0 ||
         (o->lora && devpipe_lora_init(&s->dp, o->lora, o->lora_cfg, 0) != 0) || compile_fixed(pl, s) != 0)
         return -1;
     if (s->dp.dev.compiles + s->per_update > s->dp.dev.compile_budget)

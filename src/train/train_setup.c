@@ -298,6 +298,9 @@ static int used_ids(Trainer *t) {
 
 static int pipeline_setup(Trainer *t) {
     const TrainOptions *o = &t->o;
+    if (o->device_head && strcmp(o->pipeline, "dynamic"))  // the pipeline may have come from the checkpoint
+        return err_set("--device-head is for the dynamic pipeline, not %s (static-ane runs its head on the device "
+                       "already)", o->pipeline);
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
                           .precision = o->precision, .recompute = o->recompute,
                           .no_ane_extras = o->no_ane_extras, .device_head = o->device_head,
