@@ -15,7 +15,8 @@
 #   bench/device_phases.sh [MODEL] [UPDATES] [TRAIN FLAGS...]
 # e.g. --device-head (the classifier on the device: its floor is then part of
 # the device's, and the CPU's classifier line is the cross-entropy alone) or
-# --compact-vocab --data TOKENS (the rows in use: the floors count those).
+# --compact-vocab (the rows in use: the floors count those; without --data it
+# trains on the TinyStories head of $DATA, ../shared/data, in Llama 2 tokens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-stories110m}
@@ -29,6 +30,12 @@ trap 'rm -rf "$tmp"' EXIT
 "$bin" info "$model" > "$tmp/info.txt"
 "$build/gemm_peak" "$model" 256 2 3 2> /dev/null > "$tmp/peak.json"
 "$build/mem_bw" 2 1024 5 > "$tmp/bw.json"
+if [[ " $* " == *" --compact-vocab "* && " $* " != *" --data "* ]]; then
+  data=${DATA:-../shared/data}
+  "$bin" tokenize --tokenizer "$data/llama2/tokenizer.bin" -o "$tmp/ts.bin" \
+    "$data/tinystories/TinyStories-train.head-2MiB.txt" > /dev/null
+  set -- "$@" --data "$tmp/ts.bin"
+fi
 "$bin" train --model "$model" --scratch --pipeline dynamic --device sim --steps "$updates" --accum 1 --seq 256 \
   --eval-every 0 --save-every 0 --out-dir "$tmp/data" --ckpt "$tmp/ck.bin" --log "$tmp/run.jsonl" -q "$@"
 python3 - "$tmp" "$@" <<'PY'
