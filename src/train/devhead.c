@@ -7,7 +7,6 @@
 
 #include "core/err.h"
 #include "core/fp16.h"
-#include "core/timer.h"
 #include "cpu/par.h"
 
 int devhead_init(DevHead *h, int V, int S, int dynamic) {
@@ -91,25 +90,24 @@ int devhead_chunk_softmax(Pipeline *pl, Device *dev, DevHead *h, int c) {
 }
 
 typedef struct {
-    float *x;
-    const float *f;
+    float *x;        // rows of S values
     size_t S;
-    int mode;            // 0: x[v][t] *= f[t]; 1: dlogits
-    const int *tgt;
-    int row0;
+    const float *f;  // scale_rows: x[v][t] *= f[t]
+    const int *tgt;  // dlogits_rows: x[v][t] = k·(x[v][t] − (tgt[t] == v)), 0 where tgt[t] < 0
     float k;
 } RowJob;
 
-static void rows_run(void *ctx, size_t b, size_t e) {
+static void scale_rows(void *ctx, size_t b, size_t e) {
+    const RowJob *j = ctx;
+    for (size_t v = b; v < e; v++)
+        for (size_t t = 0; t < j->S; t++) j->x[v * j->S + t] *= j->f[t];
+}
+
+static void dlogits_rows(void *ctx, size_t b, size_t e) {
     const RowJob *j = ctx;
     for (size_t v = b; v < e; v++) {
         float *row = j->x + v * j->S;
-        if (j->mode == 0) {
-            for (size_t t = 0; t < j->S; t++) row[t] *= j->f[t];
-        } else {
-            const int id = j->row0 + (int)v;
-            for (size_t t = 0; t < j->S; t++) row[t] = j->tgt[t] >= 0 ? j->k * (row[t] - (j->tgt[t] == id)) : 0.0f;
-        }
+        for (size_t t = 0; t < j->S; t++) row[t] = j->tgt[t] >= 0 ? j->k * (row[t] - (j->tgt[t] == (int)v)) : 0.0f;
     }
 }
 
@@ -127,8 +125,8 @@ void devhead_combine(DevHead *h, float *loss) {
     }
     for (int c = 0; c < h->n; c++) {
         for (int t = 0; t < S; t++) h->f[t] = h->sum[(size_t)c * S + t] * expf(h->mx[(size_t)c * S + t] - h->lse[t]);
-        RowJob j = {h->dl + (size_t)c * h->rows * S, h->f, (size_t)S, 0, NULL, 0, 0};
-        par_for((size_t)devhead_rows(h, c), 1, (double)S, rows_run, &j);
+        RowJob j = {.x = h->dl + (size_t)c * h->rows * S, .S = (size_t)S, .f = h->f};
+        par_for((size_t)devhead_rows(h, c), 1, (double)S, scale_rows, &j);
     }
     *loss = n_valid ? (float)(total / n_valid) : 0.0f;
 }
@@ -136,6 +134,6 @@ void devhead_combine(DevHead *h, float *loss) {
 void devhead_dlogits(DevHead *h, float scale) {
     int n_valid = 0;
     for (int t = 0; t < h->S; t++) n_valid += h->tgt[t] >= 0;
-    RowJob j = {h->dl, NULL, (size_t)h->S, 1, h->tgt, 0, n_valid ? scale / (float)n_valid : 0.0f};
-    par_for((size_t)h->V, 1, (double)h->S, rows_run, &j);
+    RowJob j = {.x = h->dl, .S = (size_t)h->S, .tgt = h->tgt, .k = n_valid ? scale / (float)n_valid : 0.0f};
+    par_for((size_t)h->V, 1, (double)h->S, dlogits_rows, &j);
 }

@@ -206,7 +206,7 @@ void dp_cls_time(Pipeline *pl, double t0) {
     pl->times.cpu_cls += ms;
 }
 
-static int stage(Device *dev, DevKernel *x, const char *region, const float *src) {
+int dk_stage(Device *dev, DevKernel *x, const char *region, const float *src) {
     uint16_t *p = device_surface_lock(dev, x->in, 1);
     if (!p) return err_set("%s: cannot lock the input surface", x->k->name);
     int rc = mil_kernel_stage(x->k, p, region, src);
@@ -216,14 +216,14 @@ static int stage(Device *dev, DevKernel *x, const char *region, const float *src
 
 int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src) {
     const double t0 = time_ms();
-    const int rc = stage(dev, x, region, src);
+    const int rc = dk_stage(dev, x, region, src);
     io_time(pl, t0, rc ? NULL : mil_kernel_input(x->k, region), 6);
     return rc;
 }
 
 int dp_stage_weight(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src) {
     const double t0 = time_ms();
-    const int rc = stage(dev, x, region, src);
+    const int rc = dk_stage(dev, x, region, src);
     pl->times.staging += time_ms() - t0;
     return rc;
 }

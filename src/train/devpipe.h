@@ -112,6 +112,8 @@ void dk_free(DevKernel *x, Device *dev);
 // Recompiles k into x's existing surfaces (their sizes must not change).
 int dk_recompile(DevKernel *x, Device *dev, MilKernel *k);
 
+// fp32 src -> input region `region` of x (fp16), untimed (a stager thread times its own work).
+int dk_stage(Device *dev, DevKernel *x, const char *region, const float *src);
 // The CPU classifier's time since t0, as CPU ops and their classifier part.
 void dp_cls_time(Pipeline *pl, double t0);
 // fp32 src -> input region `region` of x (fp16): an activation, timed as CPU

@@ -9,8 +9,8 @@
 // cross-entropy (with device_head: the classifier, its softmax and its input
 // gradient as device kernels over chunks of rows, devhead.h, the classifier
 // staged once per update like a layer). The step's sequence is devpipe_step's
-// (devpipe.h); this file supplies its stages. Weight gradients are GEMMs on the dW worker, overlapped
-// with the next device evaluation (on sim, whose evaluations use the same
+// (devpipe.h); this file supplies its stages. Weight gradients are GEMMs on
+// the dW worker, overlapped with the next device evaluation (on sim, whose evaluations use the same
 // cores, they run inline: dw_queue.h). After an update the weights are staged
 // layer by layer on a stager thread while the forward runs.
 #include <stdlib.h>
@@ -78,12 +78,7 @@ static int stage_items(const Dyn *d) { return d->dp.cfg.n_layers + (d->dh.n > 0)
 
 // One region of layer l's input surface of kernel k, untimed (stage_weights times it).
 static int stage_raw(Dyn *d, int l, int k, const char *region, const float *src) {
-    DevKernel *x = kern(d, l, k);
-    uint16_t *p = device_surface_lock(&d->dp.dev, x->in, 1);
-    if (!p) return err_set("%s: cannot lock the input surface of layer %d", x->k->name, l);
-    int rc = mil_kernel_stage(x->k, p, region, src);
-    device_surface_unlock(&d->dp.dev, x->in, 1);
-    return rc;
+    return dk_stage(&d->dp.dev, kern(d, l, k), region, src) ? err_wrap("layer %d", l) : 0;
 }
 
 // The classifier's rows (compacted: the ones in use) into every chunk's
@@ -95,14 +90,8 @@ static int stage_head(Dyn *d, const Params *p) {
     const float *E = vc->n ? vc->W : p->v.wcls;
     for (int c = 0; c < h->n; c++) {
         const float *rows = E + (size_t)c * h->rows * d->dp.cfg.dim;
-        for (int b = 0; b < 2; b++) {
-            DevKernel *x = b ? &h->bwd[c] : &h->cls[c];
-            uint16_t *in = device_surface_lock(&d->dp.dev, x->in, 1);
-            if (!in) return err_set("%s: cannot lock the input surface of chunk %d", x->k->name, c);
-            const int rc = mil_kernel_stage(x->k, in, b ? "E" : "E^T", rows);
-            device_surface_unlock(&d->dp.dev, x->in, 1);
-            if (rc != 0) return -1;
-        }
+        if (dk_stage(&d->dp.dev, &h->cls[c], "E^T", rows) || dk_stage(&d->dp.dev, &h->bwd[c], "E", rows))
+            return err_wrap("classifier chunk %d", c);
     }
     return 0;
 }

@@ -24,12 +24,10 @@
 // Under LoRA the base is frozen: it is baked once, and the adapters (and the
 // trained norms with --train-norms) are input regions of the kernels
 // (MilBaked), restaged after every update — no recompile, no restart.
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
-#include "core/fp16.h"
 #include "core/gemm.h"
 #include "core/timer.h"
 #include "cpu/ops_fast.h"
