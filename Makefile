@@ -431,6 +431,7 @@ bench: $(BIN) $(BUILD)/libanetrain.a
 	BENCH_BUILD=$(BUILD) ANETRAIN_BIN=$(abspath $(BIN)) bash bench/device_phases.sh stories110m 5
 	BENCH_BUILD=$(BUILD) ANETRAIN_BIN=$(abspath $(BIN)) bash bench/device_phases.sh stories110m 5 --device-head
 	BENCH_BUILD=$(BUILD) ANETRAIN_BIN=$(abspath $(BIN)) bash bench/device_phases.sh stories110m 5 --device-head --compact-vocab
+	BENCH_BUILD=$(BUILD) ANETRAIN_BIN=$(abspath $(BIN)) bash bench/device_phases.sh stories110m 5 --device-head --serial-staging
 	$(BIN) bench --model stories15m --steps 20 --accum 10
 	ANETRAIN_BIN=$(abspath $(BIN)) bash bench/dist.sh stories15m 6 2 2 2
 	$(MAKE) bench-qwen3

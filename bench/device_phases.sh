@@ -16,7 +16,9 @@
 # e.g. --device-head (the classifier on the device: its floor is then part of
 # the device's, and the CPU's classifier line is the cross-entropy alone) or
 # --compact-vocab (the rows in use: the floors count those; without --data it
-# trains on the TinyStories head of $DATA, ../shared/data, in Llama 2 tokens).
+# trains on the TinyStories head of $DATA, ../shared/data, in Llama 2 tokens)
+# or --serial-staging (the weights staged on both threads before the forward:
+# the staging line is then the phase alone, not the stager's time beside it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-stories110m}
@@ -69,12 +71,14 @@ rest = statistics.median(d["t_fwd"] + d["t_bwd"] - d["t_device"] - d["t_cpu_ops"
 rows = [
     ("update", med("ms"), None),
     ("device (sim)", med("t_device"), floors["device"]),
-    ("staging (the stager thread, beside the forward)", med("t_staging"), floors["staging"]),
+    ("staging (before the forward, both threads)" if "--serial-staging" in flags
+     else "staging (the stager thread, beside the forward)", med("t_staging"), floors["staging"]),
     ("cpu ops", med("t_cpu_ops"), None),
     ("  cross-entropy (the classifier on the device)" if head else "  classifier", med("t_cpu_cls"),
      floors["classifier"]),
     (f"  surface I/O ({med('io_mb'):.0f} MB)", med("t_cpu_io"), floors["io"]),
-    ("  the rest", med("t_cpu_ops") - med("t_cpu_cls") - med("t_cpu_io"), None),
+    ("  the rest (element-wise ops, conversions fused in)",
+     med("t_cpu_ops") - med("t_cpu_cls") - med("t_cpu_io"), None),
     ("the rest of forward + backward: dW products, stager waits", rest, floors["dW"]),
     ("optimizer", med("t_optim"), None),
 ]

@@ -45,25 +45,30 @@ static void head_step(Config c, int S, int compact, int chunks, int sizes) {
     CHECKF(t.device_evals == 10LL * c.n_layers + 3LL * chunks, "%s: %lld evaluations", c.name, t.device_evals);
 }
 
-// --device-head belongs to the dynamic pipeline: elsewhere one line says so;
-// a resumed dynamic run (the pipeline from its checkpoint) takes it.
+// --device-head and --serial-staging belong to the dynamic pipeline: elsewhere
+// one line says so; a resumed dynamic run (the pipeline from its checkpoint)
+// takes them, and --serial-staging changes no number of the run.
 TEST(device_head_is_refused_off_the_dynamic_pipeline) {
-    char ck[512], *out = NULL;
+    char ck[512], ck2[512], *out = NULL;
     snprintf(ck, sizeof ck, "%s/head-resume.bin", test_tmpdir());
+    snprintf(ck2, sizeof ck2, "%s/head-resume-serial.bin", test_tmpdir());
     const char *run = "%s train --model tiny-mha --scratch --data %s --pipeline dynamic --seq 32 --accum 1 --steps 2 "
-                      "--eval-every 0 --ckpt %s -q";
-    REQUIRE(test_runf(&out, run, test_bin(), test_pattern_tokens(256), ck) == 0);
+                      "--eval-every 0 --ckpt %s -q %s";
+    REQUIRE(test_runf(&out, run, test_bin(), test_pattern_tokens(256), ck, "") == 0);
     free(out), out = NULL;
-    CHECKF(test_runf(&out, "%s train --resume --ckpt %s --device-head --steps 3 -q", test_bin(), ck) == 0, "%s",
-           out ? out : "");
+    REQUIRE(test_runf(&out, run, test_bin(), test_pattern_tokens(256), ck2, "--serial-staging") == 0);
+    free(out), out = NULL;
+    CHECK(test_ckpt_bodies_equal(ck, ck2));
+    CHECKF(test_runf(&out, "%s train --resume --ckpt %s --device-head --serial-staging --steps 3 -q", test_bin(), ck) == 0,
+           "%s", out ? out : "");
     free(out);
-    const char *others[] = {"cpu", "static", "static-ane"};
-    for (int i = 0; i < 3; i++) {
+    const char *others[] = {"cpu", "static", "static-ane"}, *flags[] = {"--device-head", "--serial-staging"};
+    for (int i = 0; i < 6; i++) {
         char *out = NULL;
-        CHECKF(test_runf(&out, "%s train --model tiny-mha --scratch --data %s --pipeline %s --device-head --steps 1",
-                         test_bin(), test_pattern_tokens(256), others[i]) != 0 &&
-                   out && strstr(out, "--device-head is for the dynamic pipeline"),
-               "%s: %s", others[i], out ? out : "");
+        CHECKF(test_runf(&out, "%s train --model tiny-mha --scratch --data %s --pipeline %s %s --steps 1", test_bin(),
+                         test_pattern_tokens(256), others[i % 3], flags[i / 3]) != 0 &&
+                   out && strstr(out, " is for the dynamic pipeline") && strstr(out, flags[i / 3]),
+               "%s %s: %s", others[i % 3], flags[i / 3], out ? out : "");
         free(out);
     }
 }

@@ -140,6 +140,9 @@ int cmd_train(int argc, char **argv) {
         {"--device-head", NULL, FLAG_BOOL, &o.device_head,
          "dynamic: the classifier, its softmax and its input gradient as device kernels, the classifier's rows "
          "staged once per update (default: on the CPU, as the seed)"},
+        {"--serial-staging", NULL, FLAG_BOOL, &o.serial_staging,
+         "dynamic: stage every layer's weights on all threads before the forward instead of layer by layer on a "
+         "stager thread beside it (the same numbers; staging then shows alone in the timings)"},
         {"--no-ane-extras", NULL, FLAG_BOOL, &o.no_ane_extras,
          "static-ane: its extra kernels' work (RMSNorm backward, final norm, classifier, softmax) on the CPU"},
         {"--loss-scale", NULL, FLAG_FLOAT, &o.loss_scale,

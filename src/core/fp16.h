@@ -36,5 +36,11 @@ void fp16_from_f32_transposed_naive(uint16_t *dst, size_t dst_stride, const floa
 void bf16_from_f32_array(uint16_t *dst, const float *src, size_t n);
 void bf16_to_f32_array(float *dst, const uint16_t *src, size_t n);
 
+// Rows of fp16 values ld apart (a region of a device surface: row i at p + i·ld).
+typedef struct {
+    uint16_t *p;
+    size_t ld;
+} F16Rows;
+
 // "f16c", "neon" or "scalar": which path the *_array functions take.
 const char *fp16_simd_name(void);

@@ -85,8 +85,8 @@ typedef struct {
     float eps;
 } NormFwd;
 
-static void rmsnorm_fwd_range(float *restrict y, float *restrict rstd, const float *restrict x, const float *w,
-                              int C, int S, float eps, size_t b, size_t e) {
+void rmsnorm_forward_range(float *restrict y, float *restrict rstd, const float *restrict x, const float *w, int C,
+                           int S, float eps, size_t b, size_t e) {
     for (size_t t = b; t < e; t++) rstd[t] = 0.0f;
     for (int c = 0; c < C; c++) {
         const float *restrict xc = x + (size_t)c * S;
@@ -103,7 +103,7 @@ static void rmsnorm_fwd_range(float *restrict y, float *restrict rstd, const flo
 
 static void norm_fwd_run(void *ctx, size_t b, size_t e) {
     const NormFwd *j = ctx;
-    rmsnorm_fwd_range(j->y, j->rstd, j->x, j->w, j->C, j->S, j->eps, b, e);
+    rmsnorm_forward_range(j->y, j->rstd, j->x, j->w, j->C, j->S, j->eps, b, e);
 }
 
 void rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int C, int S, float eps) {
@@ -312,7 +312,7 @@ static void headnorm_fwd_run(void *ctx, size_t b, size_t e) {
     const HeadJob *j = ctx;
     for (size_t h = b; h < e; h++) {
         size_t off = h * j->HD * j->S;
-        rmsnorm_fwd_range(j->y + off, j->rstd + h * j->S, j->x + off, j->w, j->HD, j->S, j->eps, 0, j->S);
+        rmsnorm_forward_range(j->y + off, j->rstd + h * j->S, j->x + off, j->w, j->HD, j->S, j->eps, 0, j->S);
     }
 }
 
@@ -488,24 +488,41 @@ void swiglu_forward(float *g, const float *h1, const float *h3, size_t n) {
 }
 
 // silu'(z) = σ(z) (1 + z (1 − σ(z)))
-static void swiglu_bwd_run(void *ctx, size_t b, size_t e) {
-    const SwiJob *j = ctx;
-    size_t i = b;
 #ifdef VMATH_AVX2
+static void swiglu_bwd8(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3) {
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-    for (; i + 8 <= e; i += 8) {
-        __m256 z = _mm256_loadu_ps(j->h1 + i), dg = _mm256_loadu_ps(j->dg + i);
-        __m256 sig = _mm256_div_ps(one, _mm256_add_ps(one, vexp8(_mm256_sub_ps(zero, z))));
-        _mm256_storeu_ps(j->dh3 + i, _mm256_mul_ps(dg, _mm256_mul_ps(z, sig)));
-        __m256 ds = _mm256_mul_ps(sig, _mm256_add_ps(one, _mm256_mul_ps(z, _mm256_sub_ps(one, sig))));
-        _mm256_storeu_ps(j->dh1 + i, _mm256_mul_ps(_mm256_mul_ps(dg, _mm256_loadu_ps(j->h3 + i)), ds));
+    __m256 z = _mm256_loadu_ps(h1), g = _mm256_loadu_ps(dg);
+    __m256 sig = _mm256_div_ps(one, _mm256_add_ps(one, vexp8(_mm256_sub_ps(zero, z))));
+    _mm256_storeu_ps(dh3, _mm256_mul_ps(g, _mm256_mul_ps(z, sig)));
+    __m256 ds = _mm256_mul_ps(sig, _mm256_add_ps(one, _mm256_mul_ps(z, _mm256_sub_ps(one, sig))));
+    _mm256_storeu_ps(dh1, _mm256_mul_ps(_mm256_mul_ps(g, _mm256_loadu_ps(h3)), ds));
+}
+#endif
+
+void swiglu_backward_span(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, size_t n) {
+    size_t i = 0;
+#ifdef VMATH_AVX2
+    for (; i + 8 <= n; i += 8) swiglu_bwd8(dh1 + i, dh3 + i, dg + i, h1 + i, h3 + i);
+    if (i < n) {  // the tail through the same vector math: no value depends on where a span ends
+        float in[3][8] = {{0}}, out[2][8];
+        const size_t m = n - i;
+        memcpy(in[0], dg + i, m * sizeof(float)), memcpy(in[1], h1 + i, m * sizeof(float));
+        memcpy(in[2], h3 + i, m * sizeof(float));
+        swiglu_bwd8(out[0], out[1], in[0], in[1], in[2]);
+        memcpy(dh1 + i, out[0], m * sizeof(float)), memcpy(dh3 + i, out[1], m * sizeof(float));
+        return;
     }
 #endif
-    for (; i < e; i++) {
-        const float z = j->h1[i], sig = 1.0f / (1.0f + expf(-z));
-        j->dh3[i] = j->dg[i] * z * sig;
-        j->dh1[i] = j->dg[i] * j->h3[i] * sig * (1.0f + z * (1.0f - sig));
+    for (; i < n; i++) {
+        const float z = h1[i], sig = 1.0f / (1.0f + expf(-z));
+        dh3[i] = dg[i] * z * sig;
+        dh1[i] = dg[i] * h3[i] * sig * (1.0f + z * (1.0f - sig));
     }
+}
+
+static void swiglu_bwd_run(void *ctx, size_t b, size_t e) {
+    const SwiJob *j = ctx;
+    swiglu_backward_span(j->dh1 + b, j->dh3 + b, j->dg + b, j->h1 + b, j->h3 + b, e - b);
 }
 
 void swiglu_backward(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, size_t n) {

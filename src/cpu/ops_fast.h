@@ -5,6 +5,7 @@
 #pragma once
 #include <stddef.h>
 
+#include "core/fp16.h"
 #include "cpu/ops.h"
 #include "cpu/par.h"
 
@@ -17,6 +18,24 @@ int ropet_init(RopeT *rt, const RopeTable *src);
 void ropet_free(RopeT *rt);
 // In place on nh heads of x[nh*HD, S]; sign +1 forward, -1 backward. Threaded over heads.
 void ropet_apply(float *x, const RopeT *rt, int nh, RopeLayout layout, float sign);
+
+// rmsnorm_forward of positions [b, e) only, on this thread.
+void rmsnorm_forward_range(float *y, float *rstd, const float *x, const float *w, int C, int S, float eps, size_t b,
+                           size_t e);
+// swiglu_backward of n elements on this thread.
+void swiglu_backward_span(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, size_t n);
+
+// --- fused with the device pipelines' surface I/O (ops_f16.c) -------------------------------
+// An input read from fp16 rows (F16Rows: a surface region) or an output
+// written as fp32 and as fp16 rows, in one pass while each slice is in cache:
+// exactly what the op and mil_kernel_fetch / mil_kernel_stage give one after the other.
+
+// rmsnorm_forward; y also into y16 ([C] rows of S). Threaded over positions.
+void rmsnorm_forward_f16(float *y, F16Rows y16, float *rstd, const float *x, const float *w, int C, int S, float eps);
+// swiglu_backward of [rows][cols] with dg, h1, h3 read from fp16 rows, dh1
+// and dh3 also into dh1_16, dh3_16. Threaded over rows.
+void swiglu_backward_f16(float *dh1, float *dh3, F16Rows dh1_16, F16Rows dh3_16, F16Rows dg, F16Rows h1, F16Rows h3,
+                         int rows, int cols);
 
 // rmsnorm_backward, then dx += residual (residual may be NULL). Threaded.
 void rmsnorm_backward_add(float *dx, float *dw, const float *dy, const float *x, const float *w, const float *rstd,

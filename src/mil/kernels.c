@@ -443,6 +443,18 @@ int mil_kernel_fetch(const MilKernel *k, const uint16_t *out, const char *name, 
     return 0;
 }
 
+int mil_kernel_rows(const MilKernel *k, uint16_t *s, const char *name, int output, int nc, int nw, F16Rows *rows) {
+    const MilRegion *r = output ? mil_kernel_output(k, name) : mil_kernel_input(k, name);
+    const char *side = output ? "output" : "input";
+    if (!r) return err_set("mil kernel %s: no %s region '%s'", k->name, side, name);
+    if (r->kind != MIL_REG_ACT || r->perm || r->nc != nc || r->nw != nw)
+        return err_set("mil kernel %s: %s region '%s' is [%d,%d]%s, expected activations [%d,%d] in the model's order",
+                       k->name, side, name, r->nc, r->nw, r->perm ? " in permuted head order" : "", nc, nw);
+    rows->ld = (size_t)(output ? k->out_w : k->in_w);
+    rows->p = s + (size_t)r->c0 * rows->ld + r->w0;
+    return 0;
+}
+
 // The row of source region s holding model row i (its permuted head order undone).
 static int source_row(const MilKernel *k, const MilRegion *s, int i) {
     if (!s->perm) return i;

@@ -107,6 +107,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/fp16.h"
 #include "mil/emit.h"
 #include "mil/mil_interp.h"
 #include "model/config.h"
@@ -288,6 +289,11 @@ const MilRegion *mil_kernel_output(const MilKernel *k, const char *name);
 int mil_kernel_stage(const MilKernel *k, uint16_t *in, const char *name, const float *src);
 // Reads output region `name` ([nc][S] fp32) from the fp16 output surface out[out_c * S].
 int mil_kernel_fetch(const MilKernel *k, const uint16_t *out, const char *name, float *dst);
+// The fp16 rows of activation region `name` (output = 1: of the output
+// surface, else of the input surface) in surface s, for an op that reads or
+// writes them in place of mil_kernel_fetch or mil_kernel_stage. -1 (err_msg)
+// if there is no such region, it is not [nc][nw], or its rows are in permuted head order.
+int mil_kernel_rows(const MilKernel *k, uint16_t *s, const char *name, int output, int nc, int nw, F16Rows *rows);
 // Copies output region src_name of src_k (surface src) into input region
 // dst_name of dst_k (surface dst) as fp16, without conversion — e.g. probs and dp
 // from sdpaBwd1's output into sdpaBwd2's input. Both regions must have the same size.

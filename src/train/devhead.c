@@ -14,7 +14,7 @@ int devhead_init(DevHead *h, int V, int S, int dynamic) {
     h->V = V, h->S = S;
     if (dynamic) mil_head_chunks(V, S, &h->n, &h->rows);
     else mil_vocab_chunks(V, &h->n, &h->rows);
-    const size_t n_s = (size_t)S, n[6] = {(size_t)V * n_s, h->n * n_s, h->n * n_s, n_s, n_s, n_s};
+    const size_t n_s = (size_t)S, n[6] = {(size_t)V * n_s, h->n * n_s, h->n * n_s, n_s, n_s, h->n * n_s};
     size_t total = 0;
     for (int i = 0; i < 6; i++) total += (n[i] + 15) & ~(size_t)15;
     h->block = calloc(total, sizeof(float));
@@ -90,28 +90,28 @@ int devhead_chunk_softmax(Pipeline *pl, Device *dev, DevHead *h, int c) {
 }
 
 typedef struct {
-    float *x;        // rows of S values
+    float *x;        // rows of S values: chunk c's softmax
     size_t S;
-    const float *f;  // scale_rows: x[v][t] *= f[t]
-    const int *tgt;  // dlogits_rows: x[v][t] = k·(x[v][t] − (tgt[t] == v)), 0 where tgt[t] < 0
-    float k;
+    const float *f;  // (S) x[v][t] *= f[t]: chunk c's softmax to the global one
+    const int *tgt;  // (S) target rows (-1: no loss), of the whole head
+    int row0;        // chunk c's first row
+    float k;         // x[v][t] = k·(x[v][t]·f[t] − (tgt[t] == row0 + v)), 0 where tgt[t] < 0
+    const F16Rows *x16;  // and x[v] into these fp16 rows (NULL: none)
 } RowJob;
-
-static void scale_rows(void *ctx, size_t b, size_t e) {
-    const RowJob *j = ctx;
-    for (size_t v = b; v < e; v++)
-        for (size_t t = 0; t < j->S; t++) j->x[v * j->S + t] *= j->f[t];
-}
 
 static void dlogits_rows(void *ctx, size_t b, size_t e) {
     const RowJob *j = ctx;
     for (size_t v = b; v < e; v++) {
         float *row = j->x + v * j->S;
-        for (size_t t = 0; t < j->S; t++) row[t] = j->tgt[t] >= 0 ? j->k * (row[t] - (j->tgt[t] == (int)v)) : 0.0f;
+        const int r = j->row0 + (int)v;
+        for (size_t t = 0; t < j->S; t++)
+            row[t] = j->tgt[t] >= 0 ? j->k * (row[t] * j->f[t] - (j->tgt[t] == r)) : 0.0f;
+        if (j->x16) fp16_from_f32_array(j->x16->p + v * j->x16->ld, row, j->S);
     }
 }
 
-// lse = log Σ_c sum_c·e^{max_c}; p = p_c·sum_c·e^{max_c − lse}.
+// lse = log Σ_c sum_c·e^{max_c}; chunk c's softmax times f_c = sum_c·e^{max_c − lse}
+// is the global one (devhead_dlogits applies it: a forward alone never reads p).
 void devhead_combine(DevHead *h, float *loss) {
     const int S = h->S;
     double total = 0;
@@ -123,17 +123,19 @@ void devhead_combine(DevHead *h, float *loss) {
         h->lse[t] = (float)(m + log(z));
         if (h->tgt[t] >= 0) total += h->lse[t] - h->tlogit[t], n_valid++;
     }
-    for (int c = 0; c < h->n; c++) {
-        for (int t = 0; t < S; t++) h->f[t] = h->sum[(size_t)c * S + t] * expf(h->mx[(size_t)c * S + t] - h->lse[t]);
-        RowJob j = {.x = h->dl + (size_t)c * h->rows * S, .S = (size_t)S, .f = h->f};
-        par_for((size_t)devhead_rows(h, c), 1, (double)S, scale_rows, &j);
-    }
+    for (int c = 0; c < h->n; c++)
+        for (int t = 0; t < S; t++) {
+            const size_t i = (size_t)c * S + t;
+            h->f[i] = h->sum[i] * expf(h->mx[i] - h->lse[t]);
+        }
     *loss = n_valid ? (float)(total / n_valid) : 0.0f;
 }
 
-void devhead_dlogits(DevHead *h, float scale) {
+void devhead_dlogits(DevHead *h, int c, float scale, const F16Rows *dl16) {
     int n_valid = 0;
     for (int t = 0; t < h->S; t++) n_valid += h->tgt[t] >= 0;
-    RowJob j = {.x = h->dl, .S = (size_t)h->S, .tgt = h->tgt, .k = n_valid ? scale / (float)n_valid : 0.0f};
-    par_for((size_t)h->V, 1, (double)h->S, dlogits_rows, &j);
+    const int row0 = c * h->rows;
+    RowJob j = {h->dl + (size_t)row0 * h->S, (size_t)h->S, h->f + (size_t)c * h->S, h->tgt, row0,
+                n_valid ? scale / (float)n_valid : 0.0f, dl16};
+    par_for((size_t)devhead_rows(h, c), 1, (dl16 ? 4.0 : 2.0) * h->S, dlogits_rows, &j);
 }

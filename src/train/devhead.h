@@ -23,7 +23,7 @@ typedef struct {
     float *dl;            // (V,S) softmax, then the logits' gradient
     float *mx, *sum;      // (n,S) per chunk
     float *lse, *tlogit;  // (S)
-    float *f;             // (S) a chunk's softmax-to-global factors
+    float *f;             // (n,S) per chunk: its softmax to the global one
     float *block;
 } DevHead;
 
@@ -41,8 +41,10 @@ int devhead_compile_softmax(DevHead *h, Device *dev, const Config *cfg, MilDiale
 void devhead_targets(DevHead *h, const VocabCompact *vc, const int *tgt);
 // After cls[c] ran: its softmax, max and sum into dl, mx, sum; the targets' logits.
 int devhead_chunk_softmax(Pipeline *pl, Device *dev, DevHead *h, int c);
-// The chunks into the softmax over every row (in dl), lse, and *loss = the mean
-// of lse − logit[target] over positions with a target (0 without).
+// The chunks into lse, each chunk's factor to the softmax over every row (f),
+// and *loss = the mean of lse − logit[target] over positions with a target (0 without).
 void devhead_combine(DevHead *h, float *loss);
-// dl = scale·(p − onehot)/n_valid in place (0 for positions without a target).
-void devhead_dlogits(DevHead *h, float scale);
+// Chunk c's rows of dl = scale·(p − onehot)/n_valid in place, p its softmax
+// times its factors (0 for positions without a target); also into the fp16
+// rows dl16 (a kernel's input region) unless NULL.
+void devhead_dlogits(DevHead *h, int c, float scale, const F16Rows *dl16);

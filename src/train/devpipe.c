@@ -238,6 +238,41 @@ int dp_fetch(Pipeline *pl, Device *dev, DevKernel *x, const char *region, float 
     return rc;
 }
 
+// Surfaces locked for a fused op, each once.
+typedef struct {
+    DeviceSurface *s[DP_FUSED_MAX];
+    uint16_t *base[DP_FUSED_MAX];
+    int write[DP_FUSED_MAX];
+    int n;
+} Locks;
+
+// The index in l of region r's surface, locked now if it is not yet (-1 with err_msg()).
+static int lock_once(Device *dev, const DpRegion *r, Locks *l) {
+    DeviceSurface *want = r->output ? r->k->out : r->k->in;
+    for (int j = 0; j < l->n; j++)
+        if (l->s[j] == want) return l->write[j] == !r->output ? j : err_set("%s: a surface read and written", r->k->k->name);
+    l->base[l->n] = device_surface_lock(dev, want, !r->output);
+    if (!l->base[l->n]) return err_set("%s: cannot lock the %s surface", r->k->k->name, r->output ? "output" : "input");
+    l->s[l->n] = want, l->write[l->n] = !r->output;
+    return l->n++;
+}
+
+int dp_fused(Pipeline *pl, Device *dev, const DpRegion *r, int n, void (*fn)(void *ctx, const F16Rows *rows),
+             void *ctx) {
+    const double t0 = time_ms();
+    Locks l = {.n = 0};
+    F16Rows rows[DP_FUSED_MAX];
+    int rc = n > DP_FUSED_MAX ? err_set("a fused op of %d regions (at most %d)", n, DP_FUSED_MAX) : 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const int j = lock_once(dev, &r[i], &l);
+        rc = j < 0 ? -1 : mil_kernel_rows(r[i].k->k, l.base[j], r[i].name, r[i].output, r[i].nc, r[i].k->k->S, &rows[i]);
+    }
+    if (rc == 0) fn(ctx, rows);
+    for (int j = l.n - 1; j >= 0; j--) device_surface_unlock(dev, l.s[j], l.write[j]);
+    pl->times.cpu_ops += time_ms() - t0;
+    return rc;
+}
+
 int dp_eval(Pipeline *pl, Device *dev, DevKernel *x, int layer) {
     double t0 = time_ms();
     int rc = device_eval(dev, x->req);
@@ -265,11 +300,6 @@ int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, D
 }
 
 // --- attention backward on the CPU ------------------------------------------------------------
-
-void dp_gqa_tile(float *dst, const float *src, int NH, int NKV, int HD, int S) {
-    const int R = NH / NKV;
-    for (int h = 0; h < NH; h++) memcpy(dst + (size_t)h * HD * S, src + (size_t)(h / R) * HD * S, sizeof(float) * HD * S);
-}
 
 void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S) {
     const int R = NH / NKV;

@@ -122,6 +122,19 @@ int dp_stage(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const 
 int dp_stage_weight(Pipeline *pl, Device *dev, DevKernel *x, const char *region, const float *src);
 // Output region `region` of x -> fp32 dst; timed as CPU ops (surface I/O).
 int dp_fetch(Pipeline *pl, Device *dev, DevKernel *x, const char *region, float *dst);
+// A region of activations ([nc][S]) that a fused op reads (output = 1: of
+// k's output surface) or writes (of k's input surface).
+typedef struct {
+    DevKernel *k;
+    const char *name;
+    int output, nc;
+} DpRegion;
+enum { DP_FUSED_MAX = 5 };
+// Locks the surfaces of the n (<= DP_FUSED_MAX) regions, each surface once,
+// and runs fn with their fp16 rows (rows[i] for r[i]): an op that converts
+// while it computes (cpu/ops_fast.h). Timed as CPU ops; -1 with err_msg().
+int dp_fused(Pipeline *pl, Device *dev, const DpRegion *r, int n, void (*fn)(void *ctx, const F16Rows *rows),
+             void *ctx);
 // Evaluates x (layer labels the error; -1 for none); timed as device.
 int dp_eval(Pipeline *pl, Device *dev, DevKernel *x, int layer);
 // Output region src_region of src -> input region dst_region of dst, fp16 as
@@ -130,9 +143,8 @@ int dp_eval(Pipeline *pl, Device *dev, DevKernel *x, int layer);
 int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, DevKernel *src,
             const char *src_region, int head_rows, int repeat);
 
-// GQA: query head h uses kv head h / (NH / NKV).
-void dp_gqa_tile(float *dst, const float *src, int NH, int NKV, int HD, int S);    // [NKV*HD,S] -> [NH*HD,S]
-void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S);  // sums each group back
+// GQA: query head h uses kv head h / (NH / NKV); [NH*HD,S] -> [NKV*HD,S], each group summed.
+void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S);
 
 // The attention backward between sdpaBwd2 and the projection backward, on the
 // CPU: dk, dv [KVD,S] = GQA-reduced dk_full, dv_full [QD,S] (already there

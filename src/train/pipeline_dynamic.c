@@ -3,7 +3,10 @@
 // Ten MIL kernels (src/mil/kernels.h) are compiled once. Every layer owns one
 // input surface per weight-bearing kernel, holding that layer's weights staged
 // after the activations along the spatial axis; they are restaged after each
-// optimizer update (params_changed). Kernels share one output surface each.
+// optimizer update (params_changed). Kernels share one output surface each,
+// but the two whose outputs the layer's backward reads again: sdpaFwd (q, k, v
+// copied surface to surface, tiled to the query heads under GQA, into sdpaBwd1
+// and sdpaBwd2) and ffnFused (h1, h3 read by SwiGLU's backward as fp16).
 // Between kernel evaluations the CPU does what the ANE does poorly: RMSNorm,
 // SiLU backward, RoPE and QK-norm backward, GQA tile/reduce, the classifier and
 // cross-entropy (with device_head: the classifier, its softmax and its input
@@ -33,15 +36,16 @@ static const int PER_LAYER[K] = {
     [MIL_K_SDPA_FWD] = 1, [MIL_K_WO_FWD] = 1,  [MIL_K_FFN_FUSED] = 1, [MIL_K_FFN_BWD_W2T] = 1,
     [MIL_K_FFN_BWD_W13T] = 1, [MIL_K_WOT_BWD] = 1, [MIL_K_Q_BWD] = 1, [MIL_K_KV_BWD] = 1,
 };
+// and one output surface per layer when the backward reads it again
+static const int OWN_OUTPUT[K] = {[MIL_K_SDPA_FWD] = 1, [MIL_K_FFN_FUSED] = 1};
 
 typedef struct {
     // forward saves (fp32)
     float *x, *xn, *rstd1;         // (D,S) (D,S) (S)
-    float *q, *k, *v;              // q_rope (QD,S), k_rope (KVD,S), v (KVD,S)
     float *q_pre, *k_pre;          // (QD,S) (KVD,S) qk_norm only
     float *att;                    // (QD,S)
     float *x2, *x2n, *rstd2;       // (D,S) (D,S) (S)
-    float *h1, *h3, *g;            // (H,S)
+    float *g;                      // (H,S) the FFN's gate product (h1, h3 stay in the layer's ffnFused output)
     // backward buffers read by queued dW GEMMs: kept per layer so the worker
     // can still be reading them while the next layer's backward runs
     float *dffn, *dh1, *dh3, *dy2s, *dq, *dk, *dv;  // (D,S) (H,S) (H,S) (D,S) (QD,S) (KVD,S) (KVD,S)
@@ -55,8 +59,8 @@ typedef struct {
     DevHead dh;            // device_head: the classifier's chunks (dh.n 0 without)
     float *block;          // behind every fp32 buffer
     float *x_out;                          // (D,S) the last layer's output
-    float *dx, *dx2, *dxn, *dtmp, *datt;   // (D,S)x4, (QD,S)
-    float *kt, *vt, *dv_full, *dk_full;    // (QD,S) tiled / per-query-head buffers
+    float *dx, *dx2, *dxn, *dtmp;          // (D,S)
+    float *dv_full, *dk_full;              // (QD,S) per query head (GQA)
     float *scratch, *qk_rstd;              // (max(H,QD),S), (NH+NKV)·S
     RopeTable rope;
     int staged;            // weights staged (or being staged) for the current params
@@ -199,7 +203,20 @@ static int prepare(Pipeline *pl, const Params *p) {
 
 // --- forward stages ----------------------------------------------------------------------------
 
-// CPU RMSNorm, then sdpaFwd and woFwd; the residual in fp32.
+// An RMSNorm whose output also goes into a kernel's input region (dp_fused).
+typedef struct {
+    float *y, *rstd;
+    const float *x, *w;
+    int C, S;
+    float eps;
+} NormInto;
+
+static void norm_into(void *ctx, const F16Rows *rows) {
+    const NormInto *n = ctx;
+    rmsnorm_forward_f16(n->y, rows[0], n->rstd, n->x, n->w, n->C, n->S, n->eps);
+}
+
+// The CPU RMSNorm straight into sdpaFwd's input, then sdpaFwd and woFwd.
 static int attn_forward(Pipeline *pl, const Params *p, int l) {
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
@@ -208,35 +225,34 @@ static int attn_forward(Pipeline *pl, const Params *p, int l) {
     DynLayer *A = &d->layers[l];
     DevKernel *sf = kern(d, l, MIL_K_SDPA_FWD), *wo = kern(d, l, MIL_K_WO_FWD);
     if (stage_wait(pl, d, l) != 0) return -1;
-    double tc = time_ms();
-    rmsnorm_forward(A->xn, A->rstd1, A->x, p->v.rms_att + (size_t)l * D, D, S, c->norm_eps);
-    pl->times.cpu_ops += time_ms() - tc;
-    if (dp_stage(pl, dev, sf, "xn", A->xn) || dp_eval(pl, dev, sf, l) || dp_fetch(pl, dev, sf, "attn", A->att) ||
-        dp_fetch(pl, dev, sf, "q_rope", A->q) || dp_fetch(pl, dev, sf, "k_rope", A->k) ||
-        dp_fetch(pl, dev, sf, "v", A->v))
+    NormInto n = {A->xn, A->rstd1, A->x, p->v.rms_att + (size_t)l * D, D, S, c->norm_eps};
+    if (dp_fused(pl, dev, (DpRegion[]){{sf, "xn", 0, D}}, 1, norm_into, &n) || dp_eval(pl, dev, sf, l) ||
+        dp_fetch(pl, dev, sf, "attn", A->att))
         return -1;
     if (c->qk_norm && (dp_fetch(pl, dev, sf, "q_pre", A->q_pre) || dp_fetch(pl, dev, sf, "k_pre", A->k_pre)))
         return -1;
-    if (dp_stage(pl, dev, wo, "attn", A->att) || dp_eval(pl, dev, wo, l) || dp_fetch(pl, dev, wo, "o", A->x2))
-        return -1;
-    tc = time_ms();
-    for (size_t i = 0; i < (size_t)D * S; i++) A->x2[i] = A->x[i] + c->res_scale * A->x2[i];
-    rmsnorm_forward(A->x2n, A->rstd2, A->x2, p->v.rms_ffn + (size_t)l * D, D, S, c->norm_eps);
-    pl->times.cpu_ops += time_ms() - tc;
-    return 0;
+    return dp_copy(pl, dev, wo, "attn", sf, "attn", 0, 1) || dp_eval(pl, dev, wo, l) ||
+                   dp_fetch(pl, dev, wo, "o", A->x2)
+               ? -1
+               : 0;
 }
 
+// The attention's residual in fp32 and the RMSNorm into ffnFused's input, then
 // ffnFused: the SwiGLU FFN and its residual, into the next layer's input.
 static int ffn_forward(Pipeline *pl, const Params *p, int l) {
-    (void)p;
     Dyn *d = pl->impl;
+    const Config *c = &d->dp.cfg;
+    const int S = d->dp.S, D = c->dim;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
     DevKernel *f = kern(d, l, MIL_K_FFN_FUSED);
-    float *x_next = l + 1 < d->dp.cfg.n_layers ? d->layers[l + 1].x : d->x_out;
-    return dp_stage(pl, dev, f, "x2n", A->x2n) || dp_stage(pl, dev, f, "x2", A->x2) || dp_eval(pl, dev, f, l) ||
-                   dp_fetch(pl, dev, f, "x_next", x_next) || dp_fetch(pl, dev, f, "h1", A->h1) ||
-                   dp_fetch(pl, dev, f, "h3", A->h3) || dp_fetch(pl, dev, f, "g", A->g)
+    float *x_next = l + 1 < c->n_layers ? d->layers[l + 1].x : d->x_out;
+    const double tc = time_ms();
+    for (size_t i = 0; i < (size_t)D * S; i++) A->x2[i] = A->x[i] + c->res_scale * A->x2[i];
+    pl->times.cpu_ops += time_ms() - tc;
+    NormInto n = {A->x2n, A->rstd2, A->x2, p->v.rms_ffn + (size_t)l * D, D, S, c->norm_eps};
+    return dp_fused(pl, dev, (DpRegion[]){{f, "x2n", 0, D}}, 1, norm_into, &n) || dp_stage(pl, dev, f, "x2", A->x2) ||
+                   dp_eval(pl, dev, f, l) || dp_fetch(pl, dev, f, "x_next", x_next) || dp_fetch(pl, dev, f, "g", A->g)
                ? -1
                : 0;
 }
@@ -272,28 +288,42 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
 
 // --- backward stages ----------------------------------------------------------------------------
 
-// dl on the CPU; per chunk clsBwd gives its share of dxf, and its rows'
+// Chunk c's dl on the CPU, straight into its clsBwd input (dp_fused).
+typedef struct {
+    DevHead *h;
+    int c;
+    float scale;
+} DlInto;
+
+static void dlogits_into(void *ctx, const F16Rows *rows) {
+    const DlInto *j = ctx;
+    devhead_dlogits(j->h, j->c, j->scale, &rows[0]);
+}
+
+// Per chunk: dl on the CPU, then clsBwd gives its share of dxf, and its rows'
 // weight gradient dE += dl·xfᵀ goes to the dW worker (compacted: into the
 // compact block, scattered once the worker is done: head_after_dw).
 static int head_backward_device(Pipeline *pl, Dyn *d, const Params *p, const ParamViews *g, float scale) {
     DevHead *h = &d->dh;
     CpuHead *ch = &d->head;
     const int S = d->dp.S, D = ch->D;
-    double tc = time_ms();
-    devhead_dlogits(h, scale);
-    dp_cls_time(pl, tc);
     float *dE = g->wcls ? (ch->vc.n ? ch->vc.dW : g->wcls) : NULL;
     for (int c = 0; c < h->n; c++) {
         const size_t row0 = (size_t)c * h->rows;
-        if (dp_stage(pl, &d->dp.dev, &h->bwd[c], "dl", h->dl + row0 * S) ||
-            dp_eval(pl, &d->dp.dev, &h->bwd[c], -1) || dp_fetch(pl, &d->dp.dev, &h->bwd[c], "dx", c ? d->dtmp : ch->dxf))
+        DlInto j = {h, c, scale};
+        const double t0 = pl->times.cpu_ops;
+        const int rc = dp_fused(pl, &d->dp.dev, (DpRegion[]){{&h->bwd[c], "dl", 0, devhead_rows(h, c)}}, 1,
+                                dlogits_into, &j);
+        pl->times.cpu_cls += pl->times.cpu_ops - t0;
+        if (rc || dp_eval(pl, &d->dp.dev, &h->bwd[c], -1) ||
+            dp_fetch(pl, &d->dp.dev, &h->bwd[c], "dx", c ? d->dtmp : ch->dxf))
             return err_wrap("classifier chunk %d", c);
-        tc = time_ms();
+        double tc = time_ms();
         if (c) vec_add(ch->dxf, d->dtmp, (size_t)D * S);
         pl->times.cpu_ops += time_ms() - tc;
         if (dE) devpipe_push_dw(&d->dp, dE + row0 * D, h->dl + row0 * S, ch->xf, devhead_rows(h, c), D);
     }
-    tc = time_ms();
+    const double tc = time_ms();
     rmsnorm_backward(d->dx, g->rms_final, ch->dxf, d->x_out, p->v.rms_final, ch->rstd, D, S);
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
@@ -313,6 +343,18 @@ static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, flo
     return 0;
 }
 
+// SwiGLU's backward from ffnBwdW2t's dg and the layer's ffnFused h1, h3 into
+// ffnBwdW13t's dh1, dh3 (dp_fused).
+typedef struct {
+    DynLayer *A;
+    int H, S;
+} SwiInto;
+
+static void swiglu_into(void *ctx, const F16Rows *rows) {
+    const SwiInto *s = ctx;
+    swiglu_backward_f16(s->A->dh1, s->A->dh3, rows[3], rows[4], rows[0], rows[1], rows[2], s->H, s->S);
+}
+
 // From the gradient at the layer's output (d->dx) to the one at the FFN's input (d->dx2).
 static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int l) {
     Dyn *d = pl->impl;
@@ -321,18 +363,16 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
     const size_t DS = (size_t)D * S, lD = (size_t)l * D;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
-    DevKernel *w2t = kern(d, l, MIL_K_FFN_BWD_W2T), *w13 = kern(d, l, MIL_K_FFN_BWD_W13T);
+    DevKernel *w2t = kern(d, l, MIL_K_FFN_BWD_W2T), *w13 = kern(d, l, MIL_K_FFN_BWD_W13T), *f = kern(d, l, MIL_K_FFN_FUSED);
     for (size_t i = 0; i < DS; i++) A->dffn[i] = c->res_scale * d->dx[i];
-    if (dp_stage(pl, dev, w2t, "dffn", A->dffn) || dp_eval(pl, dev, w2t, l) || dp_fetch(pl, dev, w2t, "dg", A->dh1))
+    SwiInto si = {A, H, S};
+    const DpRegion swi[5] = {{w2t, "dg", 1, H}, {f, "h1", 1, H}, {f, "h3", 1, H}, {w13, "dh1", 0, H}, {w13, "dh3", 0, H}};
+    if (dp_stage(pl, dev, w2t, "dffn", A->dffn) || dp_eval(pl, dev, w2t, l) ||
+        dp_fused(pl, dev, swi, 5, swiglu_into, &si))
         return -1;
-    double tc = time_ms();
-    memcpy(d->scratch, A->dh1, sizeof(float) * H * S);  // dg
-    swiglu_backward(A->dh1, A->dh3, d->scratch, A->h1, A->h3, (size_t)H * S);
-    pl->times.cpu_ops += time_ms() - tc;
     devpipe_weight_grad(&d->dp, g, LORA_W2, l, A->dffn, A->g);
-    if (dp_stage(pl, dev, w13, "dh1", A->dh1) || dp_stage(pl, dev, w13, "dh3", A->dh3) || dp_eval(pl, dev, w13, l) ||
-        dp_fetch(pl, dev, w13, "dx", d->dxn))
-        return -1;
+    if (dp_eval(pl, dev, w13, l) || dp_fetch(pl, dev, w13, "dx", d->dxn)) return -1;
+    double tc;
     devpipe_weight_grad(&d->dp, g, LORA_W1, l, A->dh1, A->x2n);
     devpipe_weight_grad(&d->dp, g, LORA_W3, l, A->dh3, A->x2n);
     tc = time_ms();
@@ -347,30 +387,29 @@ static float *per_query_head(const Dyn *d, float *gqa, float *own) {
     return d->dp.cfg.n_heads != d->dp.cfg.n_kv_heads ? gqa : own;
 }
 
-// wotBwd, then sdpaBwd1 and sdpaBwd2 on tiled k, v; probs and dP go surface to surface.
+// wotBwd, then sdpaBwd1 and sdpaBwd2; surface to surface: q, k, v (tiled to
+// the query heads) from the layer's sdpaFwd output, da from wotBwd's, probs
+// and dP from sdpaBwd1's.
 static int sdpa_backward(Pipeline *pl, const ParamViews *g, int l) {
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
     const int S = d->dp.S, D = c->dim;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
+    const int HD = c->head_dim, R = c->n_heads / c->n_kv_heads;
     DevKernel *wot = kern(d, l, MIL_K_WOT_BWD), *b1 = kern(d, l, MIL_K_SDPA_BWD1), *b2 = kern(d, l, MIL_K_SDPA_BWD2);
+    DevKernel *sf = kern(d, l, MIL_K_SDPA_FWD);
     for (size_t i = 0; i < (size_t)D * S; i++) A->dy2s[i] = c->res_scale * d->dx2[i];
-    if (dp_stage(pl, dev, wot, "dy", A->dy2s) || dp_eval(pl, dev, wot, l) || dp_fetch(pl, dev, wot, "da", d->datt))
-        return -1;
+    if (dp_stage(pl, dev, wot, "dy", A->dy2s) || dp_eval(pl, dev, wot, l)) return -1;
     devpipe_weight_grad(&d->dp, g, LORA_O, l, A->dy2s, A->att);
-    const float *kt = per_query_head(d, d->kt, A->k), *vt = per_query_head(d, d->vt, A->v);
     float *dk = per_query_head(d, d->dk_full, A->dk), *dv = per_query_head(d, d->dv_full, A->dv);
-    double tc = time_ms();
-    if (kt != A->k) dp_gqa_tile(d->kt, A->k, c->n_heads, c->n_kv_heads, c->head_dim, S);
-    if (vt != A->v) dp_gqa_tile(d->vt, A->v, c->n_heads, c->n_kv_heads, c->head_dim, S);
-    pl->times.cpu_ops += time_ms() - tc;
-    if (dp_stage(pl, dev, b1, "q", A->q) || dp_stage(pl, dev, b1, "k", kt) || dp_stage(pl, dev, b1, "v", vt) ||
-        dp_stage(pl, dev, b1, "da", d->datt) || dp_eval(pl, dev, b1, l) || dp_fetch(pl, dev, b1, "dv", dv))
+    if (dp_copy(pl, dev, b1, "q", sf, "q_rope", 0, 1) || dp_copy(pl, dev, b1, "k", sf, "k_rope", HD, R) ||
+        dp_copy(pl, dev, b1, "v", sf, "v", HD, R) || dp_copy(pl, dev, b1, "da", wot, "da", 0, 1) || dp_eval(pl, dev, b1, l) ||
+        dp_fetch(pl, dev, b1, "dv", dv))
         return -1;
     return dp_copy(pl, dev, b2, "probs", b1, "probs", 0, 1) || dp_copy(pl, dev, b2, "dp", b1, "dp", 0, 1) ||
-                   dp_stage(pl, dev, b2, "q", A->q) || dp_stage(pl, dev, b2, "k", kt) || dp_eval(pl, dev, b2, l) ||
-                   dp_fetch(pl, dev, b2, "dq", A->dq) || dp_fetch(pl, dev, b2, "dk", dk)
+                   dp_copy(pl, dev, b2, "q", sf, "q_rope", 0, 1) || dp_copy(pl, dev, b2, "k", sf, "k_rope", HD, R) ||
+                   dp_eval(pl, dev, b2, l) || dp_fetch(pl, dev, b2, "dq", A->dq) || dp_fetch(pl, dev, b2, "dk", dk)
                ? -1
                : 0;
 }
@@ -461,22 +500,21 @@ static size_t carve(Dyn *d, float *base) {
     for (int l = 0; l < c->n_layers; l++) {
         DynLayer *A = &d->layers[l];
         TAKE(A->x, D * S); TAKE(A->xn, D * S); TAKE(A->rstd1, S);
-        TAKE(A->q, QD * S); TAKE(A->k, KVD * S); TAKE(A->v, KVD * S);
         if (c->qk_norm) { TAKE(A->q_pre, QD * S); TAKE(A->k_pre, KVD * S); }
         TAKE(A->att, QD * S); TAKE(A->x2, D * S); TAKE(A->x2n, D * S); TAKE(A->rstd2, S);
-        TAKE(A->h1, H * S); TAKE(A->h3, H * S); TAKE(A->g, H * S);
+        TAKE(A->g, H * S);
         TAKE(A->dffn, D * S); TAKE(A->dh1, H * S); TAKE(A->dh3, H * S); TAKE(A->dy2s, D * S);
         TAKE(A->dq, QD * S); TAKE(A->dk, KVD * S); TAKE(A->dv, KVD * S);
     }
     TAKE(d->x_out, D * S); TAKE(d->dx, D * S); TAKE(d->dx2, D * S); TAKE(d->dxn, D * S); TAKE(d->dtmp, D * S);
-    TAKE(d->datt, QD * S); TAKE(d->kt, QD * S); TAKE(d->vt, QD * S);
     TAKE(d->dv_full, QD * S); TAKE(d->dk_full, QD * S);
     TAKE(d->scratch, (H > QD ? H : QD) * S); TAKE(d->qk_rstd, NHK * S);
 #undef TAKE
     return used;
 }
 
-// The 10 kernels once; weight-bearing ones bound again to an input surface per layer.
+// The 10 kernels once; weight-bearing ones bound again to an input surface per
+// layer (and an output surface per layer where OWN_OUTPUT says so).
 static int compile_kernels(Pipeline *pl, Dyn *d) {
     const double t0 = time_ms();
     const int L = d->dp.cfg.n_layers;
@@ -488,7 +526,8 @@ static int compile_kernels(Pipeline *pl, Dyn *d) {
         pl->times.kernels_compiled++;
         pl->times.dialect_fallbacks = d->dp.dev.dialect_fallbacks;
         for (int l = 1; PER_LAYER[k] && l < L; l++)
-            if (dk_bind(&d->kern[l * K + k], &d->dp.dev, &d->kern[k], NULL, d->kern[k].out) != 0) return -1;
+            if (dk_bind(&d->kern[l * K + k], &d->dp.dev, &d->kern[k], NULL, OWN_OUTPUT[k] ? NULL : d->kern[k].out) != 0)
+                return -1;
     }
     pl->times.compile = time_ms() - t0;
     return 0;

@@ -256,7 +256,7 @@ static int prepare(Pipeline *pl, const Params *p) {
 static void head_backward_extras(St *s, const Params *p, const ParamViews *g, float scale) {
     DevHead *h = &s->dh;
     const int S = s->dp.S, D = s->dp.cfg.dim, V = h->V;
-    devhead_dlogits(h, scale);
+    for (int c = 0; c < h->n; c++) devhead_dlogits(h, c, scale, NULL);
     VocabCompact *vc = &s->head.vc;  // compacted: the rows in use, their gradient scattered back
     const float *W = vc->n ? vc->W : p->v.wcls;
     float *dW = vc->n ? vc->dW : g->wcls;

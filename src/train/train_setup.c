@@ -301,9 +301,13 @@ static int pipeline_setup(Trainer *t) {
     if (o->device_head && strcmp(o->pipeline, "dynamic"))  // the pipeline may have come from the checkpoint
         return err_set("--device-head is for the dynamic pipeline, not %s (static-ane runs its head on the device "
                        "already)", o->pipeline);
+    if (o->serial_staging && strcmp(o->pipeline, "dynamic"))
+        return err_set("--serial-staging is for the dynamic pipeline, not %s (the only one that stages weights)",
+                       o->pipeline);
     PipelineOptions po = {.name = o->pipeline, .device = o->device, .compile_budget = o->compile_budget,
                           .precision = o->precision, .recompute = o->recompute,
                           .no_ane_extras = o->no_ane_extras, .device_head = o->device_head,
+                          .serial_staging = o->serial_staging,
                           .mil_dialect = o->mil_dialect && !strcmp(o->mil_dialect, "ios16")};
     if (t->tp == &t->lora) po.lora = &t->lora, po.lora_cfg = &t->st.lora, po.lora_seed = t->st.seed;
     if (o->compact_vocab) {

@@ -46,6 +46,7 @@ typedef struct {
     int compile_budget;     // device compiles per process
     int no_ane_extras;      // static-ane: its extra kernels' work on the CPU
     int device_head;        // dynamic: the classifier and its softmax as device kernels (train/devhead.h)
+    int serial_staging;     // dynamic: the weights staged before the forward, not beside it
     const char *mil_dialect;  // device pipelines: "ios18" (default) or "ios16" (M1/M2)
     const char *comm_overlap;  // data parallel: "auto" (when the ranks span hosts), "on", "off":
                                // sum each layer's gradients during the backward, or all after it
