@@ -78,12 +78,35 @@ static void check_swiglu(int H, int S) {
     free(o1), free(o3), free(dh1), free(dh3), free(ref1), free(ref3);
 }
 
+// y = x + s·o with o fetched from fp16 rows, and y = s·x, as the loops the pipelines ran before.
+static void check_axpy(int C, int S) {
+    Rng r;
+    rng_init(&r, 3u + C * 13u + S);
+    const size_t n = (size_t)C * S, ld = (size_t)S + LD_EXTRA;
+    float *x = randn(&r, n, 1.0f), *o32 = randn(&r, n, 1.0f), *y = malloc(sizeof(float) * n);
+    float *ref = malloc(sizeof(float) * n);
+    uint16_t *o16 = padded_rows(C, ld), *y16 = padded_rows(C, ld);
+    for (int i = 0; i < C; i++) fp16_from_f32_array(o16 + i * ld, o32 + (size_t)i * S, S);
+    for (int i = 0; i < C; i++) fp16_to_f32_array(o32 + (size_t)i * S, o16 + i * ld, S);
+    const float s = 0.37f;
+    for (size_t i = 0; i < n; i++) ref[i] = x[i] + s * o32[i];
+    axpy_f16(y, (F16Rows){y16, ld}, x, (F16Rows){o16, ld}, s, C, S);
+    CHECKF(memcmp(y, ref, sizeof(float) * n) == 0 && rows_match(y16, ld, C, S, ref, NULL),
+           "axpy [%d,%d]: the residual differs from x + s·o then the conversion", C, S);
+    for (size_t i = 0; i < n; i++) ref[i] = s * x[i];
+    axpy_f16(y, (F16Rows){y16, ld}, x, (F16Rows){0}, s, C, S);
+    CHECKF(memcmp(y, ref, sizeof(float) * n) == 0 && rows_match(y16, ld, C, S, ref, NULL),
+           "axpy [%d,%d]: the scaling differs from s·x then the conversion", C, S);
+    free(x), free(o32), free(y), free(ref), free(o16), free(y16);
+}
+
 TEST(fused_f16_ops_equal_the_op_then_the_conversion) {
     // S = 37 and 1000: rows not a multiple of the vector width, and longer than one slice
     const int shapes[][2] = {{64, 64}, {40, 37}, {3, 1000}, {1, 1}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         check_rmsnorm(shapes[i][0], shapes[i][1]);
         check_swiglu(shapes[i][0], shapes[i][1]);
+        check_axpy(shapes[i][0], shapes[i][1]);
     }
 }
 

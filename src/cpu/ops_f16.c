@@ -10,6 +10,37 @@
 enum { F16_SLICE = 512 };  // values of a row converted at a time (2 KB of fp32 on the stack)
 
 typedef struct {
+    float *y;
+    F16Rows y16, o;
+    const float *x;
+    float s;
+    int cols;
+} AxpyF16;
+
+static void axpy_f16_run(void *ctx, size_t b, size_t e) {
+    const AxpyF16 *j = ctx;
+    float o[F16_SLICE];
+    for (size_t r = b; r < e; r++)
+        for (size_t t = 0; t < (size_t)j->cols; t += F16_SLICE) {
+            const size_t n = (size_t)j->cols - t < F16_SLICE ? (size_t)j->cols - t : F16_SLICE;
+            float *y = j->y + r * j->cols + t;
+            const float *x = j->x + r * j->cols + t;
+            if (j->o.p) {
+                fp16_to_f32_array(o, j->o.p + r * j->o.ld + t, n);
+                for (size_t i = 0; i < n; i++) y[i] = x[i] + j->s * o[i];
+            } else {
+                for (size_t i = 0; i < n; i++) y[i] = j->s * x[i];
+            }
+            fp16_from_f32_array(j->y16.p + r * j->y16.ld + t, y, n);
+        }
+}
+
+void axpy_f16(float *y, F16Rows y16, const float *x, F16Rows o, float s, int rows, int cols) {
+    AxpyF16 j = {y, y16, o, x, s, cols};
+    par_for((size_t)rows, 1, 4.0 * cols, axpy_f16_run, &j);
+}
+
+typedef struct {
     float *y, *rstd;
     F16Rows y16;
     const float *x, *w;

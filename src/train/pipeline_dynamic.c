@@ -216,7 +216,28 @@ static void norm_into(void *ctx, const F16Rows *rows) {
     rmsnorm_forward_f16(n->y, rows[0], n->rstd, n->x, n->w, n->C, n->S, n->eps);
 }
 
-// The CPU RMSNorm straight into sdpaFwd's input, then sdpaFwd and woFwd.
+// y [C,S] into a kernel's input region (rows[0]): y = x + s·o with residual,
+// o a kernel's output region (rows[1]), else y = s·x.
+typedef struct {
+    float *y;
+    const float *x;
+    float s;
+    int C, S, residual;
+} AxpyInto;
+
+static void axpy_into(void *ctx, const F16Rows *rows) {
+    const AxpyInto *a = ctx;
+    axpy_f16(a->y, rows[0], a->x, a->residual ? rows[1] : (F16Rows){0}, a->s, a->C, a->S);
+}
+
+// y = s·x [D,S], also into input region `name` of x (the backward's scaled residual gradients).
+static int scale_into(Pipeline *pl, Dyn *d, DevKernel *k, const char *name, float *y, const float *x) {
+    AxpyInto a = {y, x, d->dp.cfg.res_scale, d->dp.cfg.dim, d->dp.S, 0};
+    return dp_fused(pl, &d->dp.dev, (DpRegion[]){{k, name, 0, a.C}}, 1, axpy_into, &a);
+}
+
+// The CPU RMSNorm straight into sdpaFwd's input, then sdpaFwd and woFwd
+// (whose output ffn_forward adds to the residual).
 static int attn_forward(Pipeline *pl, const Params *p, int l) {
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
@@ -231,28 +252,24 @@ static int attn_forward(Pipeline *pl, const Params *p, int l) {
         return -1;
     if (c->qk_norm && (dp_fetch(pl, dev, sf, "q_pre", A->q_pre) || dp_fetch(pl, dev, sf, "k_pre", A->k_pre)))
         return -1;
-    return dp_copy(pl, dev, wo, "attn", sf, "attn", 0, 1) || dp_eval(pl, dev, wo, l) ||
-                   dp_fetch(pl, dev, wo, "o", A->x2)
-               ? -1
-               : 0;
+    return dp_copy(pl, dev, wo, "attn", sf, "attn", 0, 1) || dp_eval(pl, dev, wo, l) ? -1 : 0;
 }
 
-// The attention's residual in fp32 and the RMSNorm into ffnFused's input, then
-// ffnFused: the SwiGLU FFN and its residual, into the next layer's input.
+// The attention's residual x2 = x + s·o in fp32 and its RMSNorm, both into
+// ffnFused's input, then ffnFused: the SwiGLU FFN and its residual, into the next layer's input.
 static int ffn_forward(Pipeline *pl, const Params *p, int l) {
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
     const int S = d->dp.S, D = c->dim;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
-    DevKernel *f = kern(d, l, MIL_K_FFN_FUSED);
+    DevKernel *f = kern(d, l, MIL_K_FFN_FUSED), *wo = kern(d, l, MIL_K_WO_FWD);
     float *x_next = l + 1 < c->n_layers ? d->layers[l + 1].x : d->x_out;
-    const double tc = time_ms();
-    for (size_t i = 0; i < (size_t)D * S; i++) A->x2[i] = A->x[i] + c->res_scale * A->x2[i];
-    pl->times.cpu_ops += time_ms() - tc;
+    AxpyInto res = {A->x2, A->x, c->res_scale, D, S, 1};
     NormInto n = {A->x2n, A->rstd2, A->x2, p->v.rms_ffn + (size_t)l * D, D, S, c->norm_eps};
-    return dp_fused(pl, dev, (DpRegion[]){{f, "x2n", 0, D}}, 1, norm_into, &n) || dp_stage(pl, dev, f, "x2", A->x2) ||
-                   dp_eval(pl, dev, f, l) || dp_fetch(pl, dev, f, "x_next", x_next) || dp_fetch(pl, dev, f, "g", A->g)
+    return dp_fused(pl, dev, (DpRegion[]){{f, "x2", 0, D}, {wo, "o", 1, D}}, 2, axpy_into, &res) ||
+                   dp_fused(pl, dev, (DpRegion[]){{f, "x2n", 0, D}}, 1, norm_into, &n) || dp_eval(pl, dev, f, l) ||
+                   dp_fetch(pl, dev, f, "x_next", x_next) || dp_fetch(pl, dev, f, "g", A->g)
                ? -1
                : 0;
 }
@@ -360,14 +377,13 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
     const int S = d->dp.S, D = c->dim, H = c->hidden;
-    const size_t DS = (size_t)D * S, lD = (size_t)l * D;
+    const size_t lD = (size_t)l * D;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
     DevKernel *w2t = kern(d, l, MIL_K_FFN_BWD_W2T), *w13 = kern(d, l, MIL_K_FFN_BWD_W13T), *f = kern(d, l, MIL_K_FFN_FUSED);
-    for (size_t i = 0; i < DS; i++) A->dffn[i] = c->res_scale * d->dx[i];
     SwiInto si = {A, H, S};
     const DpRegion swi[5] = {{w2t, "dg", 1, H}, {f, "h1", 1, H}, {f, "h3", 1, H}, {w13, "dh1", 0, H}, {w13, "dh3", 0, H}};
-    if (dp_stage(pl, dev, w2t, "dffn", A->dffn) || dp_eval(pl, dev, w2t, l) ||
+    if (scale_into(pl, d, w2t, "dffn", A->dffn, d->dx) || dp_eval(pl, dev, w2t, l) ||
         dp_fused(pl, dev, swi, 5, swiglu_into, &si))
         return -1;
     devpipe_weight_grad(&d->dp, g, LORA_W2, l, A->dffn, A->g);
@@ -393,14 +409,12 @@ static float *per_query_head(const Dyn *d, float *gqa, float *own) {
 static int sdpa_backward(Pipeline *pl, const ParamViews *g, int l) {
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
-    const int S = d->dp.S, D = c->dim;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
     const int HD = c->head_dim, R = c->n_heads / c->n_kv_heads;
     DevKernel *wot = kern(d, l, MIL_K_WOT_BWD), *b1 = kern(d, l, MIL_K_SDPA_BWD1), *b2 = kern(d, l, MIL_K_SDPA_BWD2);
     DevKernel *sf = kern(d, l, MIL_K_SDPA_FWD);
-    for (size_t i = 0; i < (size_t)D * S; i++) A->dy2s[i] = c->res_scale * d->dx2[i];
-    if (dp_stage(pl, dev, wot, "dy", A->dy2s) || dp_eval(pl, dev, wot, l)) return -1;
+    if (scale_into(pl, d, wot, "dy", A->dy2s, d->dx2) || dp_eval(pl, dev, wot, l)) return -1;
     devpipe_weight_grad(&d->dp, g, LORA_O, l, A->dy2s, A->att);
     float *dk = per_query_head(d, d->dk_full, A->dk), *dv = per_query_head(d, d->dv_full, A->dv);
     if (dp_copy(pl, dev, b1, "q", sf, "q_rope", 0, 1) || dp_copy(pl, dev, b1, "k", sf, "k_rope", HD, R) ||
