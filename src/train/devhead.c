@@ -19,10 +19,11 @@ int devhead_init(DevHead *h, int V, int S, int dynamic) {
     for (int i = 0; i < 6; i++) total += (n[i] + 15) & ~(size_t)15;
     h->block = calloc(total, sizeof(float));
     h->cls = calloc((size_t)h->n, sizeof(DevKernel));
+    h->sm = calloc((size_t)h->n, sizeof(DevKernel));
     h->bwd = dynamic ? calloc((size_t)h->n, sizeof(DevKernel)) : NULL;
     h->tgt = calloc(n_s, sizeof(int));
-    if (!h->block || !h->cls || (dynamic && !h->bwd) || !h->tgt) {
-        free(h->block), free(h->cls), free(h->bwd), free(h->tgt);
+    if (!h->block || !h->cls || !h->sm || (dynamic && !h->bwd) || !h->tgt) {
+        free(h->block), free(h->cls), free(h->sm), free(h->bwd), free(h->tgt);
         memset(h, 0, sizeof *h);
         return err_set("out of memory for the device head (%d rows x %d positions)", V, S);
     }
@@ -40,10 +41,11 @@ void devhead_free(DevHead *h, Device *dev) {
     for (int c = h->n - 1; c >= 0; c--) {
         if (h->bwd) dk_free(&h->bwd[c], dev);
         if (h->cls) dk_free(&h->cls[c], dev);
+        if (h->sm) dk_free(&h->sm[c], dev);
     }
     dk_free(&h->smax[0], dev);
     dk_free(&h->smax[1], dev);
-    free(h->cls), free(h->bwd), free(h->tgt), free(h->block);
+    free(h->cls), free(h->sm), free(h->bwd), free(h->tgt), free(h->block);
     memset(h, 0, sizeof *h);
 }
 
@@ -56,6 +58,11 @@ int devhead_compile_softmax(DevHead *h, Device *dev, const Config *cfg, MilDiale
         if (mil_kernel_build_chunk(MIL_K_VOCAB_SOFTMAX, cfg, h->S, dialect, i == 0 ? h->rows : last, &k) != 0 ||
             dk_compile(&h->smax[i], dev, &k, NULL, NULL) != 0)
             return -1;
+    }
+    // the logits go in through the shared input; each chunk's softmax stays in its own output until the backward
+    for (int c = 0; c < h->n; c++) {
+        const DevKernel *k = &h->smax[devhead_rows(h, c) == h->rows ? 0 : 1];
+        if (dk_bind(&h->sm[c], dev, k, k->in, NULL) != 0) return -1;
     }
     return 0;
 }
@@ -80,23 +87,23 @@ static int target_logits(Device *dev, DevHead *h, int c) {
 }
 
 int devhead_chunk_softmax(Pipeline *pl, Device *dev, DevHead *h, int c) {
-    const int S = h->S, rows = devhead_rows(h, c);
-    DevKernel *cls = &h->cls[c], *sm = &h->smax[rows == h->rows ? 0 : 1];
+    const int S = h->S;
+    DevKernel *cls = &h->cls[c], *sm = &h->sm[c];
     if (dp_copy(pl, dev, sm, "logits", cls, "logits", 0, 1) || dp_eval(pl, dev, sm, -1) ||
-        dp_fetch(pl, dev, sm, "probs", h->dl + (size_t)c * h->rows * S) ||
         dp_fetch(pl, dev, sm, "max", h->mx + (size_t)c * S) || dp_fetch(pl, dev, sm, "sum", h->sum + (size_t)c * S))
         return -1;
     return target_logits(dev, h, c);
 }
 
 typedef struct {
-    float *x;        // rows of S values: chunk c's softmax
+    float *x;        // rows of S values: chunk c's dl
     size_t S;
-    const float *f;  // (S) x[v][t] *= f[t]: chunk c's softmax to the global one
+    F16Rows p;       // chunk c's softmax on the device
+    const float *f;  // (S) its factors to the softmax over every row
     const int *tgt;  // (S) target rows (-1: no loss), of the whole head
     int row0;        // chunk c's first row
-    float k;         // x[v][t] = k·(x[v][t]·f[t] − (tgt[t] == row0 + v)), 0 where tgt[t] < 0
-    const F16Rows *x16;  // and x[v] into these fp16 rows (NULL: none)
+    float k;         // x[v][t] = k·(p[v][t]·f[t] − (tgt[t] == row0 + v)), 0 where tgt[t] < 0
+    F16Rows x16;     // and x[v] into these fp16 rows (.p NULL: none)
 } RowJob;
 
 static void dlogits_rows(void *ctx, size_t b, size_t e) {
@@ -104,9 +111,10 @@ static void dlogits_rows(void *ctx, size_t b, size_t e) {
     for (size_t v = b; v < e; v++) {
         float *row = j->x + v * j->S;
         const int r = j->row0 + (int)v;
+        fp16_to_f32_array(row, j->p.p + v * j->p.ld, j->S);
         for (size_t t = 0; t < j->S; t++)
             row[t] = j->tgt[t] >= 0 ? j->k * (row[t] * j->f[t] - (j->tgt[t] == r)) : 0.0f;
-        if (j->x16) fp16_from_f32_array(j->x16->p + v * j->x16->ld, row, j->S);
+        if (j->x16.p) fp16_from_f32_array(j->x16.p + v * j->x16.ld, row, j->S);
     }
 }
 
@@ -131,11 +139,27 @@ void devhead_combine(DevHead *h, float *loss) {
     *loss = n_valid ? (float)(total / n_valid) : 0.0f;
 }
 
-void devhead_dlogits(DevHead *h, int c, float scale, const F16Rows *dl16) {
+typedef struct {
+    DevHead *h;
+    int c, into;
+    float scale;
+} DlogitsJob;
+
+// rows[0]: the chunk's softmax; rows[1]: the dl input of the kernel it goes into.
+static void dlogits_chunk(void *ctx, const F16Rows *rows) {
+    const DlogitsJob *d = ctx;
+    DevHead *h = d->h;
     int n_valid = 0;
     for (int t = 0; t < h->S; t++) n_valid += h->tgt[t] >= 0;
-    const int row0 = c * h->rows;
-    RowJob j = {h->dl + (size_t)row0 * h->S, (size_t)h->S, h->f + (size_t)c * h->S, h->tgt, row0,
-                n_valid ? scale / (float)n_valid : 0.0f, dl16};
-    par_for((size_t)devhead_rows(h, c), 1, (dl16 ? 4.0 : 2.0) * h->S, dlogits_rows, &j);
+    const int row0 = d->c * h->rows;
+    RowJob j = {h->dl + (size_t)row0 * h->S, (size_t)h->S, rows[0], h->f + (size_t)d->c * h->S, h->tgt, row0,
+                n_valid ? d->scale / (float)n_valid : 0.0f, d->into ? rows[1] : (F16Rows){0}};
+    par_for((size_t)devhead_rows(h, d->c), 1, 4.0 * h->S, dlogits_rows, &j);
+}
+
+int devhead_dlogits(Pipeline *pl, Device *dev, DevHead *h, int c, float scale, DevKernel *into) {
+    const int rows = devhead_rows(h, c);
+    const DpRegion r[2] = {{&h->sm[c], "probs", 1, rows}, {into, "dl", 0, rows}};
+    DlogitsJob j = {h, c, into != NULL, scale};
+    return dp_fused(pl, dev, r, into ? 2 : 1, dlogits_chunk, &j);
 }

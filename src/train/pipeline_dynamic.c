@@ -305,19 +305,8 @@ static int head_forward(Pipeline *pl, const Params *p, float *loss) {
 
 // --- backward stages ----------------------------------------------------------------------------
 
-// Chunk c's dl on the CPU, straight into its clsBwd input (dp_fused).
-typedef struct {
-    DevHead *h;
-    int c;
-    float scale;
-} DlInto;
-
-static void dlogits_into(void *ctx, const F16Rows *rows) {
-    const DlInto *j = ctx;
-    devhead_dlogits(j->h, j->c, j->scale, &rows[0]);
-}
-
-// Per chunk: dl on the CPU, then clsBwd gives its share of dxf, and its rows'
+// Per chunk: dl on the CPU from the chunk's softmax straight into clsBwd's
+// input, then clsBwd gives its share of dxf, and its rows'
 // weight gradient dE += dl·xfᵀ goes to the dW worker (compacted: into the
 // compact block, scattered once the worker is done: head_after_dw).
 static int head_backward_device(Pipeline *pl, Dyn *d, const Params *p, const ParamViews *g, float scale) {
@@ -327,10 +316,8 @@ static int head_backward_device(Pipeline *pl, Dyn *d, const Params *p, const Par
     float *dE = g->wcls ? (ch->vc.n ? ch->vc.dW : g->wcls) : NULL;
     for (int c = 0; c < h->n; c++) {
         const size_t row0 = (size_t)c * h->rows;
-        DlInto j = {h, c, scale};
         const double t0 = pl->times.cpu_ops;
-        const int rc = dp_fused(pl, &d->dp.dev, (DpRegion[]){{&h->bwd[c], "dl", 0, devhead_rows(h, c)}}, 1,
-                                dlogits_into, &j);
+        const int rc = devhead_dlogits(pl, &d->dp.dev, h, c, scale, &h->bwd[c]);
         pl->times.cpu_cls += pl->times.cpu_ops - t0;
         if (rc || dp_eval(pl, &d->dp.dev, &h->bwd[c], -1) ||
             dp_fetch(pl, &d->dp.dev, &h->bwd[c], "dx", c ? d->dtmp : ch->dxf))

@@ -253,10 +253,12 @@ static int prepare(Pipeline *pl, const Params *p) {
 // --- backward --------------------------------------------------------------------------------
 
 // dl = scale·(p − onehot)/n_valid (rows of ignored targets zero); dW += dl·xfᵀ, dxf = Wᵀ·dl.
-static void head_backward_extras(St *s, const Params *p, const ParamViews *g, float scale) {
+static int head_backward_extras(Pipeline *pl, St *s, const Params *p, const ParamViews *g, float scale) {
     DevHead *h = &s->dh;
     const int S = s->dp.S, D = s->dp.cfg.dim, V = h->V;
-    for (int c = 0; c < h->n; c++) devhead_dlogits(h, c, scale, NULL);
+    for (int c = 0; c < h->n; c++)
+        if (devhead_dlogits(pl, &s->dp.dev, h, c, scale, NULL) != 0) return err_wrap("classifier chunk %d", c);
+    const double tc = time_ms();
     VocabCompact *vc = &s->head.vc;  // compacted: the rows in use, their gradient scattered back
     const float *W = vc->n ? vc->W : p->v.wcls;
     float *dW = vc->n ? vc->dW : g->wcls;
@@ -264,6 +266,8 @@ static void head_backward_extras(St *s, const Params *p, const ParamViews *g, fl
     if (g->wcls && vc->n) vocab_compact_scatter(vc, g->wcls);
     gemm(1, 0, D, S, V, 1.0f, W, D, h->dl, S, 0.0f, s->head.dxf, S);  // dxf [D,S]
     rmsnorm_backward(s->dx, g->rms_final, s->head.dxf, s->x_out, p->v.rms_final, s->head.rstd, D, S);
+    pl->times.cpu_ops += time_ms() - tc;
+    return 0;
 }
 
 // dx = RMSNorm backward of dy at x (norm weight w, rstd), dw into gw: the extras'
@@ -357,14 +361,10 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
 
 static int head_backward(Pipeline *pl, const Params *p, const ParamViews *g, float scale) {
     St *s = pl->impl;
+    if (s->extras) return head_backward_extras(pl, s, p, g, scale);
     const double tc = time_ms();
-    if (s->extras) {
-        head_backward_extras(s, p, g, scale);
-        pl->times.cpu_ops += time_ms() - tc;
-    } else {
-        cpu_head_backward(&s->head, p, g, s->x_out, scale, s->dx);
-        dp_cls_time(pl, tc);
-    }
+    cpu_head_backward(&s->head, p, g, s->x_out, scale, s->dx);
+    dp_cls_time(pl, tc);
     return 0;
 }
 
