@@ -8,7 +8,7 @@
 // copied surface to surface, tiled to the query heads under GQA, into sdpaBwd1
 // and sdpaBwd2) and ffnFused (h1, h3 read by SwiGLU's backward as fp16).
 // Between kernel evaluations the CPU does what the ANE does poorly: RMSNorm,
-// SiLU backward, RoPE and QK-norm backward, GQA tile/reduce, the classifier and
+// SiLU backward, RoPE and QK-norm backward, the GQA reduce, the classifier and
 // cross-entropy (with device_head: the classifier, its softmax and its input
 // gradient as device kernels over chunks of rows, devhead.h, the classifier
 // staged once per update like a layer). The step's sequence is devpipe_step's
@@ -61,7 +61,7 @@ typedef struct {
     float *x_out;                          // (D,S) the last layer's output
     float *dx, *dx2, *dxn, *dtmp;          // (D,S)
     float *dv_full, *dk_full;              // (QD,S) per query head (GQA)
-    float *scratch, *qk_rstd;              // (max(H,QD),S), (NH+NKV)·S
+    float *qk_tmp, *qk_rstd;               // (QD,S), (NH+NKV)·S: the QK-norm backward
     RopeTable rope;
     int staged;            // weights staged (or being staged) for the current params
     // Overlapped staging: after an update the layers are staged in order on
@@ -230,7 +230,7 @@ static void axpy_into(void *ctx, const F16Rows *rows) {
     axpy_f16(a->y, rows[0], a->x, a->residual ? rows[1] : (F16Rows){0}, a->s, a->C, a->S);
 }
 
-// y = s·x [D,S], also into input region `name` of x (the backward's scaled residual gradients).
+// y = s·x [D,S], also into kernel k's input region `name` (the backward's scaled residual gradients).
 static int scale_into(Pipeline *pl, Dyn *d, DevKernel *k, const char *name, float *y, const float *x) {
     AxpyInto a = {y, x, d->dp.cfg.res_scale, d->dp.cfg.dim, d->dp.S, 0};
     return dp_fused(pl, &d->dp.dev, (DpRegion[]){{k, name, 0, a.C}}, 1, axpy_into, &a);
@@ -375,10 +375,9 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
         return -1;
     devpipe_weight_grad(&d->dp, g, LORA_W2, l, A->dffn, A->g);
     if (dp_eval(pl, dev, w13, l) || dp_fetch(pl, dev, w13, "dx", d->dxn)) return -1;
-    double tc;
     devpipe_weight_grad(&d->dp, g, LORA_W1, l, A->dh1, A->x2n);
     devpipe_weight_grad(&d->dp, g, LORA_W3, l, A->dh3, A->x2n);
-    tc = time_ms();
+    const double tc = time_ms();
     rmsnorm_backward_add(d->dx2, dp_at(g->rms_ffn, lD), d->dxn, A->x2, p->v.rms_ffn + lD, A->rstd2, D, S, d->dx);
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
@@ -428,7 +427,7 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
     dp_attn_backward_cpu(c, &d->rope, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
                          dp_at(g->q_norm, lh), dp_at(g->k_norm, lh), A->dq, A->dk, A->dv,
                          per_query_head(d, d->dk_full, A->dk), per_query_head(d, d->dv_full, A->dv), A->q_pre,
-                         A->k_pre, d->scratch, d->qk_rstd, S);
+                         A->k_pre, d->qk_tmp, d->qk_rstd, S);
     pl->times.cpu_ops += time_ms() - tc;
     devpipe_weight_grad(&d->dp, g, LORA_Q, l, A->dq, A->xn);
     devpipe_weight_grad(&d->dp, g, LORA_K, l, A->dk, A->xn);
@@ -509,7 +508,7 @@ static size_t carve(Dyn *d, float *base) {
     }
     TAKE(d->x_out, D * S); TAKE(d->dx, D * S); TAKE(d->dx2, D * S); TAKE(d->dxn, D * S); TAKE(d->dtmp, D * S);
     TAKE(d->dv_full, QD * S); TAKE(d->dk_full, QD * S);
-    TAKE(d->scratch, (H > QD ? H : QD) * S); TAKE(d->qk_rstd, NHK * S);
+    TAKE(d->qk_tmp, QD * S); TAKE(d->qk_rstd, NHK * S);
 #undef TAKE
     return used;
 }
