@@ -74,9 +74,9 @@ rows = [
     ("staging (before the forward, both threads)" if "--serial-staging" in flags
      else "staging (the stager thread, beside the forward)", med("t_staging"), floors["staging"]),
     ("cpu ops", med("t_cpu_ops"), None),
-    ("  cross-entropy (the classifier on the device)" if head else "  classifier", med("t_cpu_cls"),
+    ("  dL/d logits, cross-entropy (the classifier on the device)" if head else "  classifier", med("t_cpu_cls"),
      floors["classifier"]),
-    (f"  surface I/O ({med('io_mb'):.0f} MB)", med("t_cpu_io"), floors["io"]),
+    (f"  surface I/O not fused into an op ({med('io_mb'):.0f} MB)", med("t_cpu_io"), floors["io"]),
     ("  the rest (element-wise ops, conversions fused in)",
      med("t_cpu_ops") - med("t_cpu_cls") - med("t_cpu_io"), None),
     ("the rest of forward + backward: dW products, stager waits", rest, floors["dW"]),

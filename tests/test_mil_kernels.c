@@ -554,7 +554,7 @@ static float *bound_linear(const float *y, const float *mag, size_t n, int K) {
     return b;
 }
 
-// GQA tile on the CPU, as the pipeline does before sdpaBwd1: query head h gets kv head h/R.
+// GQA tile on the CPU, as the pipelines' surface copies do before sdpaBwd1: query head h gets kv head h/R.
 static float *tile_kv(const float *kv, int NH, int NKV, int HD, int S) {
     float *t = falloc((size_t)NH * HD * S);
     for (int h = 0; h < NH; h++)

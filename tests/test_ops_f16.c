@@ -48,7 +48,8 @@ static void check_rmsnorm(int C, int S) {
     uint16_t *s = padded_rows(C, ld);
     rmsnorm_forward(y_ref, rstd_ref, x, w, C, S, 1e-5f);
     rmsnorm_forward_f16(y, (F16Rows){s, ld}, rstd, x, w, C, S, 1e-5f);
-    CHECKF(memcmp(y, y_ref, sizeof(float) * C * S) == 0, "rmsnorm [%d,%d]: fp32 output differs from rmsnorm_forward", C, S);
+    CHECKF(memcmp(y, y_ref, sizeof(float) * C * S) == 0, "rmsnorm [%d,%d]: fp32 output differs from rmsnorm_forward", C,
+           S);
     CHECKF(memcmp(rstd, rstd_ref, sizeof(float) * S) == 0, "rmsnorm [%d,%d]: rstd differs", C, S);
     CHECKF(rows_match(s, ld, C, S, y_ref, NULL), "rmsnorm [%d,%d]: fp16 rows differ from the converted output", C, S);
     free(x), free(w), free(y), free(rstd), free(y_ref), free(rstd_ref), free(s);
@@ -63,7 +64,8 @@ static void check_swiglu(int H, int S) {
     for (int a = 0; a < 3; a++) {
         in16[a] = padded_rows(H, ld);
         for (int i = 0; i < H; i++) fp16_from_f32_array(in16[a] + i * ld, in32[a] + (size_t)i * S, S);
-        for (int i = 0; i < H; i++) fp16_to_f32_array(in32[a] + (size_t)i * S, in16[a] + i * ld, S);  // what a fetch gives
+        for (int i = 0; i < H; i++)  // what a fetch gives
+            fp16_to_f32_array(in32[a] + (size_t)i * S, in16[a] + i * ld, S);
     }
     float *dh1 = malloc(sizeof(float) * n), *dh3 = malloc(sizeof(float) * n);
     float *ref1 = malloc(sizeof(float) * n), *ref3 = malloc(sizeof(float) * n);
@@ -101,8 +103,10 @@ static void check_axpy(int C, int S) {
 }
 
 TEST(fused_f16_ops_equal_the_op_then_the_conversion) {
-    // S = 37 and 1000: rows not a multiple of the vector width, and longer than one slice
-    const int shapes[][2] = {{64, 64}, {40, 37}, {3, 1000}, {1, 1}};
+    // S = 37 and 1000: rows not a multiple of the vector width, and longer than
+    // one slice; 5 x 37: an array whose last 185 % 8 values take the scalar
+    // path; 256 x 300: large enough for the pool's threads
+    const int shapes[][2] = {{64, 64}, {40, 37}, {5, 37}, {3, 1000}, {1, 1}, {256, 300}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         check_rmsnorm(shapes[i][0], shapes[i][1]);
         check_swiglu(shapes[i][0], shapes[i][1]);
@@ -110,15 +114,19 @@ TEST(fused_f16_ops_equal_the_op_then_the_conversion) {
     }
 }
 
-// swiglu_backward gives each element the same value wherever a span cuts the array.
+// An element of swiglu_backward's output depends on its index in the array
+// only: spans of 13 told where the vector part ends give swiglu_backward's values.
 TEST(swiglu_backward_does_not_depend_on_the_split) {
     Rng r;
     rng_init(&r, 5);
-    const size_t n = 301;
-    float *h1 = randn(&r, n, 3.0f), *h3 = randn(&r, n, 1.0f), *dg = randn(&r, n, 1.0f);
-    float a1[301], a3[301], b1[301], b3[301];
-    swiglu_backward_span(a1, a3, dg, h1, h3, n);
-    for (size_t b = 0; b < n; b += 13) swiglu_backward_span(b1 + b, b3 + b, dg + b, h1 + b, h3 + b, b + 13 < n ? 13 : n - b);
+    enum { N = 301, PIECE = 13 };
+    float *h1 = randn(&r, N, 3.0f), *h3 = randn(&r, N, 1.0f), *dg = randn(&r, N, 1.0f);
+    float a1[N], a3[N], b1[N], b3[N];
+    swiglu_backward(a1, a3, dg, h1, h3, N);
+    const size_t vec_end = SWIGLU_VECTOR_END((size_t)N);
+    for (size_t b = 0; b < N; b += PIECE)
+        swiglu_backward_span(b1 + b, b3 + b, dg + b, h1 + b, h3 + b, b + PIECE < N ? PIECE : N - b,
+                             vec_end > b ? vec_end - b : 0);
     CHECK(memcmp(a1, b1, sizeof a1) == 0 && memcmp(a3, b3, sizeof a3) == 0);
     free(h1), free(h3), free(dg);
 }

@@ -463,6 +463,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
 typedef struct {
     float *g, *dh1, *dh3;
     const float *h1, *h3, *dg;
+    size_t n;  // the whole array's elements (the backward's vector/scalar boundary)
 } SwiJob;
 
 static void swiglu_fwd_run(void *ctx, size_t b, size_t e) {
@@ -483,7 +484,7 @@ static void swiglu_fwd_run(void *ctx, size_t b, size_t e) {
 }
 
 void swiglu_forward(float *g, const float *h1, const float *h3, size_t n) {
-    SwiJob j = {g, NULL, NULL, h1, h3, NULL};
+    SwiJob j = {g, NULL, NULL, h1, h3, NULL, n};
     par_for(n, 64, 8.0, swiglu_fwd_run, &j);
 }
 
@@ -499,19 +500,23 @@ static void swiglu_bwd8(float *dh1, float *dh3, const float *dg, const float *h1
 }
 #endif
 
-void swiglu_backward_span(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, size_t n) {
+void swiglu_backward_span(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, size_t n,
+                          size_t n_vector) {
     size_t i = 0;
 #ifdef VMATH_AVX2
-    for (; i + 8 <= n; i += 8) swiglu_bwd8(dh1 + i, dh3 + i, dg + i, h1 + i, h3 + i);
-    if (i < n) {  // the tail through the same vector math: no value depends on where a span ends
+    if (n_vector > n) n_vector = n;
+    for (; i + 8 <= n_vector; i += 8) swiglu_bwd8(dh1 + i, dh3 + i, dg + i, h1 + i, h3 + i);
+    if (i < n_vector) {  // a part of a block: through the same vector math, padded
         float in[3][8] = {{0}}, out[2][8];
-        const size_t m = n - i;
+        const size_t m = n_vector - i;
         memcpy(in[0], dg + i, m * sizeof(float)), memcpy(in[1], h1 + i, m * sizeof(float));
         memcpy(in[2], h3 + i, m * sizeof(float));
         swiglu_bwd8(out[0], out[1], in[0], in[1], in[2]);
         memcpy(dh1 + i, out[0], m * sizeof(float)), memcpy(dh3 + i, out[1], m * sizeof(float));
-        return;
+        i = n_vector;
     }
+#else
+    (void)n_vector;
 #endif
     for (; i < n; i++) {
         const float z = h1[i], sig = 1.0f / (1.0f + expf(-z));
@@ -522,11 +527,13 @@ void swiglu_backward_span(float *dh1, float *dh3, const float *dg, const float *
 
 static void swiglu_bwd_run(void *ctx, size_t b, size_t e) {
     const SwiJob *j = ctx;
-    swiglu_backward_span(j->dh1 + b, j->dh3 + b, j->dg + b, j->h1 + b, j->h3 + b, e - b);
+    const size_t vec_end = SWIGLU_VECTOR_END(j->n);
+    swiglu_backward_span(j->dh1 + b, j->dh3 + b, j->dg + b, j->h1 + b, j->h3 + b, e - b,
+                         vec_end > b ? vec_end - b : 0);
 }
 
 void swiglu_backward(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, size_t n) {
-    SwiJob j = {NULL, dh1, dh3, h1, h3, dg};
+    SwiJob j = {NULL, dh1, dh3, h1, h3, dg, n};
     par_for(n, 64, 10.0, swiglu_bwd_run, &j);
 }
 

@@ -63,12 +63,13 @@ void rmsnorm_forward_f16(float *y, F16Rows y16, float *rstd, const float *x, con
 typedef struct {
     float *dh1, *dh3;
     F16Rows dh1_16, dh3_16, dg, h1, h3;
-    int cols;
+    int rows, cols;
 } SwiF16;
 
 static void swiglu_f16_run(void *ctx, size_t b, size_t e) {
     const SwiF16 *j = ctx;
     float dg[F16_SLICE], h1[F16_SLICE], h3[F16_SLICE];
+    const size_t vec_end = SWIGLU_VECTOR_END((size_t)j->rows * j->cols);  // as swiglu_backward over the whole array
     for (size_t r = b; r < e; r++)
         for (size_t t = 0; t < (size_t)j->cols; t += F16_SLICE) {
             const size_t n = (size_t)j->cols - t < F16_SLICE ? (size_t)j->cols - t : F16_SLICE;
@@ -76,7 +77,7 @@ static void swiglu_f16_run(void *ctx, size_t b, size_t e) {
             fp16_to_f32_array(dg, j->dg.p + r * j->dg.ld + t, n);
             fp16_to_f32_array(h1, j->h1.p + r * j->h1.ld + t, n);
             fp16_to_f32_array(h3, j->h3.p + r * j->h3.ld + t, n);
-            swiglu_backward_span(j->dh1 + i, j->dh3 + i, dg, h1, h3, n);
+            swiglu_backward_span(j->dh1 + i, j->dh3 + i, dg, h1, h3, n, vec_end > i ? vec_end - i : 0);
             fp16_from_f32_array(j->dh1_16.p + r * j->dh1_16.ld + t, j->dh1 + i, n);
             fp16_from_f32_array(j->dh3_16.p + r * j->dh3_16.ld + t, j->dh3 + i, n);
         }
@@ -84,6 +85,6 @@ static void swiglu_f16_run(void *ctx, size_t b, size_t e) {
 
 void swiglu_backward_f16(float *dh1, float *dh3, F16Rows dh1_16, F16Rows dh3_16, F16Rows dg, F16Rows h1, F16Rows h3,
                          int rows, int cols) {
-    SwiF16 j = {dh1, dh3, dh1_16, dh3_16, dg, h1, h3, cols};
+    SwiF16 j = {dh1, dh3, dh1_16, dh3_16, dg, h1, h3, rows, cols};
     par_for((size_t)rows, 1, 12.0 * cols, swiglu_f16_run, &j);
 }

@@ -22,8 +22,14 @@ void ropet_apply(float *x, const RopeT *rt, int nh, RopeLayout layout, float sig
 // rmsnorm_forward of positions [b, e) only, on this thread.
 void rmsnorm_forward_range(float *y, float *rstd, const float *x, const float *w, int C, int S, float eps, size_t b,
                            size_t e);
-// swiglu_backward of n elements on this thread.
-void swiglu_backward_span(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, size_t n);
+// swiglu_backward of n elements on this thread: the first n_vector through
+// the vector math (where the build has it), the rest through expf. An
+// element's value depends only on which of the two it gets, so callers decide
+// by its index in the whole array of N: below SWIGLU_VECTOR_END(N), vector
+// (what swiglu_backward does: all but the array's last N % 8).
+#define SWIGLU_VECTOR_END(N) ((N) & ~(size_t)7)
+void swiglu_backward_span(float *dh1, float *dh3, const float *dg, const float *h1, const float *h3, size_t n,
+                          size_t n_vector);
 
 // --- fused with the device pipelines' surface I/O (ops_f16.c) -------------------------------
 // An input read from fp16 rows (F16Rows: a surface region) or an output

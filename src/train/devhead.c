@@ -112,8 +112,11 @@ static void dlogits_rows(void *ctx, size_t b, size_t e) {
         float *row = j->x + v * j->S;
         const int r = j->row0 + (int)v;
         fp16_to_f32_array(row, j->p.p + v * j->p.ld, j->S);
-        for (size_t t = 0; t < j->S; t++)
-            row[t] = j->tgt[t] >= 0 ? j->k * (row[t] * j->f[t] - (j->tgt[t] == r)) : 0.0f;
+        for (size_t t = 0; t < j->S; t++) {
+            // p·f rounded on its own: a compiler that contracts a·b − c into an FMA would change it
+            const float p = row[t] * j->f[t];
+            row[t] = j->tgt[t] >= 0 ? j->k * (p - (j->tgt[t] == r)) : 0.0f;
+        }
         if (j->x16.p) fp16_from_f32_array(j->x16.p + v * j->x16.ld, row, j->S);
     }
 }

@@ -250,7 +250,8 @@ typedef struct {
 static int lock_once(Device *dev, const DpRegion *r, Locks *l) {
     DeviceSurface *want = r->output ? r->k->out : r->k->in;
     for (int j = 0; j < l->n; j++)
-        if (l->s[j] == want) return l->write[j] == !r->output ? j : err_set("%s: a surface read and written", r->k->k->name);
+        if (l->s[j] == want)
+            return l->write[j] == !r->output ? j : err_set("%s: a surface read and written", r->k->k->name);
     l->base[l->n] = device_surface_lock(dev, want, !r->output);
     if (!l->base[l->n]) return err_set("%s: cannot lock the %s surface", r->k->k->name, r->output ? "output" : "input");
     l->s[l->n] = want, l->write[l->n] = !r->output;
@@ -265,7 +266,8 @@ int dp_fused(Pipeline *pl, Device *dev, const DpRegion *r, int n, void (*fn)(voi
     int rc = n > DP_FUSED_MAX ? err_set("a fused op of %d regions (at most %d)", n, DP_FUSED_MAX) : 0;
     for (int i = 0; rc == 0 && i < n; i++) {
         const int j = lock_once(dev, &r[i], &l);
-        rc = j < 0 ? -1 : mil_kernel_rows(r[i].k->k, l.base[j], r[i].name, r[i].output, r[i].nc, r[i].k->k->S, &rows[i]);
+        const MilKernel *k = r[i].k->k;
+        rc = j < 0 ? -1 : mil_kernel_rows(k, l.base[j], r[i].name, r[i].output, r[i].nc, k->S, &rows[i]);
     }
     if (rc == 0) fn(ctx, rows);
     for (int j = l.n - 1; j >= 0; j--) device_surface_unlock(dev, l.s[j], l.write[j]);

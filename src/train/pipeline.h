@@ -10,8 +10,10 @@
 
 typedef struct {
     double forward, backward, device, staging, cpu_ops, dw_wait, compile;  // ms, cumulative
-    // of cpu_ops: the classifier, softmax and cross-entropy on the CPU; the
-    // activations' surface reads and writes (staging: the weights')
+    // of cpu_ops: the classifier, softmax and cross-entropy on the CPU (with
+    // the device head, dL/d logits and its conversions); the activations'
+    // surface reads and writes not fused into an op (dp_fused: counted as the
+    // op's time; staging: the weights')
     double cpu_cls, cpu_io;
     double io_bytes;  // what those reads and writes move: 6 per value converted, 4 per value copied
     long long device_evals, kernels_compiled;

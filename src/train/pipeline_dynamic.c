@@ -367,9 +367,11 @@ static int ffn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int 
     const size_t lD = (size_t)l * D;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
-    DevKernel *w2t = kern(d, l, MIL_K_FFN_BWD_W2T), *w13 = kern(d, l, MIL_K_FFN_BWD_W13T), *f = kern(d, l, MIL_K_FFN_FUSED);
+    DevKernel *w2t = kern(d, l, MIL_K_FFN_BWD_W2T), *w13 = kern(d, l, MIL_K_FFN_BWD_W13T);
+    DevKernel *f = kern(d, l, MIL_K_FFN_FUSED);
     SwiInto si = {A, H, S};
-    const DpRegion swi[5] = {{w2t, "dg", 1, H}, {f, "h1", 1, H}, {f, "h3", 1, H}, {w13, "dh1", 0, H}, {w13, "dh3", 0, H}};
+    const DpRegion swi[5] = {
+        {w2t, "dg", 1, H}, {f, "h1", 1, H}, {f, "h3", 1, H}, {w13, "dh1", 0, H}, {w13, "dh3", 0, H}};
     if (scale_into(pl, d, w2t, "dffn", A->dffn, d->dx) || dp_eval(pl, dev, w2t, l) ||
         dp_fused(pl, dev, swi, 5, swiglu_into, &si))
         return -1;
@@ -404,8 +406,8 @@ static int sdpa_backward(Pipeline *pl, const ParamViews *g, int l) {
     devpipe_weight_grad(&d->dp, g, LORA_O, l, A->dy2s, A->att);
     float *dk = per_query_head(d, d->dk_full, A->dk), *dv = per_query_head(d, d->dv_full, A->dv);
     if (dp_copy(pl, dev, b1, "q", sf, "q_rope", 0, 1) || dp_copy(pl, dev, b1, "k", sf, "k_rope", HD, R) ||
-        dp_copy(pl, dev, b1, "v", sf, "v", HD, R) || dp_copy(pl, dev, b1, "da", wot, "da", 0, 1) || dp_eval(pl, dev, b1, l) ||
-        dp_fetch(pl, dev, b1, "dv", dv))
+        dp_copy(pl, dev, b1, "v", sf, "v", HD, R) || dp_copy(pl, dev, b1, "da", wot, "da", 0, 1) ||
+        dp_eval(pl, dev, b1, l) || dp_fetch(pl, dev, b1, "dv", dv))
         return -1;
     return dp_copy(pl, dev, b2, "probs", b1, "probs", 0, 1) || dp_copy(pl, dev, b2, "dp", b1, "dp", 0, 1) ||
                    dp_copy(pl, dev, b2, "q", sf, "q_rope", 0, 1) || dp_copy(pl, dev, b2, "k", sf, "k_rope", HD, R) ||
