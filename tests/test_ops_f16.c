@@ -99,6 +99,11 @@ static void check_axpy(int C, int S) {
     axpy_f16(y, (F16Rows){y16, ld}, x, (F16Rows){0}, s, C, S);
     CHECKF(memcmp(y, ref, sizeof(float) * n) == 0 && rows_match(y16, ld, C, S, ref, NULL),
            "axpy [%d,%d]: the scaling differs from s·x then the conversion", C, S);
+    memcpy(ref, x, sizeof(float) * n);
+    vec_add(ref, o32, n);  // what a fetch and vec_add gave
+    axpy_f16(x, (F16Rows){0}, x, (F16Rows){o16, ld}, 1.0f, C, S);
+    CHECKF(memcmp(x, ref, sizeof(float) * n) == 0 && rows_match(y16, ld, C, S, y, NULL),
+           "axpy [%d,%d]: adding in place differs from vec_add, or wrote fp16 rows", C, S);
     free(x), free(o32), free(y), free(ref), free(o16), free(y16);
 }
 

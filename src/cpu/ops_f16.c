@@ -31,7 +31,7 @@ static void axpy_f16_run(void *ctx, size_t b, size_t e) {
             } else {
                 for (size_t i = 0; i < n; i++) y[i] = j->s * x[i];
             }
-            fp16_from_f32_array(j->y16.p + r * j->y16.ld + t, y, n);
+            if (j->y16.p) fp16_from_f32_array(j->y16.p + r * j->y16.ld + t, y, n);
         }
 }
 

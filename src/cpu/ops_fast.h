@@ -36,7 +36,8 @@ void swiglu_backward_span(float *dh1, float *dh3, const float *dg, const float *
 // written as fp32 and as fp16 rows, in one pass while each slice is in cache:
 // exactly what the op and mil_kernel_fetch / mil_kernel_stage give one after the other.
 
-// y[rows][cols] = x + s·o (o: fp16 rows), y also into y16; o NULL (.p): y = s·x. Threaded over rows.
+// y[rows][cols] = x + s·o (o: fp16 rows; y may be x), y also into y16 unless
+// its .p is NULL; o.p NULL: y = s·x. Threaded over rows.
 void axpy_f16(float *y, F16Rows y16, const float *x, F16Rows o, float s, int rows, int cols);
 // rmsnorm_forward; y also into y16 ([C] rows of S). Threaded over positions.
 void rmsnorm_forward_f16(float *y, F16Rows y16, float *rstd, const float *x, const float *w, int C, int S, float eps);

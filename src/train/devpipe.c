@@ -316,14 +316,14 @@ void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S)
     }
 }
 
-void dp_attn_backward_cpu(const Config *c, const RopeTable *rope, const float *q_norm, const float *k_norm,
+void dp_attn_backward_cpu(const Config *c, const RopeT *rope, const float *q_norm, const float *k_norm,
                           float *gq_norm, float *gk_norm, float *dq, float *dk, float *dv, const float *dk_full,
                           const float *dv_full, const float *q_pre, const float *k_pre, float *tmp, float *rstd, int S) {
     const int NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     if (dk != dk_full) dp_gqa_reduce(dk, dk_full, NH, NKV, HD, S);  // the same buffer: nothing to sum
     if (dv != dv_full) dp_gqa_reduce(dv, dv_full, NH, NKV, HD, S);
-    rope_backward(dq, rope, NH, c->rope_layout);
-    rope_backward(dk, rope, NKV, c->rope_layout);
+    ropet_apply(dq, rope, NH, c->rope_layout, -1.0f);
+    ropet_apply(dk, rope, NKV, c->rope_layout, -1.0f);
     if (!c->qk_norm) return;
     // the per-head rstd recomputed from the pre-norm q, k the kernel returned
     float *rq = rstd, *rk = rstd + (size_t)NH * S;

@@ -10,6 +10,7 @@
 #pragma once
 #include "ane/device.h"
 #include "cpu/ops.h"
+#include "cpu/ops_fast.h"
 #include "cpu/vocab_compact.h"
 #include "mil/kernels.h"
 #include "train/dw_queue.h"
@@ -152,7 +153,7 @@ void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S)
 // dq [QD,S] (in place) and dk; QK-norm backward (q_pre, k_pre: the projections
 // before it) adding its weight gradients into gq_norm, gk_norm. tmp: (QD,S)
 // floats, rstd: (NH+NKV)*S floats.
-void dp_attn_backward_cpu(const Config *c, const RopeTable *rope, const float *q_norm, const float *k_norm,
+void dp_attn_backward_cpu(const Config *c, const RopeT *rope, const float *q_norm, const float *k_norm,
                           float *gq_norm, float *gk_norm, float *dq, float *dk, float *dv, const float *dk_full,
                           const float *dv_full, const float *q_pre, const float *k_pre, float *tmp, float *rstd, int S);
 

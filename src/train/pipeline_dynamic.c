@@ -59,10 +59,11 @@ typedef struct {
     DevHead dh;            // device_head: the classifier's chunks (dh.n 0 without)
     float *block;          // behind every fp32 buffer
     float *x_out;                          // (D,S) the last layer's output
-    float *dx, *dx2, *dxn, *dtmp;          // (D,S)
+    float *dx, *dx2, *dxn;                 // (D,S)
     float *dv_full, *dk_full;              // (QD,S) per query head (GQA)
     float *qk_tmp, *qk_rstd;               // (QD,S), (NH+NKV)·S: the QK-norm backward
     RopeTable rope;
+    RopeT ropet;           // the same angles laid out [HD/2][S], for the RoPE backward
     int staged;            // weights staged (or being staged) for the current params
     // Overlapped staging: after an update the layers are staged in order on
     // the stager thread, and the forward waits for layer l only before it
@@ -216,24 +217,30 @@ static void norm_into(void *ctx, const F16Rows *rows) {
     rmsnorm_forward_f16(n->y, rows[0], n->rstd, n->x, n->w, n->C, n->S, n->eps);
 }
 
-// y [C,S] into a kernel's input region (rows[0]): y = x + s·o with residual,
-// o a kernel's output region (rows[1]), else y = s·x.
+// y [C,S] = x + s·o, o a kernel's output region (with add), else s·x; into a
+// kernel's input region too (with into). The regions: the input first.
 typedef struct {
     float *y;
     const float *x;
     float s;
-    int C, S, residual;
+    int C, S, into, add;
 } AxpyInto;
 
 static void axpy_into(void *ctx, const F16Rows *rows) {
     const AxpyInto *a = ctx;
-    axpy_f16(a->y, rows[0], a->x, a->residual ? rows[1] : (F16Rows){0}, a->s, a->C, a->S);
+    axpy_f16(a->y, a->into ? rows[0] : (F16Rows){0}, a->x, a->add ? rows[a->into] : (F16Rows){0}, a->s, a->C, a->S);
 }
 
 // y = s·x [D,S], also into kernel k's input region `name` (the backward's scaled residual gradients).
 static int scale_into(Pipeline *pl, Dyn *d, DevKernel *k, const char *name, float *y, const float *x) {
-    AxpyInto a = {y, x, d->dp.cfg.res_scale, d->dp.cfg.dim, d->dp.S, 0};
+    AxpyInto a = {y, x, d->dp.cfg.res_scale, d->dp.cfg.dim, d->dp.S, 1, 0};
     return dp_fused(pl, &d->dp.dev, (DpRegion[]){{k, name, 0, a.C}}, 1, axpy_into, &a);
+}
+
+// y [D,S] += kernel k's output region `name` (the input gradient's second part).
+static int add_from(Pipeline *pl, Dyn *d, DevKernel *k, const char *name, float *y) {
+    AxpyInto a = {y, y, 1.0f, d->dp.cfg.dim, d->dp.S, 0, 1};
+    return dp_fused(pl, &d->dp.dev, (DpRegion[]){{k, name, 1, a.C}}, 1, axpy_into, &a);
 }
 
 // The CPU RMSNorm straight into sdpaFwd's input, then sdpaFwd and woFwd
@@ -265,7 +272,7 @@ static int ffn_forward(Pipeline *pl, const Params *p, int l) {
     DynLayer *A = &d->layers[l];
     DevKernel *f = kern(d, l, MIL_K_FFN_FUSED), *wo = kern(d, l, MIL_K_WO_FWD);
     float *x_next = l + 1 < c->n_layers ? d->layers[l + 1].x : d->x_out;
-    AxpyInto res = {A->x2, A->x, c->res_scale, D, S, 1};
+    AxpyInto res = {A->x2, A->x, c->res_scale, D, S, 1, 1};
     NormInto n = {A->x2n, A->rstd2, A->x2, p->v.rms_ffn + (size_t)l * D, D, S, c->norm_eps};
     return dp_fused(pl, dev, (DpRegion[]){{f, "x2", 0, D}, {wo, "o", 1, D}}, 2, axpy_into, &res) ||
                    dp_fused(pl, dev, (DpRegion[]){{f, "x2n", 0, D}}, 1, norm_into, &n) || dp_eval(pl, dev, f, l) ||
@@ -320,11 +327,8 @@ static int head_backward_device(Pipeline *pl, Dyn *d, const Params *p, const Par
         const int rc = devhead_dlogits(pl, &d->dp.dev, h, c, scale, &h->bwd[c]);
         pl->times.cpu_cls += pl->times.cpu_ops - t0;
         if (rc || dp_eval(pl, &d->dp.dev, &h->bwd[c], -1) ||
-            dp_fetch(pl, &d->dp.dev, &h->bwd[c], "dx", c ? d->dtmp : ch->dxf))
+            (c ? add_from(pl, d, &h->bwd[c], "dx", ch->dxf) : dp_fetch(pl, &d->dp.dev, &h->bwd[c], "dx", ch->dxf)))
             return err_wrap("classifier chunk %d", c);
-        double tc = time_ms();
-        if (c) vec_add(ch->dxf, d->dtmp, (size_t)D * S);
-        pl->times.cpu_ops += time_ms() - tc;
         if (dE) devpipe_push_dw(&d->dp, dE + row0 * D, h->dl + row0 * S, ch->xf, devhead_rows(h, c), D);
     }
     const double tc = time_ms();
@@ -421,12 +425,12 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
     Dyn *d = pl->impl;
     const Config *c = &d->dp.cfg;
     const int S = d->dp.S, D = c->dim;
-    const size_t DS = (size_t)D * S, lD = (size_t)l * D, lh = (size_t)l * c->head_dim;
+    const size_t lD = (size_t)l * D, lh = (size_t)l * c->head_dim;
     Device *dev = &d->dp.dev;
     DynLayer *A = &d->layers[l];
     if (sdpa_backward(pl, g, l) != 0) return -1;
     double tc = time_ms();
-    dp_attn_backward_cpu(c, &d->rope, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
+    dp_attn_backward_cpu(c, &d->ropet, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
                          dp_at(g->q_norm, lh), dp_at(g->k_norm, lh), A->dq, A->dk, A->dv,
                          per_query_head(d, d->dk_full, A->dk), per_query_head(d, d->dv_full, A->dv), A->q_pre,
                          A->k_pre, d->qk_tmp, d->qk_rstd, S);
@@ -437,10 +441,9 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
     DevKernel *qb = kern(d, l, MIL_K_Q_BWD), *kvb = kern(d, l, MIL_K_KV_BWD);
     if (dp_stage(pl, dev, qb, "dq", A->dq) || dp_eval(pl, dev, qb, l) || dp_fetch(pl, dev, qb, "dx", d->dxn) ||
         dp_stage(pl, dev, kvb, "dk", A->dk) || dp_stage(pl, dev, kvb, "dv", A->dv) || dp_eval(pl, dev, kvb, l) ||
-        dp_fetch(pl, dev, kvb, "dx", d->dtmp))
+        add_from(pl, d, kvb, "dx", d->dxn))
         return -1;
     tc = time_ms();
-    vec_add(d->dxn, d->dtmp, DS);
     rmsnorm_backward_add(d->dx, dp_at(g->rms_att, lD), d->dxn, A->x, p->v.rms_att + lD, A->rstd1, D, S, d->dx2);
     pl->times.cpu_ops += time_ms() - tc;
     return 0;
@@ -483,6 +486,7 @@ static void dyn_free(Pipeline *pl) {
     cpu_head_free(&d->head);
     devpipe_lora_free(&d->dp);
     rope_table_free(&d->rope);
+    ropet_free(&d->ropet);
     free(d->kern);
     free(d->layers);
     free(d->block);
@@ -508,7 +512,7 @@ static size_t carve(Dyn *d, float *base) {
         TAKE(A->dffn, D * S); TAKE(A->dh1, H * S); TAKE(A->dh3, H * S); TAKE(A->dy2s, D * S);
         TAKE(A->dq, QD * S); TAKE(A->dk, KVD * S); TAKE(A->dv, KVD * S);
     }
-    TAKE(d->x_out, D * S); TAKE(d->dx, D * S); TAKE(d->dx2, D * S); TAKE(d->dxn, D * S); TAKE(d->dtmp, D * S);
+    TAKE(d->x_out, D * S); TAKE(d->dx, D * S); TAKE(d->dx2, D * S); TAKE(d->dxn, D * S);
     TAKE(d->dv_full, QD * S); TAKE(d->dk_full, QD * S);
     TAKE(d->qk_tmp, QD * S); TAKE(d->qk_rstd, NHK * S);
 #undef TAKE
@@ -577,7 +581,7 @@ static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const Pip
     if (!d->block) return err_set("out of memory for the dynamic pipeline (%s, window %d)", cfg->name, seq);
     carve(d, d->block);
     d->dp.x0 = d->layers[0].x, d->dp.dx = d->dx, d->dp.stages = &STAGES;
-    if (rope_table_init(&d->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 ||
+    if (rope_table_init(&d->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 || ropet_init(&d->ropet, &d->rope) != 0 ||
         cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows, !o->device_head) != 0 ||
         (o->lora && devpipe_lora_init(&d->dp, o->lora, o->lora_cfg, 1) != 0) || compile_kernels(pl, d) != 0)
         return -1;
