@@ -14,7 +14,8 @@
 # Medians over the updates after the first of one run.
 #   bench/device_phases.sh [MODEL] [UPDATES] [TRAIN FLAGS...]
 # e.g. --device-head (the classifier on the device: its floor is then part of
-# the device's, and the CPU's classifier line is the cross-entropy alone) or
+# the device's, and the CPU's classifier line is dL/d logits and the
+# cross-entropy) or
 # --compact-vocab (the rows in use: the floors count those; without --data it
 # trains on the TinyStories head of $DATA, ../shared/data, in Llama 2 tokens)
 # or --serial-staging (the weights staged on both threads before the forward:

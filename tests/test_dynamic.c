@@ -48,7 +48,7 @@ static void head_step(Config c, int S, int compact, int chunks, int sizes) {
 // --device-head and --serial-staging belong to the dynamic pipeline: elsewhere
 // one line says so; a resumed dynamic run (the pipeline from its checkpoint)
 // takes them, and --serial-staging changes no number of the run.
-TEST(device_head_is_refused_off_the_dynamic_pipeline) {
+TEST(dynamic_only_flags_are_refused_off_the_dynamic_pipeline) {
     char ck[512], ck2[512], *out = NULL;
     snprintf(ck, sizeof ck, "%s/head-resume.bin", test_tmpdir());
     snprintf(ck2, sizeof ck2, "%s/head-resume-serial.bin", test_tmpdir());

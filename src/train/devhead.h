@@ -6,9 +6,10 @@
 // chunk's softmax with its max and Σ exp(logit − max) (kept in the chunk's
 // own output surface for the backward), and the CPU combines the chunks into
 // the loss (logsumexp − the target's logit, read from the classifier's
-// output) and, in the backward, dL/d logits = scale·(p − onehot)/n_valid. The dynamic pipeline adds clsBwd per chunk
-// (its share of the gradient at the final norm's output); static-ane runs
-// that product on the CPU. The weight gradient dE = dl·xfᵀ is the caller's.
+// output) and, in the backward, dL/d logits = scale·(p − onehot)/n_valid.
+// The dynamic pipeline adds clsBwd per chunk (its share of the gradient at
+// the final norm's output); static-ane runs that product on the CPU. The
+// weight gradient dE = dl·xfᵀ is the caller's.
 #pragma once
 #include "train/devpipe.h"
 
