@@ -7,7 +7,10 @@
 
 #include "cpu/ops_fast.h"
 
-enum { F16_SLICE = 512 };  // values of a row converted at a time (2 KB of fp32 on the stack)
+enum { F16_SLICE = 512 };  // values of a row converted at a time (2 KB of fp32 an operand, on the stack)
+
+// The values of the slice of a row of n that starts at t.
+static size_t slice(size_t n, size_t t) { return n - t < F16_SLICE ? n - t : F16_SLICE; }
 
 typedef struct {
     float *y;
@@ -22,7 +25,7 @@ static void axpy_f16_run(void *ctx, size_t b, size_t e) {
     float o[F16_SLICE];
     for (size_t r = b; r < e; r++)
         for (size_t t = 0; t < (size_t)j->cols; t += F16_SLICE) {
-            const size_t n = (size_t)j->cols - t < F16_SLICE ? (size_t)j->cols - t : F16_SLICE;
+            const size_t n = slice((size_t)j->cols, t);
             float *y = j->y + r * j->cols + t;
             const float *x = j->x + r * j->cols + t;
             if (j->o.p) {
@@ -72,7 +75,7 @@ static void swiglu_f16_run(void *ctx, size_t b, size_t e) {
     const size_t vec_end = SWIGLU_VECTOR_END((size_t)j->rows * j->cols);  // as swiglu_backward over the whole array
     for (size_t r = b; r < e; r++)
         for (size_t t = 0; t < (size_t)j->cols; t += F16_SLICE) {
-            const size_t n = (size_t)j->cols - t < F16_SLICE ? (size_t)j->cols - t : F16_SLICE;
+            const size_t n = slice((size_t)j->cols, t);
             const size_t i = r * j->cols + t;
             fp16_to_f32_array(dg, j->dg.p + r * j->dg.ld + t, n);
             fp16_to_f32_array(h1, j->h1.p + r * j->h1.ld + t, n);

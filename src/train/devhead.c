@@ -43,8 +43,6 @@ void devhead_free(DevHead *h, Device *dev) {
         if (h->cls) dk_free(&h->cls[c], dev);
         if (h->sm) dk_free(&h->sm[c], dev);
     }
-    dk_free(&h->smax[0], dev);
-    dk_free(&h->smax[1], dev);
     free(h->cls), free(h->sm), free(h->bwd), free(h->tgt), free(h->block);
     memset(h, 0, sizeof *h);
 }
@@ -52,17 +50,16 @@ void devhead_free(DevHead *h, Device *dev) {
 int devhead_rows(const DevHead *h, int c) { return c + 1 < h->n ? h->rows : h->V - c * h->rows; }
 
 int devhead_compile_softmax(DevHead *h, Device *dev, const Config *cfg, MilDialect dialect) {
-    const int last = devhead_rows(h, h->n - 1);
-    for (int i = 0; i < (last == h->rows ? 1 : 2); i++) {
-        MilKernel k;
-        if (mil_kernel_build_chunk(MIL_K_VOCAB_SOFTMAX, cfg, h->S, dialect, i == 0 ? h->rows : last, &k) != 0 ||
-            dk_compile(&h->smax[i], dev, &k, NULL, NULL) != 0)
-            return -1;
-    }
-    // the logits go in through the shared input; each chunk's softmax stays in its own output until the backward
+    // the logits go in through a shared input; each chunk's softmax stays in its own output until the backward
     for (int c = 0; c < h->n; c++) {
-        const DevKernel *k = &h->smax[devhead_rows(h, c) == h->rows ? 0 : 1];
-        if (dk_bind(&h->sm[c], dev, k, k->in, NULL) != 0) return -1;
+        if (c > 0 && devhead_rows(h, c) == h->rows) {
+            if (dk_bind(&h->sm[c], dev, &h->sm[0], h->sm[0].in, NULL) != 0) return -1;
+            continue;
+        }
+        MilKernel k;
+        if (mil_kernel_build_chunk(MIL_K_VOCAB_SOFTMAX, cfg, h->S, dialect, devhead_rows(h, c), &k) != 0 ||
+            dk_compile(&h->sm[c], dev, &k, NULL, NULL) != 0)
+            return -1;
     }
     return 0;
 }

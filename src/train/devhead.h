@@ -16,8 +16,8 @@
 typedef struct {
     DevKernel *cls;       // (n) a chunk's logits
     DevKernel *bwd;       // (n) clsBwd: a chunk's dx (NULL: none on the device)
-    DevKernel smax[2];    // vocabSoftmax for full chunks, and for a shorter last chunk
-    DevKernel *sm;        // (n) chunk c's binding of its smax, with an output surface of its own
+    DevKernel *sm;        // (n) vocabSoftmax: compiled for chunk 0 (and a shorter last chunk), bound
+                          // to the others through chunk 0's input, each with an output of its own
     int V;                // rows of the classifier
     int n, rows;          // chunks of rows (the last has V - (n-1)·rows)
     int S;

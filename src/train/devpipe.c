@@ -303,6 +303,14 @@ int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, D
 
 // --- attention backward on the CPU ------------------------------------------------------------
 
+int dp_rope_init(RopeT *rt, const Config *c, int S) {
+    RopeTable t;
+    if (rope_table_init(&t, S, c->head_dim, c->rope_theta) != 0) return -1;
+    const int rc = ropet_init(rt, &t);
+    rope_table_free(&t);
+    return rc;
+}
+
 void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S) {
     const int R = NH / NKV;
     const size_t n = (size_t)HD * S;

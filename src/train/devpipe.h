@@ -144,6 +144,8 @@ int dp_eval(Pipeline *pl, Device *dev, DevKernel *x, int layer);
 int dp_copy(Pipeline *pl, Device *dev, DevKernel *dst, const char *dst_region, DevKernel *src,
             const char *src_region, int head_rows, int repeat);
 
+// The RoPE angles of c for a window of S, laid out [HD/2][S] for dp_attn_backward_cpu. -1 with err_msg().
+int dp_rope_init(RopeT *rt, const Config *c, int S);
 // GQA: query head h uses kv head h / (NH / NKV); [NH*HD,S] -> [NKV*HD,S], each group summed.
 void dp_gqa_reduce(float *dst, const float *src, int NH, int NKV, int HD, int S);
 

@@ -62,8 +62,7 @@ typedef struct {
     float *dx, *dx2, *dxn;                 // (D,S)
     float *dv_full, *dk_full;              // (QD,S) per query head (GQA)
     float *qk_tmp, *qk_rstd;               // (QD,S), (NH+NKV)·S: the QK-norm backward
-    RopeTable rope;
-    RopeT ropet;           // the same angles laid out [HD/2][S], for the RoPE backward
+    RopeT rope;            // the angles laid out [HD/2][S], for the RoPE backward
     int staged;            // weights staged (or being staged) for the current params
     // Overlapped staging: after an update the layers are staged in order on
     // the stager thread, and the forward waits for layer l only before it
@@ -281,19 +280,22 @@ static int ffn_forward(Pipeline *pl, const Params *p, int l) {
                : 0;
 }
 
-// The final RMSNorm on the CPU, then per chunk clsFwd and vocabSoftmax; the
-// CPU combines the chunks into the loss.
+// The final RMSNorm on the CPU straight into the first chunk's clsFwd input
+// (staged into the others), then per chunk clsFwd and vocabSoftmax; the CPU
+// combines the chunks into the loss.
 static int head_forward_device(Pipeline *pl, Dyn *d, const Params *p, float *loss) {
     DevHead *h = &d->dh;
     CpuHead *ch = &d->head;
+    Device *dev = &d->dp.dev;
     if (stage_wait(pl, d, d->dp.cfg.n_layers) != 0) return -1;
+    NormInto n = {ch->xf, ch->rstd, d->x_out, p->v.rms_final, ch->D, d->dp.S, ch->eps};
+    if (dp_fused(pl, dev, (DpRegion[]){{&h->cls[0], "xf", 0, ch->D}}, 1, norm_into, &n) != 0) return -1;
     double tc = time_ms();
-    rmsnorm_forward(ch->xf, ch->rstd, d->x_out, p->v.rms_final, ch->D, d->dp.S, ch->eps);
     devhead_targets(h, &ch->vc, d->dp.tgt);
     pl->times.cpu_ops += time_ms() - tc;
     for (int c = 0; c < h->n; c++)
-        if (dp_stage(pl, &d->dp.dev, &h->cls[c], "xf", ch->xf) || dp_eval(pl, &d->dp.dev, &h->cls[c], -1) ||
-            devhead_chunk_softmax(pl, &d->dp.dev, h, c))
+        if ((c > 0 && dp_stage(pl, dev, &h->cls[c], "xf", ch->xf)) || dp_eval(pl, dev, &h->cls[c], -1) ||
+            devhead_chunk_softmax(pl, dev, h, c))
             return err_wrap("classifier chunk %d", c);
     tc = time_ms();
     devhead_combine(h, loss);
@@ -430,7 +432,7 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
     DynLayer *A = &d->layers[l];
     if (sdpa_backward(pl, g, l) != 0) return -1;
     double tc = time_ms();
-    dp_attn_backward_cpu(c, &d->ropet, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
+    dp_attn_backward_cpu(c, &d->rope, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
                          dp_at(g->q_norm, lh), dp_at(g->k_norm, lh), A->dq, A->dk, A->dv,
                          per_query_head(d, d->dk_full, A->dk), per_query_head(d, d->dv_full, A->dv), A->q_pre,
                          A->k_pre, d->qk_tmp, d->qk_rstd, S);
@@ -485,8 +487,7 @@ static void dyn_free(Pipeline *pl) {
     if (d->dp.dev.ops) device_free(&d->dp.dev);
     cpu_head_free(&d->head);
     devpipe_lora_free(&d->dp);
-    rope_table_free(&d->rope);
-    ropet_free(&d->ropet);
+    ropet_free(&d->rope);
     free(d->kern);
     free(d->layers);
     free(d->block);
@@ -581,7 +582,7 @@ static int dyn_setup(Pipeline *pl, Dyn *d, const Config *cfg, int seq, const Pip
     if (!d->block) return err_set("out of memory for the dynamic pipeline (%s, window %d)", cfg->name, seq);
     carve(d, d->block);
     d->dp.x0 = d->layers[0].x, d->dp.dx = d->dx, d->dp.stages = &STAGES;
-    if (rope_table_init(&d->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 || ropet_init(&d->ropet, &d->rope) != 0 ||
+    if (dp_rope_init(&d->rope, cfg, seq) != 0 ||
         cpu_head_init(&d->head, cfg, seq, o->vocab_rows, o->n_vocab_rows, !o->device_head) != 0 ||
         (o->lora && devpipe_lora_init(&d->dp, o->lora, o->lora_cfg, 1) != 0) || compile_kernels(pl, d) != 0)
         return -1;

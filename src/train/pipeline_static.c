@@ -64,8 +64,7 @@ typedef struct {
     float *x_out, *dx, *dx2, *dxn, *tmp, *ynorm;  // (D,S) each
     float *dv_full, *dk_full, *qk_tmp, *qk_rstd;  // (QD,S) x3, (NH+NKV)·S
     float *block;
-    RopeTable rope;
-    RopeT ropet;           // the same angles laid out [HD/2][S], for the RoPE backward
+    RopeT rope;            // the angles laid out [HD/2][S], for the RoPE backward
     int compiled;         // the baked weights are the current ones
     int has_kernels;      // kernels were compiled once (surfaces exist)
     int inputs_staged;    // LoRA: the kernels' adapter and norm inputs are the current ones
@@ -341,7 +340,7 @@ static int attn_backward(Pipeline *pl, const Params *p, const ParamViews *g, int
     if (sdpa_backward(pl, s, g, l) != 0) return -1;
     double tc = time_ms();
     const size_t lh = (size_t)l * HD;
-    dp_attn_backward_cpu(c, &s->ropet, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
+    dp_attn_backward_cpu(c, &s->rope, c->qk_norm ? p->v.q_norm + lh : NULL, c->qk_norm ? p->v.k_norm + lh : NULL,
                          dp_at(g->q_norm, lh), dp_at(g->k_norm, lh), A->dq, A->dk, A->dv,
                          s->dk_full, s->dv_full, A->q_pre, A->k_pre, s->qk_tmp, s->qk_rstd, S);
     pl->times.cpu_ops += time_ms() - tc;
@@ -410,8 +409,7 @@ static void st_free(Pipeline *pl) {
     if (s->dp.dev.ops) device_free(&s->dp.dev);
     cpu_head_free(&s->head);
     devpipe_lora_free(&s->dp);
-    rope_table_free(&s->rope);
-    ropet_free(&s->ropet);
+    ropet_free(&s->rope);
     free(s->layers);
     free(s->block);
     free(s->dp.tok);
@@ -467,7 +465,7 @@ static int st_setup(Pipeline *pl, St *s, const Config *cfg, int seq, const Pipel
     if (!s->block) return err_set("out of memory for the %s pipeline (%s, window %d)", pl->name, cfg->name, seq);
     carve(s, s->block);
     s->dp.x0 = s->layers[0].x, s->dp.dx = s->dx, s->dp.stages = &STAGES;
-    if (rope_table_init(&s->rope, seq, cfg->head_dim, cfg->rope_theta) != 0 || ropet_init(&s->ropet, &s->rope) != 0 ||
+    if (dp_rope_init(&s->rope, cfg, seq) != 0 ||
         cpu_head_init(&s->head, cfg, seq, o->vocab_rows, o->n_vocab_rows, !s->extras) != 0 ||
         (o->lora && devpipe_lora_init(&s->dp, o->lora, o->lora_cfg, 0) != 0) || compile_fixed(pl, s) != 0)
         return -1;
